@@ -1,0 +1,274 @@
+package components
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"regexp"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/validation"
+)
+
+// Cloud names where the cluster runs. It decides which annotations make the
+// LoadBalancer Service internal.
+type Cloud string
+
+const (
+	CloudNone Cloud = "none"
+	CloudGKE  Cloud = "gke"
+	CloudEKS  Cloud = "eks"
+	CloudAKS  Cloud = "aks"
+)
+
+// Clouds lists every accepted Cloud value, in the order error messages show them.
+var Clouds = []Cloud{CloudNone, CloudGKE, CloudEKS, CloudAKS}
+
+// Default images. Redis 7.2 is the last BSD-licensed Redis line; HAProxy 2.8 is an LTS branch.
+const (
+	DefaultRedisImage   = "docker.io/library/redis:7.2.5-alpine"
+	DefaultHAProxyImage = "docker.io/library/haproxy:2.8.10-alpine"
+)
+
+// RedisSentinelArgs configures a RedisSentinel.
+//
+// Plain Go fields decide which resources exist and what the rendered configuration says; they are
+// validated before anything is registered. A zero value means "use the default" (see DefaultArgs);
+// a negative or otherwise malformed value is an error, never replaced by a default.
+// Pulumi inputs (images, password) only flow through into the resources.
+type RedisSentinelArgs struct {
+	// Namespace the release lives in. It is part of every pod's DNS name.
+	Namespace string
+	// CreateNamespace registers the namespace, labelled to enforce the "restricted" Pod Security Standard.
+	CreateNamespace bool
+	// Cloud decides the LoadBalancer annotations: none, gke, eks or aks.
+	Cloud Cloud
+	// Replicas is the number of pods, each running one redis and one sentinel: odd, at least 3.
+	Replicas int
+	// Quorum is the number of sentinels that must agree the master is down. Default: a majority.
+	Quorum int
+	// MasterSetName is the name sentinels know the master by (SENTINEL get-master-addr-by-name).
+	MasterSetName string
+	// ClusterDomain is the cluster's DNS suffix, used in the pods' fully qualified names.
+	ClusterDomain string
+
+	// RedisImage must provide redis-server, redis-cli, sh, awk, sed and timeout (the official
+	// Debian and Alpine images do). HAProxyImage must provide haproxy 2.x.
+	RedisImage   pulumi.StringInput
+	HAProxyImage pulumi.StringInput
+	// Password for redis, sentinels and HAProxy's health checks. When nil, a random one is generated.
+	// Give it as a secret (pulumi.ToSecret); it is only ever stored in the Secret.
+	Password pulumi.StringInput
+
+	// Ephemeral keeps data in an emptyDir instead of a PersistentVolumeClaim with AOF: a pure cache.
+	Ephemeral bool
+	// StorageSize is the PVC size (a Kubernetes quantity); StorageClass the PVC's class ("" = cluster default).
+	StorageSize  string
+	StorageClass string
+	// RedisCPU and RedisMemory are the redis container's requests; the memory is also its limit.
+	RedisCPU    string
+	RedisMemory string
+
+	// DownAfterMilliseconds is how long a master may be unreachable before sentinels fail over.
+	DownAfterMilliseconds int
+	// FailoverTimeoutMilliseconds bounds a failover attempt (sentinel failover-timeout).
+	FailoverTimeoutMilliseconds int
+	// MinReplicasMaxLagSeconds: the master refuses writes when no replica has acknowledged within
+	// this many seconds, which bounds what a cut-off master can accept and then lose.
+	MinReplicasMaxLagSeconds int
+
+	// HAProxyReplicas is the number of HAProxy pods behind the single master endpoint.
+	HAProxyReplicas int
+	// LoadBalancer puts a LoadBalancer Service in front of HAProxy. It is internal for gke, eks and
+	// aks; any other cloud needs PublicLoadBalancer, an explicit opt-in to a public address.
+	LoadBalancer bool
+	// LoadBalancerSourceRanges limits which client CIDRs the load balancer accepts.
+	LoadBalancerSourceRanges []string
+	// PublicLoadBalancer accepts a LoadBalancer without internal annotations.
+	PublicLoadBalancer bool
+	// ClientLabels are the pod labels that the NetworkPolicy lets reach redis, sentinels and HAProxy.
+	ClientLabels map[string]string
+}
+
+// DefaultArgs returns the value every zero field of RedisSentinelArgs takes. Quorum is left zero:
+// its default depends on Replicas (a majority), see WithDefaults.
+func DefaultArgs() RedisSentinelArgs {
+	return RedisSentinelArgs{
+		Namespace:                   "default",
+		Cloud:                       CloudNone,
+		Replicas:                    3,
+		MasterSetName:               "mymaster",
+		ClusterDomain:               "cluster.local",
+		RedisImage:                  pulumi.String(DefaultRedisImage),
+		HAProxyImage:                pulumi.String(DefaultHAProxyImage),
+		StorageSize:                 "8Gi",
+		RedisCPU:                    "100m",
+		RedisMemory:                 "512Mi",
+		DownAfterMilliseconds:       5000,
+		FailoverTimeoutMilliseconds: 10000,
+		MinReplicasMaxLagSeconds:    2,
+		HAProxyReplicas:             2,
+	}
+}
+
+// WithDefaults returns a copy of a in which every zero field holds its default.
+// ClientLabels defaults to {"<name>-client": "true"}, so it needs the component's name.
+func (a RedisSentinelArgs) WithDefaults(name string) RedisSentinelArgs {
+	d := DefaultArgs()
+	setDefault(&a.Namespace, d.Namespace)
+	setDefault(&a.Cloud, d.Cloud)
+	setDefault(&a.Replicas, d.Replicas)
+	setDefault(&a.MasterSetName, d.MasterSetName)
+	setDefault(&a.ClusterDomain, d.ClusterDomain)
+	setDefault(&a.RedisImage, d.RedisImage)
+	setDefault(&a.HAProxyImage, d.HAProxyImage)
+	setDefault(&a.StorageSize, d.StorageSize)
+	setDefault(&a.RedisCPU, d.RedisCPU)
+	setDefault(&a.RedisMemory, d.RedisMemory)
+	setDefault(&a.DownAfterMilliseconds, d.DownAfterMilliseconds)
+	setDefault(&a.FailoverTimeoutMilliseconds, d.FailoverTimeoutMilliseconds)
+	setDefault(&a.MinReplicasMaxLagSeconds, d.MinReplicasMaxLagSeconds)
+	setDefault(&a.HAProxyReplicas, d.HAProxyReplicas)
+	setDefault(&a.Quorum, a.Replicas/2+1)
+	if a.ClientLabels == nil {
+		a.ClientLabels = map[string]string{name + "-client": "true"}
+	}
+	return a
+}
+
+func setDefault[T comparable](field *T, value T) {
+	var zero T
+	if *field == zero {
+		*field = value
+	}
+}
+
+// FieldError says that one argument is invalid: which field, the value given, and what is allowed.
+type FieldError struct {
+	Field   string
+	Value   any
+	Allowed string
+}
+
+func (e *FieldError) Error() string {
+	value := fmt.Sprintf("%v", e.Value)
+	if s, ok := e.Value.(string); ok {
+		value = fmt.Sprintf("%q", s)
+	}
+	return fmt.Sprintf("%s: %s is not allowed: %s", e.Field, value, e.Allowed)
+}
+
+// maxNameLength keeps every derived name a valid DNS label: the StatefulSet's
+// controller-revision-hash label is "<name>-<10 characters>" and must fit in 63.
+const maxNameLength = 52
+
+var masterSetNamePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+// Validate reports every problem of the component name and the (defaulted) args at once.
+// Field names are those of the stack configuration keys, which mirror the Go fields.
+func (a RedisSentinelArgs) Validate(name string) error {
+	var errs []error
+	fail := func(field string, value any, allowed string) {
+		errs = append(errs, &FieldError{Field: field, Value: value, Allowed: allowed})
+	}
+
+	if msgs := validation.IsDNS1035Label(name); len(msgs) > 0 || len(name) > maxNameLength {
+		fail("name", name, fmt.Sprintf("a lowercase DNS label of at most %d characters (a-z, 0-9, '-', starting with a letter)", maxNameLength))
+	}
+	if msgs := validation.IsDNS1123Label(a.Namespace); len(msgs) > 0 {
+		fail("namespace", a.Namespace, "a lowercase DNS label of at most 63 characters (a-z, 0-9, '-')")
+	}
+	if !isKnownCloud(a.Cloud) {
+		fail("cloud", string(a.Cloud), fmt.Sprintf("one of %v", Clouds))
+	}
+	if a.Replicas < 3 || a.Replicas%2 == 0 {
+		fail("replicas", a.Replicas, "an odd number of at least 3, so that a majority of sentinels survives the loss of a pod")
+	} else if a.Quorum <= a.Replicas/2 || a.Quorum > a.Replicas {
+		fail("quorum", a.Quorum, fmt.Sprintf("a majority of the %d sentinels: from %d to %d", a.Replicas, a.Replicas/2+1, a.Replicas))
+	}
+	if !masterSetNamePattern.MatchString(a.MasterSetName) {
+		fail("masterSetName", a.MasterSetName, "1 to 64 characters of A-Z, a-z, 0-9, '.', '_', '-', starting with a letter or digit")
+	}
+	if msgs := validation.IsDNS1123Subdomain(a.ClusterDomain); len(msgs) > 0 {
+		fail("clusterDomain", a.ClusterDomain, "a DNS domain such as cluster.local")
+	}
+	checkQuantity := func(field, value string) {
+		q, err := resource.ParseQuantity(value)
+		if err != nil || q.Sign() <= 0 {
+			fail(field, value, "a positive Kubernetes quantity such as 8Gi, 512Mi or 250m")
+		}
+	}
+	checkQuantity("storageSize", a.StorageSize)
+	checkQuantity("redisCPU", a.RedisCPU)
+	checkQuantity("redisMemory", a.RedisMemory)
+	if a.StorageClass != "" && len(validation.IsDNS1123Subdomain(a.StorageClass)) > 0 {
+		fail("storageClass", a.StorageClass, "empty (the cluster's default class) or a StorageClass name")
+	}
+	if a.Ephemeral && a.StorageClass != "" {
+		fail("storageClass", a.StorageClass, "empty when ephemeral is true: there is no volume claim")
+	}
+	if a.DownAfterMilliseconds < 2000 || a.DownAfterMilliseconds > 600000 {
+		fail("downAfterMilliseconds", a.DownAfterMilliseconds, "from 2000 to 600000; below 2000 sentinels mark a master down falsely while it starts")
+	}
+	if a.FailoverTimeoutMilliseconds < a.DownAfterMilliseconds || a.FailoverTimeoutMilliseconds > 3600000 {
+		fail("failoverTimeoutMilliseconds", a.FailoverTimeoutMilliseconds, fmt.Sprintf("from downAfterMilliseconds (%d) to 3600000", a.DownAfterMilliseconds))
+	}
+	if a.MinReplicasMaxLagSeconds < 1 || a.MinReplicasMaxLagSeconds > 60 {
+		fail("minReplicasMaxLagSeconds", a.MinReplicasMaxLagSeconds, "from 1 to 60 seconds")
+	}
+	if a.HAProxyReplicas < 1 || a.HAProxyReplicas > 20 {
+		fail("haproxyReplicas", a.HAProxyReplicas, "from 1 to 20")
+	}
+	a.validateLoadBalancer(fail)
+	if len(a.ClientLabels) == 0 {
+		fail("clientLabels", a.ClientLabels, "at least one label, which the NetworkPolicy requires of client pods")
+	}
+	for _, key := range sortedKeys(a.ClientLabels) {
+		if len(validation.IsQualifiedName(key)) > 0 || len(validation.IsValidLabelValue(a.ClientLabels[key])) > 0 {
+			fail("clientLabels", key+"="+a.ClientLabels[key], "Kubernetes label keys and values (such as app.example.com/redis-client=true)")
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (a RedisSentinelArgs) validateLoadBalancer(fail func(field string, value any, allowed string)) {
+	if !a.LoadBalancer {
+		if a.PublicLoadBalancer {
+			fail("publicLoadBalancer", true, "true only together with loadBalancer: true")
+		}
+		if len(a.LoadBalancerSourceRanges) > 0 {
+			fail("loadBalancerSourceRanges", a.LoadBalancerSourceRanges, "empty unless loadBalancer is true")
+		}
+		return
+	}
+	if _, internal := internalLoadBalancerAnnotations[a.Cloud]; !internal && !a.PublicLoadBalancer {
+		fail("loadBalancer", true, fmt.Sprintf("false for cloud %q, which has no internal load balancer annotation; use gke, eks or aks, or set publicLoadBalancer: true to accept a public address", a.Cloud))
+	}
+	for i, cidr := range a.LoadBalancerSourceRanges {
+		field := fmt.Sprintf("loadBalancerSourceRanges[%d]", i)
+		ip, network, err := net.ParseCIDR(cidr)
+		switch {
+		case err != nil:
+			fail(field, cidr, "a CIDR such as 10.0.0.0/8")
+		case !ip.Equal(network.IP):
+			fail(field, cidr, fmt.Sprintf("a network address: %s", network))
+		case isEverything(network) && !a.PublicLoadBalancer:
+			fail(field, cidr, "a range narrower than the whole internet unless publicLoadBalancer is true")
+		}
+	}
+}
+
+func isEverything(n *net.IPNet) bool {
+	ones, _ := n.Mask.Size()
+	return ones == 0
+}
+
+func isKnownCloud(c Cloud) bool {
+	for _, known := range Clouds {
+		if c == known {
+			return true
+		}
+	}
+	return false
+}

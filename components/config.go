@@ -1,0 +1,155 @@
+package components
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"path"
+	"sort"
+	"strings"
+	"text/template"
+)
+
+// Ports of the release. They are fixed: clients, probes and policies agree on them.
+const (
+	RedisPort         = 6379
+	SentinelPort      = 26379
+	haproxyHealthPort = 8404
+)
+
+// Where the containers find the ConfigMap (read-only) and where they write the configs that redis
+// and sentinel own at run time (an emptyDir: Sentinel rewrites its config and exits if it cannot).
+const (
+	templateDir = "/etc/redis-sentinel"
+	runDir      = "/run/redis-sentinel"
+	haproxyDir  = "/usr/local/etc/haproxy"
+)
+
+//go:embed templates/*.tmpl
+var templateFiles embed.FS
+
+//go:embed scripts/*.sh
+var scriptFiles embed.FS
+
+var templates = template.Must(template.New("").Option("missingkey=error").ParseFS(templateFiles, "templates/*.tmpl"))
+
+// names holds every Kubernetes name derived from the component's name, so that DNS names and
+// diffs stay stable.
+type names struct {
+	base, secret, config, serviceAccount, headless, sentinel, master, loadBalancer,
+	haproxy, networkPolicy, haproxyNetworkPolicy, disruptionBudget, haproxyDisruptionBudget string
+}
+
+func newNames(base string) names {
+	return names{
+		base:                    base,
+		secret:                  base + "-auth",
+		config:                  base + "-config",
+		serviceAccount:          base,
+		headless:                base + "-headless",
+		sentinel:                base + "-sentinel",
+		master:                  base + "-master",
+		loadBalancer:            base + "-master-lb",
+		haproxy:                 base + "-haproxy",
+		networkPolicy:           base,
+		haproxyNetworkPolicy:    base + "-haproxy",
+		disruptionBudget:        base,
+		haproxyDisruptionBudget: base + "-haproxy",
+	}
+}
+
+// peerDomain is the DNS domain of the headless Service, under which every pod has a stable name.
+func peerDomain(n names, a RedisSentinelArgs) string {
+	return fmt.Sprintf("%s.%s.svc.%s", n.headless, a.Namespace, a.ClusterDomain)
+}
+
+// serviceHost is the in-cluster DNS name of one of the release's Services.
+func serviceHost(service string, a RedisSentinelArgs) string {
+	return fmt.Sprintf("%s.%s.svc.%s", service, a.Namespace, a.ClusterDomain)
+}
+
+type pod struct{ ID, FQDN string }
+
+type templateValues struct {
+	Name                        string
+	RedisPort, SentinelPort     int
+	HealthPort                  int
+	Ephemeral                   bool
+	MinReplicasMaxLagSeconds    int
+	MasterSetName               string
+	DefaultMaster               string
+	Quorum                      int
+	DownAfterMilliseconds       int
+	FailoverTimeoutMilliseconds int
+	Pods                        []pod
+}
+
+// ConfigMap keys. The redis pods use everything but haproxy.cfg; HAProxy uses only haproxy.cfg.
+const haproxyConfigKey = "haproxy.cfg"
+
+// renderConfigFiles returns the ConfigMap's data: the rendered redis.conf, sentinel.conf and
+// haproxy.cfg, and the scripts as they are. It is a pure function of its arguments.
+func renderConfigFiles(n names, a RedisSentinelArgs) (map[string]string, error) {
+	values := templateValues{
+		Name:                        n.base,
+		RedisPort:                   RedisPort,
+		SentinelPort:                SentinelPort,
+		HealthPort:                  haproxyHealthPort,
+		Ephemeral:                   a.Ephemeral,
+		MinReplicasMaxLagSeconds:    a.MinReplicasMaxLagSeconds,
+		MasterSetName:               a.MasterSetName,
+		Quorum:                      a.Quorum,
+		DownAfterMilliseconds:       a.DownAfterMilliseconds,
+		FailoverTimeoutMilliseconds: a.FailoverTimeoutMilliseconds,
+	}
+	for i := 0; i < a.Replicas; i++ {
+		id := fmt.Sprintf("%s-%d", n.base, i)
+		values.Pods = append(values.Pods, pod{ID: id, FQDN: id + "." + peerDomain(n, a)})
+	}
+	values.DefaultMaster = values.Pods[0].FQDN
+
+	files := map[string]string{}
+	for _, t := range templates.Templates() {
+		var out bytes.Buffer
+		if err := t.Execute(&out, values); err != nil {
+			return nil, fmt.Errorf("render %s: %w", t.Name(), err)
+		}
+		files[strings.TrimSuffix(t.Name(), ".tmpl")] = out.String()
+	}
+	scripts, err := fs.Glob(scriptFiles, "scripts/*.sh")
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range scripts {
+		body, err := scriptFiles.ReadFile(p)
+		if err != nil {
+			return nil, err
+		}
+		files[path.Base(p)] = string(body)
+	}
+	return files, nil
+}
+
+// checksum is a digest of the selected files; on a pod template it makes a config change roll
+// the pods, and only a config change.
+func checksum(files map[string]string, keep func(key string) bool) string {
+	h := sha256.New()
+	for _, key := range sortedKeys(files) {
+		if keep(key) {
+			fmt.Fprintf(h, "%s\x00%s\x00", key, files[key])
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

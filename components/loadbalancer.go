@@ -1,0 +1,38 @@
+package components
+
+// internalLoadBalancerAnnotations makes a LoadBalancer Service internal on each cloud that has a
+// known way to do so. A cloud that is not in this table gets no LoadBalancer unless the user opts
+// into a public one.
+//
+// EKS uses the AWS Load Balancer Controller's annotations: scheme "internal" with an NLB whose
+// targets are pod IPs. The in-tree controller ignores them, so the EKS stack installs the
+// AWS Load Balancer Controller.
+var internalLoadBalancerAnnotations = map[Cloud]map[string]string{
+	CloudGKE: {
+		"networking.gke.io/load-balancer-type": "Internal",
+	},
+	CloudEKS: {
+		"service.beta.kubernetes.io/aws-load-balancer-scheme":          "internal",
+		"service.beta.kubernetes.io/aws-load-balancer-type":            "external",
+		"service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip",
+	},
+	CloudAKS: {
+		"service.beta.kubernetes.io/azure-load-balancer-internal": "true",
+	},
+}
+
+// PublicLoadBalancerAnnotation marks a LoadBalancer Service that the user chose to make public,
+// so that the choice is visible in the cluster and in every diff.
+const PublicLoadBalancerAnnotation = "redis-sentinel.d3ad221e.github.io/public-load-balancer"
+
+// loadBalancerAnnotations returns the annotations of the LoadBalancer Service for these args.
+func (a RedisSentinelArgs) loadBalancerAnnotations() map[string]string {
+	if a.PublicLoadBalancer {
+		return map[string]string{PublicLoadBalancerAnnotation: "true"}
+	}
+	out := map[string]string{}
+	for k, v := range internalLoadBalancerAnnotations[a.Cloud] {
+		out[k] = v
+	}
+	return out
+}

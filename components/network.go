@@ -1,0 +1,168 @@
+package components
+
+import (
+	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
+	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
+	networkingv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/networking/v1"
+	policyv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/policy/v1"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+func servicePort(name string, port int) corev1.ServicePortArgs {
+	return corev1.ServicePortArgs{
+		Name: pulumi.String(name), Port: pulumi.Int(port), TargetPort: pulumi.Int(port), Protocol: pulumi.String("TCP"),
+	}
+}
+
+// services registers the headless Service (stable pod DNS names), the sentinels' Service and the
+// master endpoint Service in front of HAProxy.
+func (b *builder) services() error {
+	n := b.names
+	specs := []struct {
+		name string
+		spec *corev1.ServiceSpecArgs
+	}{
+		{n.headless, &corev1.ServiceSpecArgs{
+			ClusterIP: pulumi.String("None"),
+			// Pods must resolve each other before they are ready: a replica is not ready until it
+			// has synced from a master it found by name.
+			PublishNotReadyAddresses: pulumi.Bool(true),
+			Selector:                 b.selector(componentRedis),
+			Ports:                    corev1.ServicePortArray{servicePort("redis", RedisPort), servicePort("sentinel", SentinelPort)},
+		}},
+		{n.sentinel, &corev1.ServiceSpecArgs{
+			Type:     pulumi.String("ClusterIP"),
+			Selector: b.selector(componentRedis),
+			Ports:    corev1.ServicePortArray{servicePort("sentinel", SentinelPort)},
+		}},
+		{n.master, &corev1.ServiceSpecArgs{
+			Type:     pulumi.String("ClusterIP"),
+			Selector: b.selector(componentHAProxy),
+			Ports:    corev1.ServicePortArray{servicePort("redis", RedisPort)},
+		}},
+	}
+	for _, s := range specs {
+		component := componentRedis
+		if s.name == n.master {
+			component = componentHAProxy
+		}
+		if _, err := corev1.NewService(b.ctx, s.name, &corev1.ServiceArgs{
+			Metadata: b.meta(s.name, b.labels(component)),
+			Spec:     s.spec,
+		}, b.opts...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// loadBalancer registers the LoadBalancer Service when asked for, and returns its address
+// (empty until the cloud assigns one, and without a load balancer).
+func (b *builder) loadBalancer() (pulumi.StringOutput, error) {
+	a, n := b.args, b.names
+	if !a.LoadBalancer {
+		return pulumi.String("").ToStringOutput(), nil
+	}
+	meta := b.meta(n.loadBalancer, b.labels(componentHAProxy))
+	meta.Annotations = pulumi.ToStringMap(a.loadBalancerAnnotations())
+	spec := &corev1.ServiceSpecArgs{
+		Type:     pulumi.String("LoadBalancer"),
+		Selector: b.selector(componentHAProxy),
+		Ports:    corev1.ServicePortArray{servicePort("redis", RedisPort)},
+	}
+	if len(a.LoadBalancerSourceRanges) > 0 {
+		spec.LoadBalancerSourceRanges = pulumi.ToStringArray(a.LoadBalancerSourceRanges)
+	}
+	service, err := corev1.NewService(b.ctx, n.loadBalancer, &corev1.ServiceArgs{Metadata: meta, Spec: spec}, b.opts...)
+	if err != nil {
+		return pulumi.StringOutput{}, err
+	}
+	if a.PublicLoadBalancer {
+		if err := b.warnPublic(service); err != nil {
+			return pulumi.StringOutput{}, err
+		}
+	}
+	address := service.Status.LoadBalancer().Ingress().ApplyT(func(ingress []corev1.LoadBalancerIngress) string {
+		if len(ingress) == 0 {
+			return ""
+		}
+		if ingress[0].Ip != nil {
+			return *ingress[0].Ip
+		}
+		if ingress[0].Hostname != nil {
+			return *ingress[0].Hostname
+		}
+		return ""
+	}).(pulumi.StringOutput)
+	return address, nil
+}
+
+// policies registers the PodDisruptionBudgets (one pod of each component down at a time) and the
+// NetworkPolicies: redis and sentinel ports only from peers, HAProxy and labelled clients;
+// HAProxy only from labelled clients and, with a load balancer, from its source ranges.
+func (b *builder) policies() error {
+	a, n := b.args, b.names
+	for _, budget := range []struct{ name, component string }{
+		{n.disruptionBudget, componentRedis},
+		{n.haproxyDisruptionBudget, componentHAProxy},
+	} {
+		if _, err := policyv1.NewPodDisruptionBudget(b.ctx, budget.name, &policyv1.PodDisruptionBudgetArgs{
+			Metadata: b.meta(budget.name, b.labels(budget.component)),
+			Spec: &policyv1.PodDisruptionBudgetSpecArgs{
+				MaxUnavailable: pulumi.Int(1),
+				Selector:       &metav1.LabelSelectorArgs{MatchLabels: b.selector(budget.component)},
+			},
+		}, b.opts...); err != nil {
+			return err
+		}
+	}
+
+	pods := func(labels pulumi.StringMap) networkingv1.NetworkPolicyPeerArgs {
+		return networkingv1.NetworkPolicyPeerArgs{PodSelector: &metav1.LabelSelectorArgs{MatchLabels: labels}}
+	}
+	ports := func(numbers ...int) networkingv1.NetworkPolicyPortArray {
+		var out networkingv1.NetworkPolicyPortArray
+		for _, p := range numbers {
+			out = append(out, networkingv1.NetworkPolicyPortArgs{Port: pulumi.Int(p), Protocol: pulumi.String("TCP")})
+		}
+		return out
+	}
+	clients := pods(pulumi.ToStringMap(a.ClientLabels))
+
+	haproxyRules := networkingv1.NetworkPolicyIngressRuleArray{
+		networkingv1.NetworkPolicyIngressRuleArgs{From: networkingv1.NetworkPolicyPeerArray{clients}, Ports: ports(RedisPort)},
+	}
+	if a.LoadBalancer {
+		// Without source ranges the load balancer's own reach (internal to the network) is the limit.
+		var from networkingv1.NetworkPolicyPeerArray
+		for _, cidr := range a.LoadBalancerSourceRanges {
+			from = append(from, networkingv1.NetworkPolicyPeerArgs{IpBlock: &networkingv1.IPBlockArgs{Cidr: pulumi.String(cidr)}})
+		}
+		haproxyRules = append(haproxyRules, networkingv1.NetworkPolicyIngressRuleArgs{From: from, Ports: ports(RedisPort)})
+	}
+
+	for _, policy := range []struct {
+		name, component string
+		ingress         networkingv1.NetworkPolicyIngressRuleArray
+	}{
+		{n.networkPolicy, componentRedis, networkingv1.NetworkPolicyIngressRuleArray{
+			networkingv1.NetworkPolicyIngressRuleArgs{
+				From:  networkingv1.NetworkPolicyPeerArray{pods(b.selector(componentRedis)), pods(b.selector(componentHAProxy)), clients},
+				Ports: ports(RedisPort, SentinelPort),
+			},
+		}},
+		{n.haproxyNetworkPolicy, componentHAProxy, haproxyRules},
+	} {
+		if _, err := networkingv1.NewNetworkPolicy(b.ctx, policy.name, &networkingv1.NetworkPolicyArgs{
+			Metadata: b.meta(policy.name, b.labels(policy.component)),
+			Spec: &networkingv1.NetworkPolicySpecArgs{
+				PodSelector: &metav1.LabelSelectorArgs{MatchLabels: b.selector(policy.component)},
+				PolicyTypes: pulumi.ToStringArray([]string{"Ingress"}),
+				Ingress:     policy.ingress,
+			},
+		}, b.opts...); err != nil {
+			return err
+		}
+	}
+	return nil
+}

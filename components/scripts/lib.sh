@@ -1,0 +1,123 @@
+#!/bin/sh
+# Functions shared by the redis and sentinel containers; sourced, never run on its own.
+#
+# Every value comes from the environment that the StatefulSet sets. The password is read by
+# redis-cli from REDISCLI_AUTH, never passed on a command line, and every call is bounded by
+# `timeout`, so an unreachable or unresolvable peer cannot hang a start, a probe or a preStop.
+
+: "${POD_NAME:?}" "${POD_FQDN:?}" "${PEER_DOMAIN:?}" "${REPLICAS:?}" "${MASTER_SET:?}"
+: "${REDIS_PORT:?}" "${SENTINEL_PORT:?}" "${REDISCLI_AUTH:?}" "${TEMPLATE_DIR:?}" "${RUN_DIR:?}"
+
+STATEFULSET=${POD_NAME%-*}
+
+log() {
+	echo "$(date '+%Y-%m-%dT%H:%M:%S') ${POD_NAME} $*" >&2
+}
+
+# cli HOST PORT ARGS...: one redis-cli call, its raw reply on stdout, nothing on failure.
+cli() (
+	host=$1 port=$2
+	shift 2
+	timeout 3 redis-cli -h "$host" -p "$port" "$@" 2>/dev/null | tr -d '\r'
+)
+
+# peer ORDINAL: the stable DNS name of pod ORDINAL of this StatefulSet.
+peer() {
+	echo "${STATEFULSET}-$1.${PEER_DOMAIN}"
+}
+
+# sentinel_master: "HOST PORT" of the master that the reachable sentinels name with the highest
+# config-epoch. An answer with epoch 0 is ignored: it only repeats the default of sentinel.conf.
+sentinel_master() (
+	best_epoch=0 best=
+	i=0
+	while [ "$i" -lt "$REPLICAS" ]; do
+		answer=$(cli "$(peer "$i")" "$SENTINEL_PORT" SENTINEL master "$MASTER_SET" | awk '
+			NR % 2 == 1 { key = $0; next }
+			key == "ip" { host = $0 }
+			key == "port" { port = $0 }
+			key == "config-epoch" { epoch = $0 }
+			END { if (host != "" && epoch ~ /^[0-9]+$/) print host, port, epoch }')
+		epoch=${answer##* }
+		if [ -n "$answer" ] && [ "$epoch" -gt "$best_epoch" ]; then
+			best_epoch=$epoch best=${answer% *}
+		fi
+		i=$((i + 1))
+	done
+	[ -n "$best" ] && echo "$best"
+)
+
+# server_master: "HOST PORT" of the master according to the other redis servers: one that reports
+# role:master, else the master_host that a replica follows. Used when no sentinel knows.
+server_master() (
+	followed=
+	i=0
+	while [ "$i" -lt "$REPLICAS" ]; do
+		host=$(peer "$i")
+		if [ "$host" != "$POD_FQDN" ]; then
+			info=$(cli "$host" "$REDIS_PORT" INFO replication)
+			case "$info" in
+			*role:master*)
+				echo "$host $REDIS_PORT"
+				return 0
+				;;
+			esac
+			master_host=$(echo "$info" | sed -n 's/^master_host://p')
+			master_port=$(echo "$info" | sed -n 's/^master_port://p')
+			[ -n "$master_host" ] && followed="$master_host $master_port"
+		fi
+		i=$((i + 1))
+	done
+	[ -n "$followed" ] && echo "$followed"
+)
+
+# current_master: what the sentinels say, or failing that what the servers say; empty if nobody knows.
+current_master() {
+	sentinel_master || server_master || true
+}
+
+# request_failover: ask one sentinel of another pod to hand the master role to a replica.
+# Only one is asked: two forced failovers at once could promote two different replicas.
+request_failover() (
+	i=0
+	while [ "$i" -lt "$REPLICAS" ]; do
+		host=$(peer "$i")
+		if [ "$host" != "$POD_FQDN" ]; then
+			reply=$(cli "$host" "$SENTINEL_PORT" SENTINEL failover "$MASTER_SET")
+			case "$reply" in
+			OK | *INPROG*)
+				log "sentinel at $host accepted the failover ($reply)"
+				return 0
+				;;
+			esac
+			[ -n "$reply" ] && log "sentinel at $host refused the failover: $reply"
+		fi
+		i=$((i + 1))
+	done
+	return 1
+)
+
+# wait_for_other_master SECONDS: wait until the sentinels name a master other than this pod.
+# Prints "HOST PORT" of that master; fails when SECONDS pass first.
+wait_for_other_master() (
+	deadline=$(($(date +%s) + $1))
+	while [ "$(date +%s)" -lt "$deadline" ]; do
+		master=$(sentinel_master || true)
+		if [ -n "$master" ] && [ "${master% *}" != "$POD_FQDN" ]; then
+			echo "$master"
+			return 0
+		fi
+		sleep 1
+	done
+	return 1
+)
+
+# quote VALUE: VALUE as a double-quoted redis/sentinel config string.
+quote() {
+	printf '"%s"' "$(printf '%s' "$1" | sed 's/[\\"]/\\&/g')"
+}
+
+# install_config NAME: move RUN_DIR/NAME.new into place atomically.
+install_config() {
+	mv "${RUN_DIR}/$1.new" "${RUN_DIR}/$1"
+}

@@ -1,0 +1,35 @@
+#!/bin/sh
+# Command of the sentinel container. The ConfigMap's sentinel.conf monitors ordinal 0; a sentinel
+# that starts with that default would answer a stale master until its peers correct it (and if all
+# sentinels restart at once, forever). So the monitor line is pointed at the master that the peers
+# or servers report, and the pod announces its DNS name, not its IP, which changes.
+set -eu
+# shellcheck source=lib.sh
+. "${TEMPLATE_DIR}/lib.sh"
+
+master=$(current_master)
+if [ -z "$master" ]; then
+	master="$(peer 0) $REDIS_PORT"
+fi
+
+# Sentinel resolves the monitored host when it loads its config and exits if it cannot:
+# give a pod that is still being scheduled a moment to appear in DNS.
+i=0
+until [ -n "$(cli "${master% *}" "${master#* }" PING)" ] || [ "$i" -ge 30 ]; do
+	sleep 1
+	i=$((i + 1))
+done
+
+awk -v host="${master% *}" -v port="${master#* }" \
+	'$1 == "sentinel" && $2 == "monitor" { $4 = host; $5 = port } { print }' \
+	"${TEMPLATE_DIR}/sentinel.conf" >"${RUN_DIR}/sentinel.conf.new"
+{
+	echo "sentinel announce-ip ${POD_FQDN}"
+	echo "sentinel announce-port ${SENTINEL_PORT}"
+	echo "sentinel auth-pass ${MASTER_SET} $(quote "$REDIS_PASSWORD")"
+	echo "requirepass $(quote "$REDIS_PASSWORD")"
+} >>"${RUN_DIR}/sentinel.conf.new"
+install_config sentinel.conf
+
+log "sentinel starts monitoring ${master}"
+exec redis-server "${RUN_DIR}/sentinel.conf" --sentinel
