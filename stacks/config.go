@@ -1,0 +1,154 @@
+package stacks
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi/config"
+
+	"github.com/d3ad221e/redis-sentinel/components"
+)
+
+// Config is the stack configuration: one key per field, declared with its type, description and
+// default in Pulumi.yaml. A key that is absent takes the default; a key that is present but
+// malformed is an error, never replaced by the default.
+type Config struct {
+	Name            string
+	Namespace       string
+	CreateNamespace bool
+	Password        string
+	Release         components.RedisSentinelArgs
+	RedisImage      string
+	HAProxyImage    string
+}
+
+// Defaults of the keys that only the stack has; Pulumi.yaml declares the same values (a test
+// holds the two together). Every other key defaults to components.DefaultArgs.
+const (
+	DefaultName            = "redis"
+	DefaultNamespace       = "redis"
+	DefaultCreateNamespace = true
+)
+
+// reader reads typed config keys and collects every problem, so that all are reported at once.
+type reader struct {
+	ctx  *pulumi.Context
+	errs []error
+}
+
+func (r *reader) fail(key string, value any, allowed string) {
+	r.errs = append(r.errs, &components.FieldError{Field: key, Value: value, Allowed: allowed})
+}
+
+func (r *reader) string(key string, out *string) {
+	if v, err := config.Try(r.ctx, key); err == nil {
+		*out = v
+	}
+}
+
+// positiveInt reads a whole number of at least 1. Zero is refused rather than read as "default":
+// a user who writes 0 means something, and it is not the default.
+func (r *reader) positiveInt(key string, out *int) {
+	r.int(key, out, 1, "a whole number of at least 1 (leave the key out for the default)")
+}
+
+func (r *reader) int(key string, out *int, min int, allowed string) {
+	v, err := config.Try(r.ctx, key)
+	if err != nil {
+		return
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < min {
+		r.fail(key, v, allowed)
+		return
+	}
+	*out = n
+}
+
+func (r *reader) bool(key string, out *bool) {
+	v, err := config.Try(r.ctx, key)
+	if err != nil {
+		return
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		r.fail(key, v, "true or false")
+		return
+	}
+	*out = b
+}
+
+func (r *reader) object(key string, out any, allowed string) {
+	err := config.TryObject(r.ctx, key, out)
+	if err != nil && !errors.Is(err, config.ErrMissingVar) {
+		v, _ := config.Try(r.ctx, key)
+		r.fail(key, v, allowed)
+	}
+}
+
+var imagePattern = regexp.MustCompile(`^[a-z0-9]+([._/-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$`)
+
+var passwordPattern = regexp.MustCompile(`^[!#-&(-\[\]-~]{16,512}$`)
+
+// LoadConfig reads and validates the stack configuration. It returns every problem at once, and
+// registers nothing.
+func LoadConfig(ctx *pulumi.Context) (*Config, error) {
+	c := &Config{
+		Name:            DefaultName,
+		Namespace:       DefaultNamespace,
+		CreateNamespace: DefaultCreateNamespace,
+		RedisImage:      components.DefaultRedisImage,
+		HAProxyImage:    components.DefaultHAProxyImage,
+	}
+	rel := &c.Release
+	var cloud string
+	r := &reader{ctx: ctx}
+	r.string("name", &c.Name)
+	r.string("namespace", &c.Namespace)
+	r.bool("createNamespace", &c.CreateNamespace)
+	r.string("cloud", &cloud)
+	r.positiveInt("replicas", &rel.Replicas)
+	r.int("quorum", &rel.Quorum, 0, "0 (a majority of the sentinels) or a whole number from a majority to replicas")
+	r.string("masterSetName", &rel.MasterSetName)
+	r.string("clusterDomain", &rel.ClusterDomain)
+	r.string("redisImage", &c.RedisImage)
+	r.string("haproxyImage", &c.HAProxyImage)
+	r.string("password", &c.Password)
+	r.bool("ephemeral", &rel.Ephemeral)
+	r.string("storageSize", &rel.StorageSize)
+	r.string("storageClass", &rel.StorageClass)
+	r.string("redisCPU", &rel.RedisCPU)
+	r.string("redisMemory", &rel.RedisMemory)
+	r.positiveInt("downAfterMilliseconds", &rel.DownAfterMilliseconds)
+	r.positiveInt("failoverTimeoutMilliseconds", &rel.FailoverTimeoutMilliseconds)
+	r.positiveInt("minReplicasMaxLagSeconds", &rel.MinReplicasMaxLagSeconds)
+	r.positiveInt("haproxyReplicas", &rel.HAProxyReplicas)
+	r.bool("loadBalancer", &rel.LoadBalancer)
+	r.object("loadBalancerSourceRanges", &rel.LoadBalancerSourceRanges, `a list of CIDRs such as ["10.0.0.0/8"]`)
+	r.bool("publicLoadBalancer", &rel.PublicLoadBalancer)
+	r.object("clientLabels", &rel.ClientLabels, `a map of label keys to values such as {"redis-client": "true"}`)
+
+	rel.Cloud = components.Cloud(cloud)
+	rel.Namespace = c.Namespace
+	rel.CreateNamespace = c.CreateNamespace
+	for key, image := range map[string]string{"redisImage": c.RedisImage, "haproxyImage": c.HAProxyImage} {
+		if !imagePattern.MatchString(image) {
+			r.fail(key, image, "an image reference such as docker.io/library/redis:7.2.5-alpine")
+		}
+	}
+	if c.Password != "" && !passwordPattern.MatchString(c.Password) {
+		// The value itself is secret: name only what is wrong with it.
+		r.fail("password", fmt.Sprintf("(a secret of %d characters)", len(c.Password)),
+			`16 to 512 printable ASCII characters without spaces, quotes or backslashes, or no password to generate one`)
+	}
+	if err := rel.WithDefaults(c.Name).Validate(c.Name); err != nil {
+		r.errs = append(r.errs, err)
+	}
+	if err := errors.Join(r.errs...); err != nil {
+		return nil, fmt.Errorf("invalid configuration of stack %q:\n%w", ctx.Stack(), err)
+	}
+	return c, nil
+}
