@@ -1,0 +1,433 @@
+package tests
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+
+	"github.com/d3ad221e/redis-sentinel/components"
+	"github.com/d3ad221e/redis-sentinel/internal/render"
+)
+
+func TestTheReleaseHasEveryObjectAUserNeeds(t *testing.T) {
+	r := mustRunStack(t, nil)
+	want := map[string]string{
+		"redis-namespace": typeNamespace,
+		"redis-auth":      typeSecret,
+		"redis-config":    typeConfigMap,
+		"redis":           typeStatefulSet,
+		"redis-headless":  typeService,
+		"redis-sentinel":  typeService,
+		"redis-master":    typeService,
+		"redis-haproxy":   typeDeployment,
+	}
+	for name, typ := range want {
+		r.find(typ, name)
+	}
+	assert.Len(t, r.ofType(typePDB), 2, "one PodDisruptionBudget for redis, one for HAProxy")
+	assert.Len(t, r.ofType(typeNetworkPolicy), 2, "one NetworkPolicy for redis, one for HAProxy")
+	assert.Len(t, r.ofType(typeAccount), 1)
+}
+
+func TestEveryChildHasTheComponentAsParent(t *testing.T) {
+	r := mustRunStack(t, nil)
+	components := r.ofType(typeComponent)
+	require.Len(t, components, 1)
+	assert.Equal(t, "pulumi:pulumi:Stack::redis-sentinel-local", components[0].Parent)
+	for _, res := range r.resources {
+		if res.Type != typeComponent {
+			assert.Equal(t, typeComponent+"::redis", res.Parent, "%s %s", res.Type, res.Name)
+		}
+	}
+}
+
+func TestEveryObjectCarriesTheRecommendedLabels(t *testing.T) {
+	r := mustRunStack(t, nil)
+	for _, res := range r.resources {
+		if !render.IsKubernetesObject(res) || res.Type == typeNamespace {
+			continue
+		}
+		labels := render.Object(res, false)["metadata"].(map[string]any)["labels"].(map[string]any)
+		for _, key := range []string{"name", "instance", "component", "part-of", "managed-by"} {
+			assert.Contains(t, labels, "app.kubernetes.io/"+key, "%s %s", res.Type, res.Name)
+		}
+		assert.Equal(t, "redis", labels["app.kubernetes.io/instance"])
+	}
+}
+
+func TestLoadBalancerIsInternalWithExactlyTheAnnotationsOfItsCloud(t *testing.T) {
+	for cloud, want := range map[string]map[string]any{
+		"gke": {"networking.gke.io/load-balancer-type": "Internal"},
+		"eks": {
+			"service.beta.kubernetes.io/aws-load-balancer-scheme":          "internal",
+			"service.beta.kubernetes.io/aws-load-balancer-type":            "external",
+			"service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip",
+		},
+		"aks": {"service.beta.kubernetes.io/azure-load-balancer-internal": "true"},
+	} {
+		t.Run(cloud, func(t *testing.T) {
+			r := mustRunStack(t, map[string]string{"cloud": cloud, "loadBalancer": "true"})
+			lb := r.object(typeService, "redis-master-lb")
+			assert.Equal(t, want, lb["metadata"].(map[string]any)["annotations"])
+			spec := lb["spec"].(map[string]any)
+			assert.Equal(t, "LoadBalancer", spec["type"])
+			assert.NotContains(t, spec, "loadBalancerSourceRanges", "no ranges given, none set")
+			assert.Equal(t, map[string]any{
+				"app.kubernetes.io/name": "redis-sentinel", "app.kubernetes.io/instance": "redis", "app.kubernetes.io/component": "haproxy",
+			}, spec["selector"], "the load balancer leads to HAProxy, which leads to the master")
+		})
+	}
+}
+
+func TestLoadBalancerSourceRangesLimitTheLoadBalancerAndTheNetworkPolicy(t *testing.T) {
+	r := mustRunStack(t, map[string]string{
+		"cloud": "gke", "loadBalancer": "true", "loadBalancerSourceRanges": `["10.10.0.0/16","192.168.4.0/24"]`,
+	})
+	var lb corev1.Service
+	r.decode(typeService, "redis-master-lb", &lb)
+	assert.Equal(t, []string{"10.10.0.0/16", "192.168.4.0/24"}, lb.Spec.LoadBalancerSourceRanges)
+
+	var policy networkingv1.NetworkPolicy
+	r.decode(typeNetworkPolicy, "redis-haproxy", &policy)
+	require.Len(t, policy.Spec.Ingress, 2, "labelled clients, and the load balancer's ranges")
+	var cidrs []string
+	for _, peer := range policy.Spec.Ingress[1].From {
+		require.NotNil(t, peer.IPBlock)
+		cidrs = append(cidrs, peer.IPBlock.CIDR)
+	}
+	assert.Equal(t, []string{"10.10.0.0/16", "192.168.4.0/24"}, cidrs)
+}
+
+func TestNoLoadBalancerUnlessAskedForAndInternal(t *testing.T) {
+	for _, overrides := range []map[string]string{
+		nil, // the local stack: cloud none
+		{"cloud": "gke"},
+		{"cloud": "eks"},
+		{"cloud": "aks"},
+	} {
+		r := mustRunStack(t, overrides)
+		for _, svc := range r.ofType(typeService) {
+			spec := render.Object(svc, false)["spec"].(map[string]any)
+			assert.NotEqual(t, "LoadBalancer", spec["type"], "%v: %s", overrides, svc.Name)
+		}
+	}
+	_, err := runStack(t, map[string]string{"loadBalancer": "true"}, false)
+	require.Error(t, err, "cloud none has no internal annotation: a LoadBalancer needs the public opt-in")
+	assert.Contains(t, err.Error(), "publicLoadBalancer")
+}
+
+func TestAPublicLoadBalancerIsAnExplicitMarkedChoice(t *testing.T) {
+	r := mustRunStack(t, map[string]string{"loadBalancer": "true", "publicLoadBalancer": "true"})
+	lb := r.object(typeService, "redis-master-lb")
+	assert.Equal(t, map[string]any{components.PublicLoadBalancerAnnotation: "true"}, lb["metadata"].(map[string]any)["annotations"])
+
+	r = mustRunStack(t, map[string]string{"cloud": "gke", "loadBalancer": "true", "publicLoadBalancer": "true"})
+	lb = r.object(typeService, "redis-master-lb")
+	assert.Equal(t, map[string]any{components.PublicLoadBalancerAnnotation: "true"}, lb["metadata"].(map[string]any)["annotations"],
+		"public on gke means no internal annotation, and the mark")
+}
+
+const testPassword = "Correct-Horse-Battery-Staple-42"
+
+func TestThePasswordIsOnlyInTheSecretAndTheSecretIsAPulumiSecret(t *testing.T) {
+	r := mustRunStack(t, map[string]string{"password": testPassword})
+	secret := r.find(typeSecret, "redis-auth")
+	assert.True(t, secret.Inputs["stringData"].ContainsSecrets(), "stringData must be a Pulumi secret")
+	assert.Equal(t, testPassword, render.Object(secret, true)["stringData"].(map[string]any)["password"])
+
+	for _, res := range r.resources {
+		if res.Type == typeSecret {
+			continue
+		}
+		assert.NotContains(t, rendered(t, res, true), testPassword, "%s %s holds the password", res.Type, res.Name)
+	}
+	for _, res := range r.resources {
+		assert.NotContains(t, rendered(t, res, false), testPassword, "rendered %s %s shows the password", res.Type, res.Name)
+	}
+}
+
+func TestAGeneratedPasswordIsASecretToo(t *testing.T) {
+	r := mustRunStack(t, nil)
+	secret := r.find(typeSecret, "redis-auth")
+	assert.True(t, secret.Inputs["stringData"].ContainsSecrets())
+	for _, res := range r.resources {
+		assert.NotContains(t, rendered(t, res, false), render.GeneratedPassword, "%s %s", res.Type, res.Name)
+	}
+}
+
+// rendered is an object's inputs as YAML-ish text, for "does it contain" checks.
+func rendered(t *testing.T, res render.Resource, showSecrets bool) string {
+	t.Helper()
+	files, err := render.Manifests([]render.Resource{res}, showSecrets)
+	require.NoError(t, err)
+	var all strings.Builder
+	for _, body := range files {
+		all.Write(body)
+	}
+	return all.String()
+}
+
+func TestQuorumDefaultsToAMajorityOfSentinels(t *testing.T) {
+	for replicas, quorum := range map[string]string{"3": "2", "5": "3", "7": "4"} {
+		r := mustRunStack(t, map[string]string{"replicas": replicas})
+		assert.Contains(t, r.configFile("sentinel.conf"),
+			"sentinel monitor mymaster redis-0.redis-headless.redis.svc.cluster.local 6379 "+quorum+"\n", "replicas %s", replicas)
+	}
+	r := mustRunStack(t, map[string]string{"replicas": "5", "quorum": "5"})
+	assert.Contains(t, r.configFile("sentinel.conf"), "6379 5\n", "an explicit quorum is kept")
+}
+
+func TestSentinelsAndReplicasAnnounceTheirPodDNSNameNotAnIP(t *testing.T) {
+	r := mustRunStack(t, nil)
+	conf := r.configFile("sentinel.conf")
+	resolve := strings.Index(conf, "\nsentinel resolve-hostnames yes\n")
+	monitor := strings.Index(conf, "\nsentinel monitor ")
+	assert.True(t, resolve >= 0 && resolve < monitor, "resolve-hostnames must precede the monitor line, which names a host")
+	assert.Contains(t, conf, "\nsentinel announce-hostnames yes\n")
+
+	var sts appsv1.StatefulSet
+	r.decode(typeStatefulSet, "redis", &sts)
+	for _, c := range sts.Spec.Template.Spec.Containers {
+		assert.Contains(t, c.Env, corev1.EnvVar{Name: "POD_FQDN", Value: "$(POD_NAME).redis-headless.redis.svc.cluster.local"}, c.Name)
+		assert.Less(t, envIndex(c.Env, "POD_NAME"), envIndex(c.Env, "POD_FQDN"), "$(POD_NAME) expands only if defined earlier")
+	}
+	assert.Contains(t, r.configFile("sentinel-start.sh"), `echo "sentinel announce-ip ${POD_FQDN}"`)
+	assert.Contains(t, r.configFile("redis-start.sh"), `echo "replica-announce-ip ${POD_FQDN}"`)
+}
+
+func envIndex(env []corev1.EnvVar, name string) int {
+	for i, e := range env {
+		if e.Name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+func TestRedisRefusesWritesWhenNoReplicaIsInSync(t *testing.T) {
+	conf := mustRunStack(t, map[string]string{"minReplicasMaxLagSeconds": "3"}).configFile("redis.conf")
+	assert.Contains(t, conf, "\nmin-replicas-to-write 1\n")
+	assert.Contains(t, conf, "\nmin-replicas-max-lag 3\n")
+	assert.Contains(t, conf, "\nprotected-mode no\n", "protected mode is set explicitly; auth is always on")
+	assert.NotRegexp(t, regexp.MustCompile(`(?m)^(requirepass|masterauth)`), conf, "the password is appended at start, from the environment")
+}
+
+func TestChecksumChangesWhenAndOnlyWhenTheConfigChanges(t *testing.T) {
+	checksums := func(overrides map[string]string) (redis, haproxy string) {
+		r := mustRunStack(t, overrides)
+		var sts appsv1.StatefulSet
+		r.decode(typeStatefulSet, "redis", &sts)
+		var dep appsv1.Deployment
+		r.decode(typeDeployment, "redis-haproxy", &dep)
+		return sts.Spec.Template.Annotations[components.ChecksumAnnotation], dep.Spec.Template.Annotations[components.ChecksumAnnotation]
+	}
+	baseRedis, baseHAProxy := checksums(nil)
+	require.Regexp(t, regexp.MustCompile(`^[0-9a-f]{64}$`), baseRedis)
+	require.Regexp(t, regexp.MustCompile(`^[0-9a-f]{64}$`), baseHAProxy)
+	again, _ := checksums(nil)
+	assert.Equal(t, baseRedis, again, "same config, same checksum")
+
+	for _, c := range []struct {
+		sentence       string
+		overrides      map[string]string
+		redis, haproxy bool // whether each checksum must change
+	}{
+		{"a new image is no config change", map[string]string{"redisImage": "docker.io/library/redis:7.2.6-alpine"}, false, false},
+		{"more HAProxy pods is no config change", map[string]string{"haproxyReplicas": "3"}, false, false},
+		{"a larger volume is no config change", map[string]string{"storageSize": "20Gi"}, false, false},
+		{"down-after is sentinel config", map[string]string{"downAfterMilliseconds": "7000"}, true, false},
+		{"the lag bound is redis config", map[string]string{"minReplicasMaxLagSeconds": "5"}, true, false},
+		{"ephemeral changes redis.conf (no AOF)", map[string]string{"ephemeral": "true"}, true, false},
+		{"the master set name is in sentinel.conf and haproxy.cfg", map[string]string{"masterSetName": "cache"}, true, true},
+		{"more pods changes the quorum and HAProxy's servers", map[string]string{"replicas": "5"}, true, true},
+	} {
+		redis, haproxy := checksums(c.overrides)
+		assert.Equal(t, c.redis, redis != baseRedis, "redis pods: %s", c.sentence)
+		assert.Equal(t, c.haproxy, haproxy != baseHAProxy, "HAProxy pods: %s", c.sentence)
+	}
+}
+
+func TestRedisPodsAreHardenedProbedAndStopGracefully(t *testing.T) {
+	r := mustRunStack(t, nil)
+	var sts appsv1.StatefulSet
+	r.decode(typeStatefulSet, "redis", &sts)
+	spec := sts.Spec.Template.Spec
+	assert.Equal(t, appsv1.ParallelPodManagement, sts.Spec.PodManagementPolicy)
+	assert.Equal(t, "redis-headless", sts.Spec.ServiceName)
+	assert.False(t, *spec.AutomountServiceAccountToken)
+	assert.False(t, *spec.EnableServiceLinks, "service links would put REDIS_PORT=tcp://... into the environment")
+	require.Len(t, spec.Containers, 2)
+	redis, sentinel := spec.Containers[0], spec.Containers[1]
+	assert.Equal(t, []string{"sh", "/etc/redis-sentinel/probe.sh", "redis-ready"}, redis.ReadinessProbe.Exec.Command)
+	assert.Equal(t, []string{"sh", "/etc/redis-sentinel/redis-prestop.sh"}, redis.Lifecycle.PreStop.Exec.Command)
+	assert.Greater(t, *spec.TerminationGracePeriodSeconds, int64(20), "room for the preStop failover")
+	assert.Equal(t, []string{"sh", "/etc/redis-sentinel/sentinel-start.sh"}, sentinel.Command)
+	for _, c := range spec.Containers {
+		assert.NotEmpty(t, c.Resources.Requests.Cpu().String(), c.Name)
+		assert.False(t, c.Resources.Requests.Memory().IsZero(), c.Name)
+		assert.False(t, c.Resources.Limits.Memory().IsZero(), c.Name)
+		assert.NotNil(t, c.LivenessProbe, c.Name)
+		assert.NotNil(t, c.StartupProbe, c.Name)
+		for _, arg := range append(c.Command, c.Args...) {
+			assert.NotContains(t, arg, "PASSWORD", "no password on a command line")
+		}
+		for _, m := range c.VolumeMounts {
+			if m.MountPath == "/etc/redis-sentinel" {
+				assert.True(t, m.ReadOnly)
+			}
+		}
+	}
+	var keys []string
+	for _, s := range spec.TopologySpreadConstraints {
+		keys = append(keys, s.TopologyKey)
+		assert.Equal(t, sts.Spec.Selector.MatchLabels, s.LabelSelector.MatchLabels)
+	}
+	assert.Equal(t, []string{"kubernetes.io/hostname", "topology.kubernetes.io/zone"}, keys)
+}
+
+func TestPersistenceIsAVolumeClaimWithAOFUnlessEphemeral(t *testing.T) {
+	r := mustRunStack(t, nil)
+	var sts appsv1.StatefulSet
+	r.decode(typeStatefulSet, "redis", &sts)
+	require.Len(t, sts.Spec.VolumeClaimTemplates, 1)
+	claim := sts.Spec.VolumeClaimTemplates[0]
+	assert.Equal(t, "data", claim.Name)
+	assert.Equal(t, "1Gi", claim.Spec.Resources.Requests.Storage().String(), "Pulumi.local.yaml sets storageSize 1Gi")
+	assert.Nil(t, claim.Spec.StorageClassName, "the cluster's default class")
+	assert.Contains(t, r.configFile("redis.conf"), "\nappendonly yes\n")
+
+	r = mustRunStack(t, map[string]string{"ephemeral": "true"})
+	sts = appsv1.StatefulSet{}
+	r.decode(typeStatefulSet, "redis", &sts)
+	assert.Empty(t, sts.Spec.VolumeClaimTemplates)
+	var data *corev1.Volume
+	for i, v := range sts.Spec.Template.Spec.Volumes {
+		if v.Name == "data" {
+			data = &sts.Spec.Template.Spec.Volumes[i]
+		}
+	}
+	require.NotNil(t, data)
+	assert.NotNil(t, data.EmptyDir)
+	assert.Contains(t, r.configFile("redis.conf"), "\nappendonly no\n")
+}
+
+func TestServicesGiveStableNamesAndOneMasterAddress(t *testing.T) {
+	r := mustRunStack(t, nil)
+	var headless corev1.Service
+	r.decode(typeService, "redis-headless", &headless)
+	assert.Equal(t, "None", headless.Spec.ClusterIP)
+	assert.True(t, headless.Spec.PublishNotReadyAddresses, "pods must resolve each other before they are ready")
+
+	var master corev1.Service
+	r.decode(typeService, "redis-master", &master)
+	assert.Equal(t, "haproxy", master.Spec.Selector["app.kubernetes.io/component"])
+	assert.Equal(t, int32(6379), master.Spec.Ports[0].Port)
+
+	var sentinel corev1.Service
+	r.decode(typeService, "redis-sentinel", &sentinel)
+	assert.Equal(t, int32(26379), sentinel.Spec.Ports[0].Port)
+
+	var haproxy appsv1.Deployment
+	r.decode(typeDeployment, "redis-haproxy", &haproxy)
+	assert.Equal(t, int32(2), *haproxy.Spec.Replicas)
+	assert.Equal(t, "/healthz", haproxy.Spec.Template.Spec.Containers[0].ReadinessProbe.HTTPGet.Path)
+}
+
+func TestHAProxyRoutesOnlyToTheMasterTheSentinelsName(t *testing.T) {
+	cfg := mustRunStack(t, nil).configFile("haproxy.cfg")
+	assert.Contains(t, cfg, `tcp-check send "AUTH ${REDIS_PASSWORD}\r\n"`, "the password comes from the environment")
+	assert.Contains(t, cfg, "tcp-check expect string role:master")
+	for i := 0; i < 3; i++ {
+		host := "redis-" + string(rune('0'+i))
+		assert.Contains(t, cfg, "use-server "+host+" if { nbsrv(sentinels_name_"+host+") ge 2 }")
+		assert.Contains(t, cfg, "tcp-check expect string "+host+".redis-headless.redis.svc.cluster.local\n")
+		assert.Contains(t, cfg, "server "+host+" "+host+".redis-headless.redis.svc.cluster.local:6379")
+	}
+	assert.Contains(t, cfg, "tcp-request content reject unless { nbsrv(sentinels_name_redis-0) ge 2 } ||")
+}
+
+func TestDisruptionBudgetsAndNetworkPolicies(t *testing.T) {
+	r := mustRunStack(t, nil)
+	for _, name := range []string{"redis", "redis-haproxy"} {
+		var pdb policyv1.PodDisruptionBudget
+		r.decode(typePDB, name, &pdb)
+		assert.Equal(t, 1, pdb.Spec.MaxUnavailable.IntValue(), name)
+	}
+
+	var policy networkingv1.NetworkPolicy
+	r.decode(typeNetworkPolicy, "redis", &policy)
+	require.Len(t, policy.Spec.Ingress, 1)
+	rule := policy.Spec.Ingress[0]
+	var ports []int
+	for _, p := range rule.Ports {
+		ports = append(ports, p.Port.IntValue())
+	}
+	assert.Equal(t, []int{6379, 26379}, ports)
+	var from []map[string]string
+	for _, peer := range rule.From {
+		require.NotNil(t, peer.PodSelector)
+		from = append(from, peer.PodSelector.MatchLabels)
+	}
+	assert.Equal(t, []map[string]string{
+		{"app.kubernetes.io/name": "redis-sentinel", "app.kubernetes.io/instance": "redis", "app.kubernetes.io/component": "redis"},
+		{"app.kubernetes.io/name": "redis-sentinel", "app.kubernetes.io/instance": "redis", "app.kubernetes.io/component": "haproxy"},
+		{"redis-client": "true"},
+	}, from, "peers, HAProxy and labelled clients; nobody else")
+
+	var account corev1.ServiceAccount
+	r.decode(typeAccount, "redis", &account)
+	assert.False(t, *account.AutomountServiceAccountToken)
+}
+
+// In a preview, outputs of resources not yet created are unknown. Pulumi's mock monitor drops
+// unknown inputs (it unmarshals without KeepUnknowns) and rejects a secret that wraps one, so the
+// unknown password of a first preview cannot be expressed here; unknown images can.
+func TestAPreviewWithUnknownValuesSucceeds(t *testing.T) {
+	unknown := func() pulumi.StringOutput {
+		return pulumi.UnsafeUnknownOutput(nil).ApplyT(func(any) string { return "" }).(pulumi.StringOutput)
+	}
+	r, err := runComponent(t, &components.RedisSentinelArgs{RedisImage: unknown(), HAProxyImage: unknown()}, true)
+	require.NoError(t, err)
+	var sts appsv1.StatefulSet
+	r.decode(typeStatefulSet, "redis", &sts)
+	for _, c := range sts.Spec.Template.Spec.Containers {
+		assert.Empty(t, c.Image, "%s: the unknown image reached the mock as unknown", c.Name)
+	}
+	var dep appsv1.Deployment
+	r.decode(typeDeployment, "redis-haproxy", &dep)
+	assert.Empty(t, dep.Spec.Template.Spec.Containers[0].Image)
+	assert.Equal(t, int32(3), *sts.Spec.Replicas, "everything known is still rendered")
+}
+
+func TestTheComponentExposesItsEndpoints(t *testing.T) {
+	var got []string
+	cfg := &render.StackConfig{Project: "consumer", Stack: "test", Values: map[string]string{}}
+	_, err := render.Run(func(ctx *pulumi.Context) error {
+		rs, err := components.NewRedisSentinel(ctx, "cache", &components.RedisSentinelArgs{Namespace: "apps"})
+		if err != nil {
+			return err
+		}
+		pulumi.All(rs.MasterEndpoint, rs.SentinelEndpoint, rs.MasterSetName, rs.SecretName, rs.Namespace, rs.LoadBalancerAddress).
+			ApplyT(func(values []any) error {
+				for _, v := range values {
+					got = append(got, v.(string))
+				}
+				return nil
+			})
+		return nil
+	}, cfg, false)
+	require.NoError(t, err)
+	assert.Equal(t, []string{
+		"cache-master.apps.svc.cluster.local:6379",
+		"cache-sentinel.apps.svc.cluster.local:26379",
+		"mymaster", "cache-auth", "apps", "",
+	}, got)
+}

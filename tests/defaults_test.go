@@ -1,0 +1,106 @@
+package tests
+
+import (
+	"encoding/json"
+	"fmt"
+	"testing"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/d3ad221e/redis-sentinel/components"
+	"github.com/d3ad221e/redis-sentinel/internal/render"
+	"github.com/d3ad221e/redis-sentinel/stacks"
+)
+
+func TestZeroArgsTakeTheDocumentedDefaults(t *testing.T) {
+	got := components.RedisSentinelArgs{}.WithDefaults("cache")
+	for _, c := range []struct {
+		field     string
+		got, want any
+	}{
+		{"Namespace", got.Namespace, "default"},
+		{"Cloud", got.Cloud, components.CloudNone},
+		{"Replicas", got.Replicas, 3},
+		{"Quorum", got.Quorum, 2},
+		{"MasterSetName", got.MasterSetName, "mymaster"},
+		{"ClusterDomain", got.ClusterDomain, "cluster.local"},
+		{"RedisImage", got.RedisImage, pulumi.String(components.DefaultRedisImage)},
+		{"HAProxyImage", got.HAProxyImage, pulumi.String(components.DefaultHAProxyImage)},
+		{"Password", got.Password, nil},
+		{"Ephemeral", got.Ephemeral, false},
+		{"StorageSize", got.StorageSize, "8Gi"},
+		{"StorageClass", got.StorageClass, ""},
+		{"RedisCPU", got.RedisCPU, "100m"},
+		{"RedisMemory", got.RedisMemory, "512Mi"},
+		{"DownAfterMilliseconds", got.DownAfterMilliseconds, 5000},
+		{"FailoverTimeoutMilliseconds", got.FailoverTimeoutMilliseconds, 10000},
+		{"MinReplicasMaxLagSeconds", got.MinReplicasMaxLagSeconds, 2},
+		{"HAProxyReplicas", got.HAProxyReplicas, 2},
+		{"LoadBalancer", got.LoadBalancer, false},
+		{"PublicLoadBalancer", got.PublicLoadBalancer, false},
+		{"ClientLabels", got.ClientLabels, map[string]string{"cache-client": "true"}},
+	} {
+		assert.Equal(t, c.want, c.got, c.field)
+	}
+	assert.NoError(t, got.Validate("cache"), "the defaults are valid")
+	assert.Equal(t, 3, components.RedisSentinelArgs{Replicas: 5}.WithDefaults("x").Quorum, "quorum follows replicas")
+}
+
+// Pulumi.yaml declares a default for every key, which the CLI hands the program; the program
+// has the same defaults for when a key is absent. The two must not drift apart.
+func TestPulumiYamlDeclaresTheProgramsDefaults(t *testing.T) {
+	project, err := render.LoadProject(repoRoot)
+	require.NoError(t, err)
+	d := components.RedisSentinelArgs{}.WithDefaults(stacks.DefaultName)
+	want := map[string]any{
+		"name":                        stacks.DefaultName,
+		"namespace":                   stacks.DefaultNamespace,
+		"createNamespace":             stacks.DefaultCreateNamespace,
+		"cloud":                       string(d.Cloud),
+		"replicas":                    d.Replicas,
+		"quorum":                      0, // 0 means a majority
+		"masterSetName":               d.MasterSetName,
+		"clusterDomain":               d.ClusterDomain,
+		"redisImage":                  components.DefaultRedisImage,
+		"haproxyImage":                components.DefaultHAProxyImage,
+		"password":                    "", // empty means generated
+		"ephemeral":                   d.Ephemeral,
+		"storageSize":                 d.StorageSize,
+		"storageClass":                d.StorageClass,
+		"redisCPU":                    d.RedisCPU,
+		"redisMemory":                 d.RedisMemory,
+		"downAfterMilliseconds":       d.DownAfterMilliseconds,
+		"failoverTimeoutMilliseconds": d.FailoverTimeoutMilliseconds,
+		"minReplicasMaxLagSeconds":    d.MinReplicasMaxLagSeconds,
+		"haproxyReplicas":             d.HAProxyReplicas,
+		"loadBalancer":                d.LoadBalancer,
+		"loadBalancerSourceRanges":    []string{},
+		"publicLoadBalancer":          d.PublicLoadBalancer,
+		"clientLabels":                d.ClientLabels,
+	}
+	assert.ElementsMatch(t, keysOf(want), keysOf(project.Config), "every key is declared, and only these")
+	for key, decl := range project.Config {
+		assert.NotEmpty(t, decl.Description, key)
+		assert.NotEmpty(t, decl.Type, key)
+		if w, ok := want[key]; ok {
+			assert.JSONEq(t, jsonOf(t, w), jsonOf(t, decl.Default), "default of %s", key)
+		}
+	}
+}
+
+func keysOf[V any](m map[string]V) []string {
+	var keys []string
+	for k := range m {
+		keys = append(keys, k)
+	}
+	return keys
+}
+
+func jsonOf(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	require.NoError(t, err, fmt.Sprint(v))
+	return string(b)
+}

@@ -1,0 +1,101 @@
+package tests
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/d3ad221e/redis-sentinel/components"
+)
+
+// invalidConfigs are stack configurations a user might write, each with the words its error must
+// contain: the key, the value, and a hint of what is allowed.
+var invalidConfigs = []struct {
+	sentence  string
+	overrides map[string]string
+	want      []string
+}{
+	{"an even number of pods cannot hold a majority after one loss", map[string]string{"replicas": "2"}, []string{"replicas: 2", "odd number of at least 3"}},
+	{"one pod is no high availability", map[string]string{"replicas": "1"}, []string{"replicas: 1", "odd"}},
+	{"zero pods is not the default", map[string]string{"replicas": "0"}, []string{`replicas: "0"`, "at least 1"}},
+	{"a negative pod count", map[string]string{"replicas": "-3"}, []string{`replicas: "-3"`}},
+	{"a word where a number goes", map[string]string{"replicas": "three"}, []string{`replicas: "three"`, "whole number"}},
+	{"an octal-looking count is not silently read as 8", map[string]string{"replicas": "0x3"}, []string{`replicas: "0x3"`}},
+	{"a quorum below a majority", map[string]string{"quorum": "1"}, []string{"quorum: 1", "from 2 to 3"}},
+	{"a quorum above the sentinel count", map[string]string{"quorum": "4"}, []string{"quorum: 4", "from 2 to 3"}},
+	{"a negative quorum", map[string]string{"quorum": "-1"}, []string{`quorum: "-1"`}},
+	{"a storage size that is not a quantity", map[string]string{"storageSize": "lots"}, []string{`storageSize: "lots"`, "quantity"}},
+	{"a zero storage size", map[string]string{"storageSize": "0"}, []string{`storageSize: "0"`, "positive"}},
+	{"a negative storage size", map[string]string{"storageSize": "-1Gi"}, []string{`storageSize: "-1Gi"`}},
+	{"memory with a space and unit from another world", map[string]string{"redisMemory": "12 GB"}, []string{`redisMemory: "12 GB"`}},
+	{"a CPU that is an adjective", map[string]string{"redisCPU": "fast"}, []string{`redisCPU: "fast"`}},
+	{"a release name with capitals and underscores", map[string]string{"name": "Redis_Prod"}, []string{`name: "Redis_Prod"`, "DNS label"}},
+	{"a release name too long for the derived names", map[string]string{"name": strings.Repeat("r", 53)}, []string{"name: \"rrrr", "at most 52"}},
+	{"a namespace with a space", map[string]string{"namespace": "My Namespace"}, []string{`namespace: "My Namespace"`}},
+	{"a master set name with a space", map[string]string{"masterSetName": "my master"}, []string{`masterSetName: "my master"`}},
+	{"an unknown cloud", map[string]string{"cloud": "azure"}, []string{`cloud: "azure"`, "[none gke eks aks]"}},
+	{"a LoadBalancer on a cloud with no internal annotation, without the opt-in", map[string]string{"loadBalancer": "true"}, []string{"loadBalancer: true", "publicLoadBalancer"}},
+	{"a source range that is not a CIDR", map[string]string{"cloud": "gke", "loadBalancer": "true", "loadBalancerSourceRanges": `["10.0.0.0/33"]`}, []string{`loadBalancerSourceRanges[0]: "10.0.0.0/33"`}},
+	{"a source range that is a host, not a network", map[string]string{"cloud": "gke", "loadBalancer": "true", "loadBalancerSourceRanges": `["10.1.2.3/8"]`}, []string{`loadBalancerSourceRanges[0]: "10.1.2.3/8"`, "10.0.0.0/8"}},
+	{"the whole internet as a source range without the opt-in", map[string]string{"cloud": "eks", "loadBalancer": "true", "loadBalancerSourceRanges": `["10.0.0.0/8","0.0.0.0/0"]`}, []string{`loadBalancerSourceRanges[1]: "0.0.0.0/0"`}},
+	{"source ranges that are not a list", map[string]string{"cloud": "gke", "loadBalancer": "true", "loadBalancerSourceRanges": "10.0.0.0/8"}, []string{`loadBalancerSourceRanges: "10.0.0.0/8"`, "list of CIDRs"}},
+	{"source ranges without a load balancer", map[string]string{"loadBalancerSourceRanges": `["10.0.0.0/8"]`}, []string{"loadBalancerSourceRanges: [10.0.0.0/8]", "unless loadBalancer is true"}},
+	{"the public opt-in without a load balancer", map[string]string{"publicLoadBalancer": "true"}, []string{"publicLoadBalancer: true", "only together with loadBalancer"}},
+	{"a negative down-after", map[string]string{"downAfterMilliseconds": "-5000"}, []string{`downAfterMilliseconds: "-5000"`}},
+	{"a down-after so short that starting masters look dead", map[string]string{"downAfterMilliseconds": "500"}, []string{"downAfterMilliseconds: 500", "from 2000"}},
+	{"a failover timeout shorter than down-after", map[string]string{"failoverTimeoutMilliseconds": "3000"}, []string{"failoverTimeoutMilliseconds: 3000", "downAfterMilliseconds (5000)"}},
+	{"no lag bound", map[string]string{"minReplicasMaxLagSeconds": "0"}, []string{`minReplicasMaxLagSeconds: "0"`}},
+	{"a lag bound of two minutes", map[string]string{"minReplicasMaxLagSeconds": "120"}, []string{"minReplicasMaxLagSeconds: 120", "from 1 to 60"}},
+	{"no HAProxy pods", map[string]string{"haproxyReplicas": "0"}, []string{`haproxyReplicas: "0"`}},
+	{"a boolean that is a maybe", map[string]string{"ephemeral": "maybe"}, []string{`ephemeral: "maybe"`, "true or false"}},
+	{"a boolean that is a sentence", map[string]string{"createNamespace": "yes please"}, []string{`createNamespace: "yes please"`}},
+	{"an image reference with a space", map[string]string{"redisImage": "redis latest"}, []string{`redisImage: "redis latest"`, "image reference"}},
+	{"an empty HAProxy image", map[string]string{"haproxyImage": ""}, []string{`haproxyImage: ""`}},
+	{"a password too short to be one", map[string]string{"password": "hunter2"}, []string{"password: \"(a secret of 7 characters)\"", "16 to 512"}},
+	{"a password with a space breaks inline AUTH", map[string]string{"password": "correct horse battery staple"}, []string{"password:", "without spaces"}},
+	{"a client label key that Kubernetes refuses", map[string]string{"clientLabels": `{"bad key!": "x"}`}, []string{`clientLabels: "bad key!=x"`}},
+	{"client labels that are not a map", map[string]string{"clientLabels": "redis-client"}, []string{`clientLabels: "redis-client"`, "map of label keys"}},
+	{"no client labels at all", map[string]string{"clientLabels": "{}"}, []string{"clientLabels: map[]", "at least one label"}},
+	{"a StorageClass name with capitals", map[string]string{"storageClass": "Fast_SSD"}, []string{`storageClass: "Fast_SSD"`}},
+	{"a StorageClass for a pod with no claim", map[string]string{"ephemeral": "true", "storageClass": "ssd"}, []string{`storageClass: "ssd"`, "ephemeral is true"}},
+	{"a cluster domain with an empty label", map[string]string{"clusterDomain": "cluster..local"}, []string{`clusterDomain: "cluster..local"`}},
+}
+
+func TestEveryInvalidConfigIsRefusedClearlyAndRegistersNothing(t *testing.T) {
+	require.GreaterOrEqual(t, len(invalidConfigs), 25)
+	for _, c := range invalidConfigs {
+		t.Run(c.sentence, func(t *testing.T) {
+			r, err := runStack(t, c.overrides, false)
+			require.Error(t, err)
+			for _, want := range c.want {
+				assert.Contains(t, err.Error(), want)
+			}
+			assert.Empty(t, r.resources, "nothing may be registered when the config is invalid")
+		})
+	}
+}
+
+func TestEveryProblemIsReportedAtOnce(t *testing.T) {
+	r, err := runStack(t, map[string]string{
+		"replicas": "4", "cloud": "azure", "storageSize": "big", "downAfterMilliseconds": "-1", "ephemeral": "perhaps",
+	}, false)
+	require.Error(t, err)
+	for _, key := range []string{"replicas: 4", `cloud: "azure"`, `storageSize: "big"`, `downAfterMilliseconds: "-1"`, `ephemeral: "perhaps"`} {
+		assert.Contains(t, err.Error(), key)
+	}
+	assert.Empty(t, r.resources)
+}
+
+func TestTheComponentRefusesInvalidArgsBeforeRegisteringAnything(t *testing.T) {
+	r, err := runComponent(t, &components.RedisSentinelArgs{Replicas: 4, Quorum: 9, DownAfterMilliseconds: -1, Cloud: "gcp"}, false)
+	require.Error(t, err)
+	var fieldErrors []string
+	for _, line := range strings.Split(err.Error(), "\n") {
+		fieldErrors = append(fieldErrors, strings.SplitN(line, ":", 2)[0])
+	}
+	assert.Equal(t, []string{"cloud", "replicas", "downAfterMilliseconds"}, fieldErrors,
+		"quorum is judged only once replicas is valid")
+	assert.Empty(t, r.resources)
+}
