@@ -5,6 +5,7 @@ package render
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -95,7 +96,17 @@ func Run(program pulumi.RunFunc, cfg *StackConfig, dryRun bool) (*Recorder, erro
 		info.ConfigSecretKeys = cfg.SecretKeys
 		info.DryRun = dryRun
 	})
-	return rec, err
+	return rec, unwrapSingle(err)
+}
+
+// unwrapSingle returns the program's own error when the SDK wrapped it alone in a multierror
+// ("1 error occurred: * ..."), so that users read the program's message as it was written.
+func unwrapSingle(err error) error {
+	var multi interface{ WrappedErrors() []error }
+	if errors.As(err, &multi) && len(multi.WrappedErrors()) == 1 {
+		return multi.WrappedErrors()[0]
+	}
+	return err
 }
 
 // Redacted replaces every secret value in rendered output.
