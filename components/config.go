@@ -113,6 +113,9 @@ func renderConfigFiles(n names, a RedisSentinelArgs) (map[string]string, error) 
 
 	files := map[string]string{}
 	for _, t := range templates.Templates() {
+		if !strings.HasSuffix(t.Name(), ".tmpl") {
+			continue // a {{define}}d part of a file, not a file
+		}
 		var out bytes.Buffer
 		if err := t.Execute(&out, values); err != nil {
 			return nil, fmt.Errorf("render %s: %w", t.Name(), err)
