@@ -11,113 +11,132 @@
 STATEFULSET=${POD_NAME%-*}
 
 log() {
-	echo "$(date '+%Y-%m-%dT%H:%M:%S') ${POD_NAME} $*" >&2
+    echo "$(date '+%Y-%m-%dT%H:%M:%S') ${POD_NAME} $*" >&2
 }
 
 # cli HOST PORT ARGS...: one redis-cli call, its raw reply on stdout, nothing on failure.
 cli() (
-	host=$1 port=$2
-	shift 2
-	timeout 3 redis-cli -h "$host" -p "$port" "$@" 2>/dev/null | tr -d '\r'
+    host=$1 port=$2
+    shift 2
+    timeout 3 redis-cli -h "$host" -p "$port" "$@" 2>/dev/null | tr -d '\r'
 )
 
 # peer ORDINAL: the stable DNS name of pod ORDINAL of this StatefulSet.
 peer() {
-	echo "${STATEFULSET}-$1.${PEER_DOMAIN}"
+    echo "${STATEFULSET}-$1.${PEER_DOMAIN}"
 }
 
 # sentinel_master: "HOST PORT" of the master that the reachable sentinels name with the highest
 # config-epoch. An answer with epoch 0 is ignored: it only repeats the default of sentinel.conf.
 sentinel_master() (
-	best_epoch=0 best=
-	i=0
-	while [ "$i" -lt "$REPLICAS" ]; do
-		answer=$(cli "$(peer "$i")" "$SENTINEL_PORT" SENTINEL master "$MASTER_SET" | awk '
-			NR % 2 == 1 { key = $0; next }
-			key == "ip" { host = $0 }
-			key == "port" { port = $0 }
-			key == "config-epoch" { epoch = $0 }
-			END { if (host != "" && epoch ~ /^[0-9]+$/) print host, port, epoch }')
-		epoch=${answer##* }
-		if [ -n "$answer" ] && [ "$epoch" -gt "$best_epoch" ]; then
-			best_epoch=$epoch best=${answer% *}
-		fi
-		i=$((i + 1))
-	done
-	[ -n "$best" ] && echo "$best"
+    best_epoch=0 best=
+    i=0
+    while [ "$i" -lt "$REPLICAS" ]; do
+        answer=$(cli "$(peer "$i")" "$SENTINEL_PORT" SENTINEL master "$MASTER_SET" | awk '
+            NR % 2 == 1 { key = $0; next }
+            key == "ip" { host = $0 }
+            key == "port" { port = $0 }
+            key == "config-epoch" { epoch = $0 }
+            END { if (host != "" && epoch ~ /^[0-9]+$/) print host, port, epoch }')
+        epoch=${answer##* }
+        if [ -n "$answer" ] && [ "$epoch" -gt "$best_epoch" ]; then
+            best_epoch=$epoch best=${answer% *}
+        fi
+        i=$((i + 1))
+    done
+    [ -n "$best" ] && echo "$best"
 )
 
-# server_master: "HOST PORT" of the master according to the other redis servers: one that reports
-# role:master, else the master_host that a replica follows. Used when no sentinel knows.
+# info_field INFO KEY: the value of KEY in the text of an INFO reply.
+info_field() {
+    echo "$1" | sed -n "s/^$2://p"
+}
+
+# server_master exclude-self|include-self: "HOST PORT" of the master according to the redis servers, for
+# when no sentinel knows. The answers are ranked, best first:
+#   1. a server that reports role:master and has replicas connected;
+#   2. the master that a replica follows over a live link;
+#   3. a server that reports role:master with no replica (it may be a stale master);
+#   4. the master that a replica followed until its link went down. After a crash this names the
+#      restarting pod itself, which must then hand over rather than bootstrap with empty data.
+# With exclude-self the pod's own server is not asked (redis-start.sh: it is not running yet).
 server_master() (
-	followed=
-	i=0
-	while [ "$i" -lt "$REPLICAS" ]; do
-		host=$(peer "$i")
-		if [ "$host" != "$POD_FQDN" ]; then
-			info=$(cli "$host" "$REDIS_PORT" INFO replication)
-			case "$info" in
-			*role:master*)
-				echo "$host $REDIS_PORT"
-				return 0
-				;;
-			esac
-			master_host=$(echo "$info" | sed -n 's/^master_host://p')
-			master_port=$(echo "$info" | sed -n 's/^master_port://p')
-			[ -n "$master_host" ] && followed="$master_host $master_port"
-		fi
-		i=$((i + 1))
-	done
-	[ -n "$followed" ] && echo "$followed"
+    exclude=$1
+    best_rank=5 best=
+    i=0
+    while [ "$i" -lt "$REPLICAS" ]; do
+        host=$(peer "$i")
+        i=$((i + 1))
+        if [ "$exclude" = exclude-self ] && [ "$host" = "$POD_FQDN" ]; then
+            continue
+        fi
+        info=$(cli "$host" "$REDIS_PORT" INFO replication)
+        rank='' candidate=''
+        case "$(info_field "$info" role)" in
+        master)
+            candidate="$host $REDIS_PORT" rank=3
+            [ "$(info_field "$info" connected_slaves)" -gt 0 ] && rank=1
+            ;;
+        slave)
+            candidate="$(info_field "$info" master_host) $(info_field "$info" master_port)" rank=4
+            [ "$(info_field "$info" master_link_status)" = up ] && rank=2
+            ;;
+        esac
+        if [ -n "$rank" ] && [ "$rank" -lt "$best_rank" ]; then
+            best_rank=$rank best=$candidate
+        fi
+    done
+    [ -n "$best" ] && echo "$best"
 )
 
-# current_master: what the sentinels say, or failing that what the servers say; empty if nobody knows.
+# current_master exclude-self|include-self: what the sentinels say, or failing that what the servers say;
+# empty if nobody knows.
 current_master() {
-	sentinel_master || server_master || true
+    sentinel_master || server_master "$1" || true
 }
 
 # request_failover: ask one sentinel of another pod to hand the master role to a replica.
 # Only one is asked: two forced failovers at once could promote two different replicas.
 request_failover() (
-	i=0
-	while [ "$i" -lt "$REPLICAS" ]; do
-		host=$(peer "$i")
-		if [ "$host" != "$POD_FQDN" ]; then
-			reply=$(cli "$host" "$SENTINEL_PORT" SENTINEL failover "$MASTER_SET")
-			case "$reply" in
-			OK | *INPROG*)
-				log "sentinel at $host accepted the failover ($reply)"
-				return 0
-				;;
-			esac
-			[ -n "$reply" ] && log "sentinel at $host refused the failover: $reply"
-		fi
-		i=$((i + 1))
-	done
-	return 1
+    i=0
+    while [ "$i" -lt "$REPLICAS" ]; do
+        host=$(peer "$i")
+        if [ "$host" != "$POD_FQDN" ]; then
+            reply=$(cli "$host" "$SENTINEL_PORT" SENTINEL failover "$MASTER_SET")
+            case "$reply" in
+            OK | *INPROG*)
+                log "sentinel at $host accepted the failover ($reply)"
+                return 0
+                ;;
+            esac
+            [ -n "$reply" ] && log "sentinel at $host refused the failover: $reply"
+        fi
+        i=$((i + 1))
+    done
+    return 1
 )
 
 # wait_for_other_master SECONDS: wait until the sentinels name a master other than this pod.
 # Prints "HOST PORT" of that master; fails when SECONDS pass first.
 wait_for_other_master() (
-	deadline=$(($(date +%s) + $1))
-	while [ "$(date +%s)" -lt "$deadline" ]; do
-		master=$(sentinel_master || true)
-		if [ -n "$master" ] && [ "${master% *}" != "$POD_FQDN" ]; then
-			echo "$master"
-			return 0
-		fi
-		sleep 1
-	done
-	return 1
+    deadline=$(($(date +%s) + $1))
+    while [ "$(date +%s)" -lt "$deadline" ]; do
+        master=$(sentinel_master || true)
+        if [ -n "$master" ] && [ "${master% *}" != "$POD_FQDN" ]; then
+            echo "$master"
+            return 0
+        fi
+        sleep 1
+    done
+    return 1
 )
 
 # quote VALUE: VALUE as a double-quoted redis/sentinel config string.
 quote() {
-	printf '"%s"' "$(printf '%s' "$1" | sed 's/[\\"]/\\&/g')"
+    printf '"%s"' "$(printf '%s' "$1" | sed 's/[\\"]/\\&/g')"
 }
 
 # install_config NAME: move RUN_DIR/NAME.new into place atomically.
 install_config() {
-	mv "${RUN_DIR}/$1.new" "${RUN_DIR}/$1"
+    mv "${RUN_DIR}/$1.new" "${RUN_DIR}/$1"
 }

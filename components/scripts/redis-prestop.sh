@@ -15,11 +15,11 @@ esac
 
 log "preStop: this pod is the master; asking the sentinels to fail over"
 if ! request_failover; then
-	log "preStop: no sentinel accepted a failover; stopping anyway"
-	exit 0
+    log "preStop: no sentinel accepted a failover; stopping anyway"
+    exit 0
 fi
 if master=$(wait_for_other_master "$PRESTOP_WAIT_SECONDS"); then
-	log "preStop: ${master% *} is master now"
+    log "preStop: ${master% *} is master now"
 else
-	log "preStop: no new master within ${PRESTOP_WAIT_SECONDS}s; stopping anyway"
+    log "preStop: no new master within ${PRESTOP_WAIT_SECONDS}s; stopping anyway"
 fi

@@ -15,40 +15,40 @@ BOOTSTRAP_WAIT_SECONDS=${BOOTSTRAP_WAIT_SECONDS:-60}
 FAILOVER_WAIT_SECONDS=${FAILOVER_WAIT_SECONDS:-30}
 ORDINAL=${POD_NAME##*-}
 
-master=$(current_master)
+master=$(current_master exclude-self)
 if [ "${master% *}" = "$POD_FQDN" ]; then
-	log "the sentinels still name this pod as master: handing over before starting"
-	request_failover || log "no sentinel accepted a failover yet; waiting for them to act"
-	if ! master=$(wait_for_other_master "$FAILOVER_WAIT_SECONDS"); then
-		log "no other master after ${FAILOVER_WAIT_SECONDS}s; exiting so that the kubelet retries"
-		exit 1
-	fi
+    log "the sentinels still name this pod as master: handing over before starting"
+    request_failover || log "no sentinel accepted a failover yet; waiting for them to act"
+    if ! master=$(wait_for_other_master "$FAILOVER_WAIT_SECONDS"); then
+        log "no other master after ${FAILOVER_WAIT_SECONDS}s; exiting so that the kubelet retries"
+        exit 1
+    fi
 fi
 
 deadline=$(($(date +%s) + BOOTSTRAP_WAIT_SECONDS))
 while [ -z "$master" ] && [ "$ORDINAL" != 0 ] && [ "$(date +%s)" -lt "$deadline" ]; do
-	sleep 2
-	master=$(current_master)
+    sleep 2
+    master=$(current_master exclude-self)
 done
 if [ -z "$master" ] && [ "$ORDINAL" != 0 ]; then
-	master="$(peer 0) $REDIS_PORT"
-	log "nobody knows a master after ${BOOTSTRAP_WAIT_SECONDS}s; following ordinal 0"
+    master="$(peer 0) $REDIS_PORT"
+    log "nobody knows a master after ${BOOTSTRAP_WAIT_SECONDS}s; following ordinal 0"
 fi
 
 {
-	cat "${TEMPLATE_DIR}/redis.conf"
-	echo "replica-announce-ip ${POD_FQDN}"
-	echo "requirepass $(quote "$REDIS_PASSWORD")"
-	echo "masterauth $(quote "$REDIS_PASSWORD")"
-	if [ -n "$master" ]; then
-		echo "replicaof ${master}"
-	fi
+    cat "${TEMPLATE_DIR}/redis.conf"
+    echo "replica-announce-ip ${POD_FQDN}"
+    echo "requirepass $(quote "$REDIS_PASSWORD")"
+    echo "masterauth $(quote "$REDIS_PASSWORD")"
+    if [ -n "$master" ]; then
+        echo "replicaof ${master}"
+    fi
 } >"${RUN_DIR}/redis.conf.new"
 install_config redis.conf
 
 if [ -n "$master" ]; then
-	log "starting as replica of ${master}"
+    log "starting as replica of ${master}"
 else
-	log "nobody knows a master and this is ordinal 0: starting as master"
+    log "nobody knows a master and this is ordinal 0: starting as master"
 fi
 exec redis-server "${RUN_DIR}/redis.conf"

@@ -7,27 +7,27 @@ set -eu
 # shellcheck source=lib.sh
 . "${TEMPLATE_DIR}/lib.sh"
 
-master=$(current_master)
+master=$(current_master include-self)
 if [ -z "$master" ]; then
-	master="$(peer 0) $REDIS_PORT"
+    master="$(peer 0) $REDIS_PORT"
 fi
 
 # Sentinel resolves the monitored host when it loads its config and exits if it cannot:
 # give a pod that is still being scheduled a moment to appear in DNS.
 i=0
 until [ -n "$(cli "${master% *}" "${master#* }" PING)" ] || [ "$i" -ge 30 ]; do
-	sleep 1
-	i=$((i + 1))
+    sleep 1
+    i=$((i + 1))
 done
 
 awk -v host="${master% *}" -v port="${master#* }" \
-	'$1 == "sentinel" && $2 == "monitor" { $4 = host; $5 = port } { print }' \
-	"${TEMPLATE_DIR}/sentinel.conf" >"${RUN_DIR}/sentinel.conf.new"
+    '$1 == "sentinel" && $2 == "monitor" { $4 = host; $5 = port } { print }' \
+    "${TEMPLATE_DIR}/sentinel.conf" >"${RUN_DIR}/sentinel.conf.new"
 {
-	echo "sentinel announce-ip ${POD_FQDN}"
-	echo "sentinel announce-port ${SENTINEL_PORT}"
-	echo "sentinel auth-pass ${MASTER_SET} $(quote "$REDIS_PASSWORD")"
-	echo "requirepass $(quote "$REDIS_PASSWORD")"
+    echo "sentinel announce-ip ${POD_FQDN}"
+    echo "sentinel announce-port ${SENTINEL_PORT}"
+    echo "sentinel auth-pass ${MASTER_SET} $(quote "$REDIS_PASSWORD")"
+    echo "requirepass $(quote "$REDIS_PASSWORD")"
 } >>"${RUN_DIR}/sentinel.conf.new"
 install_config sentinel.conf
 
