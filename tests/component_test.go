@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -341,17 +342,42 @@ func TestServicesGiveStableNamesAndOneMasterAddress(t *testing.T) {
 	assert.Equal(t, "/healthz", haproxy.Spec.Template.Spec.Containers[0].ReadinessProbe.HTTPGet.Path)
 }
 
-func TestHAProxyRoutesOnlyToTheMasterTheSentinelsName(t *testing.T) {
+func TestHAProxyRoutesOnlyToAMasterThatTheSentinelsName(t *testing.T) {
 	cfg := mustRunStack(t, nil).configFile("haproxy.cfg")
 	assert.Contains(t, cfg, `tcp-check send "AUTH ${REDIS_PASSWORD}\r\n"`, "the password comes from the environment")
 	assert.Contains(t, cfg, "tcp-check expect string role:master")
+	var routable []string
 	for i := 0; i < 3; i++ {
-		host := "redis-" + string(rune('0'+i))
-		assert.Contains(t, cfg, "use-server "+host+" if { nbsrv(sentinels_name_"+host+") ge 2 }")
-		assert.Contains(t, cfg, "tcp-check expect string "+host+".redis-headless.redis.svc.cluster.local\n")
-		assert.Contains(t, cfg, "server "+host+" "+host+".redis-headless.redis.svc.cluster.local:6379")
+		pod := fmt.Sprintf("redis-%d", i)
+		condition := fmt.Sprintf("{ srv_is_up(redis_master/%s) } { nbsrv(sentinels_name_%s) ge 2 }", pod, pod)
+		routable = append(routable, condition)
+		assert.Contains(t, cfg, "use-server "+pod+" if "+condition+"\n")
+		assert.Contains(t, cfg, "tcp-check expect string "+pod+".redis-headless.redis.svc.cluster.local\n")
+		assert.Contains(t, cfg, "server "+pod+" "+pod+".redis-headless.redis.svc.cluster.local:6379\n")
 	}
-	assert.Contains(t, cfg, "tcp-request content reject unless { nbsrv(sentinels_name_redis-0) ge 2 } ||")
+	either := strings.Join(routable, " || ")
+	assert.Contains(t, cfg, "tcp-request content reject unless "+either+"\n", "no routable master: refuse, never guess")
+	assert.Contains(t, cfg, "monitor fail unless "+either+"\n", "not ready while it would refuse every client")
+
+	// Sentinel has no QUIT command: a check that expects +OK to it never passes.
+	for _, backend := range strings.Split(cfg, "\nbackend ")[1:] {
+		if strings.HasPrefix(backend, "sentinels_name_") {
+			assert.NotContains(t, backend, `send "QUIT`, strings.SplitN(backend, "\n", 2)[0])
+		}
+	}
+}
+
+func TestTheConfigMapHoldsExactlyTheConfigFilesAndScriptsReadablyForDiffs(t *testing.T) {
+	r := mustRunStack(t, nil)
+	data := r.object(typeConfigMap, "redis-config")["data"].(map[string]any)
+	assert.ElementsMatch(t, []string{
+		"redis.conf", "sentinel.conf", "haproxy.cfg",
+		"lib.sh", "redis-start.sh", "sentinel-start.sh", "redis-prestop.sh", "probe.sh",
+	}, keysOf(data))
+	manifest := rendered(t, r.find(typeConfigMap, "redis-config"), false)
+	for key := range data {
+		assert.Contains(t, manifest, "\n  "+key+": |\n", "%s is a YAML block, so that a change shows line by line", key)
+	}
 }
 
 func TestDisruptionBudgetsAndNetworkPolicies(t *testing.T) {
