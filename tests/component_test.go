@@ -352,7 +352,7 @@ func TestHAProxyRoutesOnlyToAMasterThatTheSentinelsName(t *testing.T) {
 		condition := fmt.Sprintf("{ srv_is_up(redis_master/%s) } { nbsrv(sentinels_name_%s) ge 2 }", pod, pod)
 		routable = append(routable, condition)
 		assert.Contains(t, cfg, "use-server "+pod+" if "+condition+"\n")
-		assert.Contains(t, cfg, "tcp-check expect string "+pod+".redis-headless.redis.svc.cluster.local\n")
+		assert.Contains(t, cfg, "tcp-check expect min-recv 1 string "+pod+".redis-headless.redis.svc.cluster.local\n")
 		assert.Contains(t, cfg, "server "+pod+" "+pod+".redis-headless.redis.svc.cluster.local:6379\n")
 	}
 	either := strings.Join(routable, " || ")

@@ -56,9 +56,11 @@ info_field() {
 # when no sentinel knows. The answers are ranked, best first:
 #   1. a server that reports role:master and has replicas connected;
 #   2. the master that a replica follows over a live link;
-#   3. a server that reports role:master with no replica (it may be a stale master);
-#   4. the master that a replica followed until its link went down. After a crash this names the
-#      restarting pod itself, which must then hand over rather than bootstrap with empty data.
+#   3. the master that a replica followed until its link went down. After a crash this names the
+#      restarting pod itself, which must then hand over rather than bootstrap with empty data;
+#   4. a server that reports role:master with no replica: it may be an old master left behind
+#      by a failover, whose data is stale. Ranked above 3, it was followed and the replicas
+#      resynced from it: the dataset was lost (seen with real processes).
 # With exclude-self the pod's own server is not asked (redis-start.sh: it is not running yet).
 server_master() (
     exclude=$1
@@ -74,11 +76,11 @@ server_master() (
         rank='' candidate=''
         case "$(info_field "$info" role)" in
         master)
-            candidate="$host $REDIS_PORT" rank=3
+            candidate="$host $REDIS_PORT" rank=4
             [ "$(info_field "$info" connected_slaves)" -gt 0 ] && rank=1
             ;;
         slave)
-            candidate="$(info_field "$info" master_host) $(info_field "$info" master_port)" rank=4
+            candidate="$(info_field "$info" master_host) $(info_field "$info" master_port)" rank=3
             [ "$(info_field "$info" master_link_status)" = up ] && rank=2
             ;;
         esac

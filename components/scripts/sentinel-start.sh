@@ -24,6 +24,17 @@ awk -v host="${master% *}" -v port="${master#* }" \
     '$1 == "sentinel" && $2 == "monitor" { $4 = host; $5 = port } { print }' \
     "${TEMPLATE_DIR}/sentinel.conf" >"${RUN_DIR}/sentinel.conf.new"
 {
+    # Every other reachable server is named a replica: a restarted sentinel otherwise knows only
+    # the replicas the master reports, and would never find (and demote) an old master that a
+    # failover left behind still saying role:master.
+    i=0
+    while [ "$i" -lt "$REPLICAS" ]; do
+        host=$(peer "$i")
+        i=$((i + 1))
+        if [ "$host" != "${master% *}" ] && [ -n "$(cli "$host" "$REDIS_PORT" PING)" ]; then
+            echo "sentinel known-replica ${MASTER_SET} ${host} ${REDIS_PORT}"
+        fi
+    done
     echo "sentinel announce-ip ${POD_FQDN}"
     echo "sentinel announce-port ${SENTINEL_PORT}"
     echo "sentinel auth-pass ${MASTER_SET} $(quote "$REDIS_PASSWORD")"
