@@ -87,6 +87,10 @@ type RedisSentinelArgs struct {
 	LoadBalancerSourceRanges []string
 	// PublicLoadBalancer accepts a LoadBalancer without internal annotations.
 	PublicLoadBalancer bool
+	// AWSInTreeLoadBalancer (cloud eks only) uses the annotations of Kubernetes' in-tree AWS
+	// cloud provider instead of those of the AWS Load Balancer Controller: set it when the
+	// cluster has no such controller, which the default EKS annotations need to take effect.
+	AWSInTreeLoadBalancer bool
 	// ClientLabels are the pod labels that the NetworkPolicy lets reach redis, sentinels and HAProxy.
 	ClientLabels map[string]string
 }
@@ -241,6 +245,9 @@ func (a RedisSentinelArgs) validateLoadBalancer(fail func(field string, value an
 			fail("loadBalancerSourceRanges", a.LoadBalancerSourceRanges, "empty unless loadBalancer is true")
 		}
 		return
+	}
+	if a.AWSInTreeLoadBalancer && a.Cloud != CloudEKS {
+		fail("awsInTreeLoadBalancer", true, fmt.Sprintf("true only with cloud eks, not %q", a.Cloud))
 	}
 	if _, internal := internalLoadBalancerAnnotations[a.Cloud]; !internal && !a.PublicLoadBalancer {
 		fail("loadBalancer", true, fmt.Sprintf("false for cloud %q, which has no internal load balancer annotation; use gke, eks or aks, or set publicLoadBalancer: true to accept a public address", a.Cloud))

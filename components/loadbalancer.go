@@ -21,6 +21,14 @@ var internalLoadBalancerAnnotations = map[Cloud]map[string]string{
 	},
 }
 
+// inTreeEKSAnnotations make an internal NLB through Kubernetes' in-tree AWS cloud provider, for
+// clusters without the AWS Load Balancer Controller. Both sets describe the same thing: an
+// internal network load balancer.
+var inTreeEKSAnnotations = map[string]string{
+	"service.beta.kubernetes.io/aws-load-balancer-internal": "true",
+	"service.beta.kubernetes.io/aws-load-balancer-type":     "nlb",
+}
+
 // PublicLoadBalancerAnnotation marks a LoadBalancer Service that the user chose to make public,
 // so that the choice is visible in the cluster and in every diff.
 const PublicLoadBalancerAnnotation = "redis-sentinel.d3ad221e.github.io/public-load-balancer"
@@ -30,8 +38,12 @@ func (a RedisSentinelArgs) loadBalancerAnnotations() map[string]string {
 	if a.PublicLoadBalancer {
 		return map[string]string{PublicLoadBalancerAnnotation: "true"}
 	}
+	internal := internalLoadBalancerAnnotations[a.Cloud]
+	if a.AWSInTreeLoadBalancer {
+		internal = inTreeEKSAnnotations
+	}
 	out := map[string]string{}
-	for k, v := range internalLoadBalancerAnnotations[a.Cloud] {
+	for k, v := range internal {
 		out[k] = v
 	}
 	return out
