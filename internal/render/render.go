@@ -21,15 +21,17 @@ import (
 
 // Resource is one registration as the mock monitor saw it.
 type Resource struct {
-	Type   string
-	Name   string
-	Parent string // "type::name" of the parent; the stack for top-level resources
-	Custom bool
-	Inputs resource.PropertyMap
+	Type     string
+	Name     string
+	Parent   string // "type::name" of the parent; the stack for top-level resources
+	Provider string // "type::name" of the explicit provider; empty for the default one
+	Custom   bool
+	Inputs   resource.PropertyMap
 }
 
 // Recorder is a pulumi.MockResourceMonitor that keeps every registration. Its outputs are its
-// inputs, so that names and other values flow on as they would after a create.
+// inputs, plus a made-up name and ARN where the provider would compute them, so that values flow
+// on as they would after a create.
 type Recorder struct {
 	mu        sync.Mutex
 	resources []Resource
@@ -46,11 +48,20 @@ func (r *Recorder) NewResource(args pulumi.MockResourceArgs) (string, resource.P
 	}
 	r.mu.Lock()
 	r.resources = append(r.resources, Resource{
-		Type: args.TypeToken, Name: args.Name, Parent: parent, Custom: args.Custom, Inputs: args.Inputs,
+		Type: args.TypeToken, Name: args.Name, Parent: parent, Provider: providerTypeAndName(args.Provider),
+		Custom: args.Custom, Inputs: args.Inputs,
 	})
 	r.mu.Unlock()
 
 	outputs := args.Inputs.Copy()
+	// Outputs that a provider computes, made up deterministically, so that references between
+	// resources (a cluster's name, a key's ARN) show in the manifests and the plan.
+	if !outputs.HasValue("name") {
+		outputs["name"] = resource.NewProperty(args.Name)
+	}
+	if strings.HasPrefix(args.TypeToken, "aws:") && !outputs.HasValue("arn") {
+		outputs["arn"] = resource.NewProperty("arn:aws:mock:::" + args.TypeToken + "/" + args.Name)
+	}
 	if args.TypeToken == "random:index/randomPassword:RandomPassword" {
 		outputs["result"] = resource.MakeSecret(resource.NewProperty(GeneratedPassword))
 	}
@@ -87,6 +98,20 @@ func urnTypeAndName(urn string) string {
 	return types[len(types)-1] + "::" + strings.Join(parts[3:], "::")
 }
 
+// providerTypeAndName turns a provider reference "URN::ID" into "type::name". A default provider
+// (one the program did not create, named default_<version>) gives "".
+func providerTypeAndName(ref string) string {
+	i := strings.LastIndex(ref, "::")
+	if i < 0 {
+		return ""
+	}
+	name := urnTypeAndName(ref[:i])
+	if _, short, _ := strings.Cut(name, "::"); strings.HasPrefix(short, "default") {
+		return ""
+	}
+	return name
+}
+
 // Run evaluates program under a fresh Recorder with the stack's configuration. dryRun simulates
 // a preview, in which outputs of resources not yet created are unknown.
 func Run(program pulumi.RunFunc, cfg *StackConfig, dryRun bool) (*Recorder, error) {
@@ -115,9 +140,10 @@ const Redacted = "<redacted>"
 // Unknown stands for a value that is only known after the resource is created (in a preview).
 const Unknown = "<unknown>"
 
-// IsKubernetesObject says whether a registration is a Kubernetes object (not a provider).
+// IsKubernetesObject says whether a registration is a Kubernetes object: a resource of the
+// kubernetes provider with an apiVersion and a kind (a Helm release, for one, has neither).
 func IsKubernetesObject(r Resource) bool {
-	return r.Custom && strings.HasPrefix(r.Type, "kubernetes:") && !strings.HasPrefix(r.Type, "pulumi:providers:")
+	return r.Custom && strings.HasPrefix(r.Type, "kubernetes:") && r.Inputs.HasValue("apiVersion") && r.Inputs.HasValue("kind")
 }
 
 // Object returns a Kubernetes object's inputs as plain values, with secrets redacted unless
@@ -170,13 +196,14 @@ func plain(v resource.PropertyValue, showSecrets, inSecret bool) any {
 func Manifests(resources []Resource, showSecrets bool) (map[string][]byte, error) {
 	files := map[string][]byte{}
 	type planEntry struct {
-		Type   string `json:"type"`
-		Name   string `json:"name"`
-		Parent string `json:"parent"`
+		Type     string `json:"type"`
+		Name     string `json:"name"`
+		Parent   string `json:"parent"`
+		Provider string `json:"provider,omitempty"`
 	}
 	plan := []planEntry{}
 	for _, r := range resources {
-		plan = append(plan, planEntry{Type: r.Type, Name: r.Name, Parent: r.Parent})
+		plan = append(plan, planEntry{Type: r.Type, Name: r.Name, Parent: r.Parent, Provider: r.Provider})
 		if !IsKubernetesObject(r) {
 			continue
 		}
