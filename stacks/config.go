@@ -13,8 +13,8 @@ import (
 )
 
 // Config is the stack configuration: one key per field, declared with its type, description and
-// default in Pulumi.yaml. A key that is absent takes the default; a key that is present but
-// malformed is an error, never replaced by the default.
+// default in Pulumi.yaml. A key that is present but malformed is an error, never replaced by a
+// default. Only the keys of the stack's own cloud are read and checked.
 type Config struct {
 	Name            string
 	Namespace       string
@@ -23,10 +23,17 @@ type Config struct {
 	Release         components.RedisSentinelArgs
 	RedisImage      string
 	HAProxyImage    string
+	// Kubeconfig of an existing cluster (cloud none or aks); empty uses the ambient one.
+	Kubeconfig string
+	// AllowPublicControlPlane is the explicit opt-in to a cluster API reachable from 0.0.0.0/0.
+	AllowPublicControlPlane bool
+	GKE                     GKEConfig
+	EKS                     EKSConfig
 }
 
 // Defaults of the keys that only the stack has; Pulumi.yaml declares the same values (a test
-// holds the two together). Every other key defaults to components.DefaultArgs.
+// holds the two together). Keys of the release default to components.DefaultArgs; the cloud
+// keys have their defaults in Pulumi.yaml alone.
 const (
 	DefaultName            = "redis"
 	DefaultNamespace       = "redis"
@@ -89,6 +96,31 @@ func (r *reader) object(key string, out any, allowed string) {
 	}
 }
 
+func (r *reader) strings(key string, out *[]string) {
+	r.object(key, out, `a list of strings such as ["a", "b"]`)
+}
+
+// match fails key unless value matches pattern.
+func (r *reader) match(key, value string, pattern *regexp.Regexp, allowed string) {
+	if !pattern.MatchString(value) {
+		r.fail(key, value, allowed)
+	}
+}
+
+// cidrs checks a list of client CIDRs. The whole internet is refused unless allowEverything.
+func (r *reader) cidrs(key string, list []string, allowEverything bool, optIn string) {
+	for i, cidr := range list {
+		field := fmt.Sprintf("%s[%d]", key, i)
+		n, err := network(cidr)
+		switch {
+		case err != nil:
+			r.fail(field, cidr, "an IPv4 network such as 203.0.113.0/24 ("+err.Error()+")")
+		case isEverything(n) && !allowEverything:
+			r.fail(field, cidr, "a range narrower than the whole internet, unless "+optIn+" is true")
+		}
+	}
+}
+
 var imagePattern = regexp.MustCompile(`^[a-z0-9]+([._/-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$`)
 
 var passwordPattern = regexp.MustCompile(`^[!#-&(-\[\]-~]{16,512}$`)
@@ -130,14 +162,24 @@ func LoadConfig(ctx *pulumi.Context) (*Config, error) {
 	r.object("loadBalancerSourceRanges", &rel.LoadBalancerSourceRanges, `a list of CIDRs such as ["10.0.0.0/8"]`)
 	r.bool("publicLoadBalancer", &rel.PublicLoadBalancer)
 	r.object("clientLabels", &rel.ClientLabels, `a map of label keys to values such as {"redis-client": "true"}`)
+	r.string("kubeconfig", &c.Kubeconfig)
+	r.bool("allowPublicControlPlane", &c.AllowPublicControlPlane)
 
 	rel.Cloud = components.Cloud(cloud)
 	rel.Namespace = c.Namespace
 	rel.CreateNamespace = c.CreateNamespace
+	switch rel.Cloud {
+	case components.CloudGKE:
+		c.GKE = readGKEConfig(r, c.AllowPublicControlPlane)
+	case components.CloudEKS:
+		c.EKS = readEKSConfig(r, c.AllowPublicControlPlane)
+		rel.AWSInTreeLoadBalancer = !c.EKS.LoadBalancerController
+	}
+	if c.Kubeconfig != "" && rel.Cloud != components.CloudNone && rel.Cloud != components.CloudAKS {
+		r.fail("kubeconfig", "(a secret)", fmt.Sprintf("empty for cloud %s, whose stack creates the cluster; a kubeconfig is for cloud none or aks", rel.Cloud))
+	}
 	for key, image := range map[string]string{"redisImage": c.RedisImage, "haproxyImage": c.HAProxyImage} {
-		if !imagePattern.MatchString(image) {
-			r.fail(key, image, "an image reference such as docker.io/library/redis:7.2.5-alpine")
-		}
+		r.match(key, image, imagePattern, "an image reference such as docker.io/library/redis:7.2.5-alpine")
 	}
 	if c.Password != "" && !passwordPattern.MatchString(c.Password) {
 		// The value itself is secret: name only what is wrong with it.

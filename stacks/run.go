@@ -1,9 +1,11 @@
 // Package stacks wires the program per environment: it reads and validates the stack's
-// configuration, provisions what the stack needs, creates the RedisSentinel release and exports
-// the outputs that other stacks read with a StackReference.
+// configuration, creates the cluster where the stack says so (gke, eks), creates the
+// RedisSentinel release on it, and exports the outputs that other stacks read with a
+// StackReference.
 package stacks
 
 import (
+	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/d3ad221e/redis-sentinel/components"
@@ -15,16 +17,36 @@ func Run(ctx *pulumi.Context) error {
 	if err != nil {
 		return err
 	}
+
+	var c *cluster
+	switch cfg.Release.Cloud {
+	case components.CloudGKE:
+		c, err = newGKECluster(ctx, cfg.Name, cfg.GKE)
+	case components.CloudEKS:
+		c, err = newEKSCluster(ctx, cfg.Name, cfg.EKS)
+	default:
+		c, err = existingCluster(ctx, cfg)
+	}
+	if err != nil {
+		return err
+	}
+
 	args := cfg.Release
 	args.RedisImage = pulumi.String(cfg.RedisImage)
 	args.HAProxyImage = pulumi.String(cfg.HAProxyImage)
 	if cfg.Password != "" {
 		args.Password = pulumi.ToSecret(pulumi.String(cfg.Password)).(pulumi.StringOutput)
 	}
-	release, err := components.NewRedisSentinel(ctx, cfg.Name, &args)
+	var opts []pulumi.ResourceOption
+	if c.provider != nil {
+		opts = append(opts, pulumi.Providers(c.provider))
+	}
+	release, err := components.NewRedisSentinel(ctx, cfg.Name, &args, opts...)
 	if err != nil {
 		return err
 	}
+	ctx.Export("clusterName", c.name)
+	ctx.Export("kubeconfig", c.kubeconfig)
 	ctx.Export("masterEndpoint", release.MasterEndpoint)
 	ctx.Export("sentinelEndpoint", release.SentinelEndpoint)
 	ctx.Export("masterSetName", release.MasterSetName)
@@ -32,4 +54,21 @@ func Run(ctx *pulumi.Context) error {
 	ctx.Export("namespace", release.Namespace)
 	ctx.Export("loadBalancerAddress", release.LoadBalancerAddress)
 	return nil
+}
+
+// existingCluster is the cluster of cloud none or aks: the one the kubeconfig config key names,
+// or, without it, the ambient kubeconfig (Pulumi's default Kubernetes provider).
+func existingCluster(ctx *pulumi.Context, cfg *Config) (*cluster, error) {
+	c := &cluster{
+		name:       pulumi.String("").ToStringOutput(),
+		kubeconfig: pulumi.ToSecret(pulumi.String(cfg.Kubeconfig)).(pulumi.StringOutput),
+	}
+	if cfg.Kubeconfig == "" {
+		return c, nil
+	}
+	provider, err := kubernetes.NewProvider(ctx, cfg.Name+"-cluster", &kubernetes.ProviderArgs{
+		Kubeconfig: c.kubeconfig,
+	})
+	c.provider = provider
+	return c, err
 }

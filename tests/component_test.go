@@ -75,7 +75,7 @@ func TestLoadBalancerIsInternalWithExactlyTheAnnotationsOfItsCloud(t *testing.T)
 		"aks": {"service.beta.kubernetes.io/azure-load-balancer-internal": "true"},
 	} {
 		t.Run(cloud, func(t *testing.T) {
-			r := mustRunStack(t, map[string]string{"cloud": cloud, "loadBalancer": "true"})
+			r := mustRunOn(t, cloud, map[string]string{"loadBalancer": "true", "loadBalancerSourceRanges": "[]"})
 			lb := r.object(typeService, "redis-master-lb")
 			assert.Equal(t, want, lb["metadata"].(map[string]any)["annotations"])
 			spec := lb["spec"].(map[string]any)
@@ -89,8 +89,8 @@ func TestLoadBalancerIsInternalWithExactlyTheAnnotationsOfItsCloud(t *testing.T)
 }
 
 func TestLoadBalancerSourceRangesLimitTheLoadBalancerAndTheNetworkPolicy(t *testing.T) {
-	r := mustRunStack(t, map[string]string{
-		"cloud": "gke", "loadBalancer": "true", "loadBalancerSourceRanges": `["10.10.0.0/16","192.168.4.0/24"]`,
+	r := mustRunOn(t, "gke", map[string]string{
+		"loadBalancer": "true", "loadBalancerSourceRanges": `["10.10.0.0/16","192.168.4.0/24"]`,
 	})
 	var lb corev1.Service
 	r.decode(typeService, "redis-master-lb", &lb)
@@ -108,16 +108,11 @@ func TestLoadBalancerSourceRangesLimitTheLoadBalancerAndTheNetworkPolicy(t *test
 }
 
 func TestNoLoadBalancerUnlessAskedForAndInternal(t *testing.T) {
-	for _, overrides := range []map[string]string{
-		nil, // the local stack: cloud none
-		{"cloud": "gke"},
-		{"cloud": "eks"},
-		{"cloud": "aks"},
-	} {
-		r := mustRunStack(t, overrides)
+	for _, cloud := range []string{"none", "gke", "eks", "aks"} {
+		r := mustRunOn(t, cloud, map[string]string{"loadBalancer": "false", "loadBalancerSourceRanges": "[]"})
 		for _, svc := range r.ofType(typeService) {
 			spec := render.Object(svc, false)["spec"].(map[string]any)
-			assert.NotEqual(t, "LoadBalancer", spec["type"], "%v: %s", overrides, svc.Name)
+			assert.NotEqual(t, "LoadBalancer", spec["type"], "%s: %s", cloud, svc.Name)
 		}
 	}
 	_, err := runStack(t, map[string]string{"loadBalancer": "true"}, false)
@@ -130,7 +125,7 @@ func TestAPublicLoadBalancerIsAnExplicitMarkedChoice(t *testing.T) {
 	lb := r.object(typeService, "redis-master-lb")
 	assert.Equal(t, map[string]any{components.PublicLoadBalancerAnnotation: "true"}, lb["metadata"].(map[string]any)["annotations"])
 
-	r = mustRunStack(t, map[string]string{"cloud": "gke", "loadBalancer": "true", "publicLoadBalancer": "true"})
+	r = mustRunOn(t, "gke", map[string]string{"loadBalancer": "true", "publicLoadBalancer": "true"})
 	lb = r.object(typeService, "redis-master-lb")
 	assert.Equal(t, map[string]any{components.PublicLoadBalancerAnnotation: "true"}, lb["metadata"].(map[string]any)["annotations"],
 		"public on gke means no internal annotation, and the mark")

@@ -16,6 +16,9 @@ import (
 	"github.com/d3ad221e/redis-sentinel/stacks"
 )
 
+// stacksRun is the program under test.
+var stacksRun = stacks.Run
+
 // repoRoot is where Pulumi.yaml and the stack files are, seen from this package's directory.
 const repoRoot = ".."
 
@@ -34,7 +37,7 @@ func runStack(t *testing.T, overrides map[string]string, dryRun bool) (*release,
 	for key, value := range overrides {
 		cfg.Values[cfg.Project+":"+key] = value
 	}
-	rec, err := render.Run(stacks.Run, cfg, dryRun)
+	rec, err := render.Run(stacksRun, cfg, dryRun)
 	return &release{t: t, resources: rec.Resources()}, err
 }
 
@@ -44,6 +47,20 @@ func mustRunStack(t *testing.T, overrides map[string]string) *release {
 	r, err := runStack(t, overrides, false)
 	require.NoError(t, err)
 	return r
+}
+
+// mustRunOn runs the program for a cloud: with the gke or eks stack file for those clouds, with
+// the local one (its cloud replaced) for the others.
+func mustRunOn(t *testing.T, cloud string, overrides map[string]string) *release {
+	t.Helper()
+	if cloud == "gke" || cloud == "eks" {
+		return mustRunCloudStack(t, cloud, overrides)
+	}
+	withCloud := map[string]string{"cloud": cloud}
+	for k, v := range overrides {
+		withCloud[k] = v
+	}
+	return mustRunStack(t, withCloud)
 }
 
 // runComponent registers one RedisSentinel named "redis" with these args, as an importer would.

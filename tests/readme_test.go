@@ -45,6 +45,6 @@ func TestTheREADMEShowsTheNewcomerCommandsAndEveryConfigKey(t *testing.T) {
 	project, err := render.LoadProject(repoRoot)
 	require.NoError(t, err)
 	for key := range project.Config {
-		assert.Contains(t, text, "| `"+key+"` |", "the configuration table lists %s", key)
+		assert.True(t, strings.Contains(text, "| `"+key+"` |"), "the README's configuration tables lack %s", key)
 	}
 }

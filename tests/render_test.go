@@ -146,27 +146,31 @@ func TestRenderEncryptedValuesArePlaceholdersNeverErrors(t *testing.T) {
 	assert.Contains(t, string(readDir(t, out)["secret-redis-auth.yaml"]), render.Redacted)
 }
 
-// The golden manifests show the whole local stack in review; refresh them with
+// The golden manifests show every stack whole in review; refresh them with
 // `go test ./tests -run TestGoldenManifests -update` and read the diff.
 func TestGoldenManifests(t *testing.T) {
-	golden := filepath.Join("testdata", "local")
-	dir := t.TempDir()
-	out, code := runRender(t, "-project", repoRoot, "-stack", "local", "-out", dir)
-	require.Equal(t, 0, code, out)
-	got := readDir(t, dir)
-	if *update {
-		require.NoError(t, os.RemoveAll(golden))
-		require.NoError(t, render.Write(golden, got))
-	}
-	want := readDir(t, golden)
-	assert.ElementsMatch(t, keysOf(want), keysOf(got), "the same files")
-	names := keysOf(got)
-	sort.Strings(names)
-	for _, name := range names {
-		if w, ok := want[name]; ok && !bytes.Equal(w, got[name]) {
-			t.Errorf("%s differs from %s (run with -update if the change is intended):\n%s",
-				name, filepath.Join(golden, name), lineDiff(string(w), string(got[name])))
-		}
+	for _, stack := range []string{"local", "gke", "eks"} {
+		t.Run(stack, func(t *testing.T) {
+			golden := filepath.Join("testdata", stack)
+			dir := t.TempDir()
+			out, code := runRender(t, "-project", repoRoot, "-stack", stack, "-out", dir)
+			require.Equal(t, 0, code, out)
+			got := readDir(t, dir)
+			if *update {
+				require.NoError(t, os.RemoveAll(golden))
+				require.NoError(t, render.Write(golden, got))
+			}
+			want := readDir(t, golden)
+			assert.ElementsMatch(t, keysOf(want), keysOf(got), "the same files")
+			names := keysOf(got)
+			sort.Strings(names)
+			for _, name := range names {
+				if w, ok := want[name]; ok && !bytes.Equal(w, got[name]) {
+					t.Errorf("%s differs from %s (run with -update if the change is intended):\n%s",
+						name, filepath.Join(golden, name), lineDiff(string(w), string(got[name])))
+				}
+			}
+		})
 	}
 }
 

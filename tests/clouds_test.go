@@ -1,0 +1,298 @@
+package tests
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/d3ad221e/redis-sentinel/internal/render"
+)
+
+// runCloudStack runs the program with a stack file of the repository (gke, eks), some keys replaced.
+func runCloudStack(t *testing.T, stack string, overrides map[string]string) (*release, error) {
+	t.Helper()
+	cfg, err := render.LoadStackConfig(repoRoot, stack)
+	require.NoError(t, err)
+	for key, value := range overrides {
+		cfg.Values[cfg.Project+":"+key] = value
+	}
+	rec, err := render.Run(stacksRun, cfg, false)
+	return &release{t: t, resources: rec.Resources()}, err
+}
+
+func mustRunCloudStack(t *testing.T, stack string, overrides map[string]string) *release {
+	t.Helper()
+	r, err := runCloudStack(t, stack, overrides)
+	require.NoError(t, err)
+	return r
+}
+
+// inputs returns a registration's inputs as plain values (secrets shown).
+func inputs(res render.Resource) map[string]any {
+	return render.Object(res, true)
+}
+
+// path walks nested maps: path(m, "a", "b") is m["a"]["b"].
+func path(m map[string]any, keys ...string) any {
+	var v any = m
+	for _, k := range keys {
+		next, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = next[k]
+	}
+	return v
+}
+
+func TestGKEClusterIsPrivateRegionalAndHardened(t *testing.T) {
+	r := mustRunCloudStack(t, "gke", nil)
+	cluster := inputs(r.find("gcp:container/cluster:Cluster", "redis"))
+	assert.Equal(t, "europe-west1", cluster["location"], "regional")
+	assert.Equal(t, true, path(cluster, "privateClusterConfig", "enablePrivateNodes"), "private nodes")
+	assert.Equal(t, true, cluster["removeDefaultNodePool"], "no default node pool")
+	assert.Equal(t, "acme-redis-prod.svc.id.goog", path(cluster, "workloadIdentityConfig", "workloadPool"), "Workload Identity")
+	assert.Equal(t, "ADVANCED_DATAPATH", cluster["datapathProvider"], "Dataplane V2 enforces NetworkPolicies")
+	assert.Equal(t, true, cluster["enableShieldedNodes"])
+	assert.Equal(t, "REGULAR", path(cluster, "releaseChannel", "channel"))
+	assert.Equal(t, []any{map[string]any{"cidrBlock": "203.0.113.0/24"}}, path(cluster, "masterAuthorizedNetworksConfig", "cidrBlocks"))
+
+	pool := inputs(r.find("gcp:container/nodePool:NodePool", "redis"))
+	assert.Equal(t, []any{"europe-west1-b", "europe-west1-c", "europe-west1-d"}, pool["nodeLocations"], "three zones")
+	assert.Equal(t, map[string]any{"minNodeCount": int64(1), "maxNodeCount": int64(3)}, pool["autoscaling"])
+	assert.Equal(t, "GKE_METADATA", path(pool, "nodeConfig", "workloadMetadataConfig", "mode"))
+	assert.Equal(t, true, path(pool, "nodeConfig", "shieldedInstanceConfig", "enableSecureBoot"))
+
+	subnet := inputs(r.find("gcp:compute/subnetwork:Subnetwork", "redis"))
+	assert.Equal(t, true, subnet["privateIpGoogleAccess"])
+	assert.Len(t, subnet["secondaryIpRanges"], 2, "pods and services ranges")
+	r.find("gcp:compute/routerNat:RouterNat", "redis")
+}
+
+func TestGKEControlPlaneIsNeverOpenToTheInternetByDefault(t *testing.T) {
+	r := mustRunCloudStack(t, "gke", map[string]string{"gkeMasterAuthorizedNetworks": "[]"})
+	cluster := inputs(r.find("gcp:container/cluster:Cluster", "redis"))
+	assert.Equal(t, true, path(cluster, "privateClusterConfig", "enablePrivateEndpoint"),
+		"no authorized network: the endpoint is private")
+	for _, res := range r.resources {
+		body, err := json.Marshal(inputs(res))
+		require.NoError(t, err)
+		assert.NotContains(t, string(body), "0.0.0.0/0", "%s %s", res.Type, res.Name)
+	}
+
+	_, err := runCloudStack(t, "gke", map[string]string{"gkeMasterAuthorizedNetworks": `["0.0.0.0/0"]`})
+	require.Error(t, err)
+	r = mustRunCloudStack(t, "gke", map[string]string{"gkeMasterAuthorizedNetworks": `["0.0.0.0/0"]`, "allowPublicControlPlane": "true"})
+	cluster = inputs(r.find("gcp:container/cluster:Cluster", "redis"))
+	assert.Equal(t, false, path(cluster, "privateClusterConfig", "enablePrivateEndpoint"), "the explicit opt-in")
+}
+
+func TestGKEWithAnExistingNetworkCreatesNone(t *testing.T) {
+	r := mustRunCloudStack(t, "gke", map[string]string{"gkeNetwork": "shared-vpc", "gkeSubnetwork": "redis-nodes"})
+	assert.Empty(t, r.ofType("gcp:compute/network:Network"))
+	assert.Empty(t, r.ofType("gcp:compute/subnetwork:Subnetwork"))
+	cluster := inputs(r.find("gcp:container/cluster:Cluster", "redis"))
+	assert.Equal(t, "shared-vpc", cluster["network"])
+	assert.Equal(t, "redis-nodes", cluster["subnetwork"])
+}
+
+func TestEKSNodesLiveOnlyInPrivateSubnets(t *testing.T) {
+	r := mustRunCloudStack(t, "eks", nil)
+	var private, public []any
+	for _, res := range r.ofType("aws:ec2/subnet:Subnet") {
+		tags := inputs(res)["tags"].(map[string]any)
+		switch {
+		case tags["kubernetes.io/role/internal-elb"] == "1":
+			private = append(private, res.Name+"-id")
+		case tags["kubernetes.io/role/elb"] == "1":
+			public = append(public, res.Name+"-id")
+		}
+	}
+	require.Len(t, private, 3)
+	require.Len(t, public, 3)
+	group := inputs(r.find("aws:eks/nodeGroup:NodeGroup", "redis"))
+	assert.ElementsMatch(t, private, group["subnetIds"])
+	cluster := inputs(r.find("aws:eks/cluster:Cluster", "redis"))
+	assert.ElementsMatch(t, private, path(cluster, "vpcConfig", "subnetIds"))
+	assert.Len(t, r.ofType("aws:ec2/natGateway:NatGateway"), 3, "one NAT gateway per zone")
+}
+
+func TestEKSEndpointAccessIsAsConfigured(t *testing.T) {
+	cluster := inputs(mustRunCloudStack(t, "eks", nil).find("aws:eks/cluster:Cluster", "redis"))
+	assert.Equal(t, true, path(cluster, "vpcConfig", "endpointPrivateAccess"))
+	assert.Equal(t, true, path(cluster, "vpcConfig", "endpointPublicAccess"))
+	assert.Equal(t, []any{"203.0.113.0/24"}, path(cluster, "vpcConfig", "publicAccessCidrs"))
+
+	cluster = inputs(mustRunCloudStack(t, "eks", map[string]string{"eksPublicAccessCidrs": "[]"}).find("aws:eks/cluster:Cluster", "redis"))
+	assert.Equal(t, false, path(cluster, "vpcConfig", "endpointPublicAccess"), "no CIDR, no public endpoint")
+}
+
+func TestEKSEncryptsSecretsAndInstallsWhatTheReleaseNeeds(t *testing.T) {
+	r := mustRunCloudStack(t, "eks", nil)
+	cluster := inputs(r.find("aws:eks/cluster:Cluster", "redis"))
+	assert.Equal(t, []any{"secrets"}, path(cluster, "encryptionConfig", "resources"))
+	key := inputs(r.find("aws:kms/key:Key", "redis-secrets"))
+	assert.Equal(t, true, key["enableKeyRotation"])
+	assert.Equal(t, "arn:aws:mock:::aws:kms/key:Key/redis-secrets", path(cluster, "encryptionConfig", "provider", "keyArn"),
+		"the cluster's secrets use the stack's KMS key")
+
+	var addons []any
+	for _, res := range r.ofType("aws:eks/addon:Addon") {
+		addons = append(addons, inputs(res)["addonName"])
+	}
+	assert.ElementsMatch(t, []any{"vpc-cni", "coredns", "kube-proxy", "aws-ebs-csi-driver", "eks-pod-identity-agent"}, addons)
+	ebs := inputs(r.find("aws:eks/addon:Addon", "redis-aws-ebs-csi-driver"))
+	assert.Equal(t, "ebs-csi-controller-sa", path(ebs["podIdentityAssociations"].([]any)[0].(map[string]any), "serviceAccount"))
+
+	storage := r.object("kubernetes:storage.k8s.io/v1:StorageClass", "gp3")
+	assert.Equal(t, "ebs.csi.aws.com", storage["provisioner"])
+	assert.Equal(t, "gp3", path(storage, "parameters", "type"))
+	assert.Equal(t, "true", path(storage, "metadata", "annotations", "storageclass.kubernetes.io/is-default-class"),
+		"the release's claims (no class named) bind to it")
+	assert.Equal(t, "WaitForFirstConsumer", storage["volumeBindingMode"], "volumes in the zone of their pod")
+
+	controller := inputs(r.find("kubernetes:helm.sh/v3:Release", "aws-load-balancer-controller"))
+	assert.Equal(t, "1.13.0", controller["version"], "pinned")
+	association := inputs(r.find("aws:eks/podIdentityAssociation:PodIdentityAssociation", "redis-lb-controller"))
+	assert.Equal(t, "aws-load-balancer-controller", association["serviceAccount"])
+	assert.Equal(t, "kube-system", association["namespace"])
+	policy := inputs(r.find("aws:iam/policy:Policy", "redis-lb-controller"))
+	var document map[string]any
+	require.NoError(t, json.Unmarshal([]byte(policy["policy"].(string)), &document), "the controller's policy is valid JSON")
+	assert.Contains(t, policy["policy"], "elasticloadbalancing:CreateLoadBalancer")
+}
+
+// Every Kubernetes object of the release goes to the new cluster, never to whatever cluster the
+// ambient kubeconfig points at.
+func TestTheReleaseUsesTheNewClustersProvider(t *testing.T) {
+	for stack, provider := range map[string]string{
+		"gke": "pulumi:providers:kubernetes::redis-gke",
+		"eks": "pulumi:providers:kubernetes::redis-eks",
+	} {
+		r := mustRunCloudStack(t, stack, nil)
+		count := 0
+		for _, res := range r.resources {
+			if strings.HasPrefix(res.Type, "kubernetes:") {
+				assert.NotEmpty(t, res.Provider, "%s: %s %s uses the ambient provider", stack, res.Type, res.Name)
+				if res.Parent == typeComponent+"::redis" {
+					assert.Equal(t, provider, res.Provider, "%s: %s %s", stack, res.Type, res.Name)
+					count++
+				}
+			}
+		}
+		assert.GreaterOrEqual(t, count, 12, stack)
+	}
+}
+
+func TestAKubeconfigForAnExistingClusterIsUsed(t *testing.T) {
+	r := mustRunStack(t, map[string]string{"kubeconfig": "apiVersion: v1\nkind: Config\n"})
+	provider := r.find("pulumi:providers:kubernetes", "redis-cluster")
+	assert.True(t, provider.Inputs["kubeconfig"].ContainsSecrets(), "the kubeconfig stays a secret")
+	for _, res := range r.ofType(typeStatefulSet) {
+		assert.Equal(t, "pulumi:providers:kubernetes::redis-cluster", res.Provider)
+	}
+}
+
+// The EKS annotations and the controller come from one key: with the controller, its
+// annotations; without it, the in-tree ones. Both describe an internal NLB.
+func TestEKSLoadBalancerAnnotationsAlwaysMatchTheInstalledController(t *testing.T) {
+	for _, c := range []struct {
+		controller string
+		want       map[string]any
+	}{
+		{"true", map[string]any{
+			"service.beta.kubernetes.io/aws-load-balancer-scheme":          "internal",
+			"service.beta.kubernetes.io/aws-load-balancer-type":            "external",
+			"service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip",
+		}},
+		{"false", map[string]any{
+			"service.beta.kubernetes.io/aws-load-balancer-internal": "true",
+			"service.beta.kubernetes.io/aws-load-balancer-type":     "nlb",
+		}},
+	} {
+		r := mustRunCloudStack(t, "eks", map[string]string{"eksLoadBalancerController": c.controller})
+		lb := r.object(typeService, "redis-master-lb")
+		assert.Equal(t, c.want, path(lb, "metadata", "annotations"), "controller %s", c.controller)
+		installed := len(r.ofType("kubernetes:helm.sh/v3:Release")) == 1
+		assert.Equal(t, c.controller == "true", installed, "controller %s: the Helm release exists exactly when its annotations are used", c.controller)
+		assert.Equal(t, c.controller == "true", len(r.ofType("aws:eks/podIdentityAssociation:PodIdentityAssociation")) == 1)
+	}
+}
+
+func TestGKELoadBalancerIsInternal(t *testing.T) {
+	lb := mustRunCloudStack(t, "gke", nil).object(typeService, "redis-master-lb")
+	assert.Equal(t, map[string]any{"networking.gke.io/load-balancer-type": "Internal"}, path(lb, "metadata", "annotations"))
+	assert.Equal(t, []any{"10.10.0.0/20", "10.20.0.0/14"}, path(lb, "spec", "loadBalancerSourceRanges"))
+}
+
+func TestClusterStacksExportTheKubeconfigAsASecret(t *testing.T) {
+	for _, stack := range []string{"gke", "eks"} {
+		r := mustRunCloudStack(t, stack, nil)
+		provider := r.find("pulumi:providers:kubernetes", "redis-"+stack)
+		kubeconfig := provider.Inputs["kubeconfig"]
+		assert.True(t, kubeconfig.ContainsSecrets(), stack)
+		text := render.Object(render.Resource{Inputs: resource.PropertyMap{"k": kubeconfig}}, true)["k"].(string)
+		assert.Contains(t, text, "client.authentication.k8s.io/v1beta1", "%s: a token from the exec plugin, no stored credential", stack)
+	}
+}
+
+// invalidCloudConfigs are mistakes in the cloud keys, each with the words its error must contain.
+var invalidCloudConfigs = []struct {
+	sentence  string
+	stack     string
+	overrides map[string]string
+	want      []string
+}{
+	{"a gke stack without a project", "gke", map[string]string{"gcpProject": ""}, []string{`gcpProject: ""`, "project ID"}},
+	{"a project ID with capitals", "gke", map[string]string{"gcpProject": "Acme Prod"}, []string{`gcpProject: "Acme Prod"`}},
+	{"a region with a space", "gke", map[string]string{"gcpRegion": "europe west1"}, []string{`gcpRegion: "europe west1"`}},
+	{"two zones cannot spread three pods", "gke", map[string]string{"gkeZones": `["europe-west1-b","europe-west1-c"]`}, []string{"gkeZones: [europe-west1-b europe-west1-c]", "at least three zones"}},
+	{"a zone of another region", "gke", map[string]string{"gkeZones": `["europe-west1-b","europe-west1-c","us-central1-a"]`}, []string{`gkeZones[2]: "us-central1-a"`, "zones of gcpRegion europe-west1"}},
+	{"a zone listed twice", "gke", map[string]string{"gkeZones": `["europe-west1-b","europe-west1-c","europe-west1-b"]`}, []string{`gkeZones[2]: "europe-west1-b"`, "not listed before"}},
+	{"no machine type", "gke", map[string]string{"gkeMachineType": ""}, []string{`gkeMachineType: ""`}},
+	{"more nodes at least than at most", "gke", map[string]string{"gkeMinNodesPerZone": "4", "gkeMaxNodesPerZone": "2"}, []string{"gkeMinNodesPerZone: 4", "at most gkeMaxNodesPerZone (2)"}},
+	{"zero nodes at most", "gke", map[string]string{"gkeMaxNodesPerZone": "0"}, []string{`gkeMaxNodesPerZone: "0"`}},
+	{"a release channel that does not exist", "gke", map[string]string{"gkeReleaseChannel": "NIGHTLY"}, []string{`gkeReleaseChannel: "NIGHTLY"`, "RAPID, REGULAR, STABLE or EXTENDED"}},
+	{"a control plane open to the internet without the opt-in", "gke", map[string]string{"gkeMasterAuthorizedNetworks": `["0.0.0.0/0"]`}, []string{`gkeMasterAuthorizedNetworks[0]: "0.0.0.0/0"`, "allowPublicControlPlane"}},
+	{"an authorized network that is not a CIDR", "gke", map[string]string{"gkeMasterAuthorizedNetworks": `["office"]`}, []string{`gkeMasterAuthorizedNetworks[0]: "office"`}},
+	{"a control plane range that is not a /28", "gke", map[string]string{"gkeMasterCidr": "172.16.0.0/24"}, []string{`gkeMasterCidr: "172.16.0.0/24"`, "/28"}},
+	{"a pods range overlapping the nodes' range", "gke", map[string]string{"gkePodsCidr": "10.10.8.0/21"}, []string{`gkePodsCidr: "10.10.8.0/21"`, "does not overlap gkeSubnetCidr"}},
+	{"a public range for the nodes", "gke", map[string]string{"gkeSubnetCidr": "8.8.0.0/20"}, []string{`gkeSubnetCidr: "8.8.0.0/20"`, "private"}},
+	{"a subnetwork without its network", "gke", map[string]string{"gkeSubnetwork": "nodes"}, []string{`gkeSubnetwork: "nodes"`, "together with gkeNetwork"}},
+	{"a kubeconfig for a stack that creates its cluster", "gke", map[string]string{"kubeconfig": "apiVersion: v1"}, []string{"kubeconfig:", "cloud none or aks"}},
+	{"an AWS region that is half a region", "eks", map[string]string{"awsRegion": "eu-west"}, []string{`awsRegion: "eu-west"`}},
+	{"two availability zones", "eks", map[string]string{"eksAvailabilityZones": `["eu-west-1a","eu-west-1b"]`}, []string{"eksAvailabilityZones: [eu-west-1a eu-west-1b]", "at least three"}},
+	{"an availability zone of another region", "eks", map[string]string{"eksAvailabilityZones": `["eu-west-1a","eu-west-1b","us-east-1a"]`}, []string{`eksAvailabilityZones[2]: "us-east-1a"`}},
+	{"a VPC too small to split", "eks", map[string]string{"eksVpcCidr": "10.0.0.0/24"}, []string{`eksVpcCidr: "10.0.0.0/24"`, "/16 to /20"}},
+	{"existing subnets without their VPC", "eks", map[string]string{"eksPrivateSubnetIds": `["subnet-0123456789abcdef0","subnet-0123456789abcdef1"]`}, []string{`eksVpcId: ""`}},
+	{"a subnet ID that is a name", "eks", map[string]string{"eksVpcId": "vpc-0123456789abcdef0", "eksPrivateSubnetIds": `["private-a","subnet-0123456789abcdef1"]`}, []string{`eksPrivateSubnetIds[0]: "private-a"`}},
+	{"a Kubernetes version that is a word", "eks", map[string]string{"eksKubernetesVersion": "latest"}, []string{`eksKubernetesVersion: "latest"`}},
+	{"no instance types", "eks", map[string]string{"eksInstanceTypes": "[]"}, []string{"eksInstanceTypes: []", "at least one"}},
+	{"an instance type without a size", "eks", map[string]string{"eksInstanceTypes": `["m6i"]`}, []string{`eksInstanceTypes[0]: "m6i"`}},
+	{"more desired nodes than the maximum", "eks", map[string]string{"eksDesiredNodes": "9"}, []string{"eksDesiredNodes: 9", "from eksMinNodes (3) to eksMaxNodes (6)"}},
+	{"a public API open to the internet without the opt-in", "eks", map[string]string{"eksPublicAccessCidrs": `["0.0.0.0/0"]`}, []string{`eksPublicAccessCidrs[0]: "0.0.0.0/0"`, "allowPublicControlPlane"}},
+	{"an opt-in that is not a boolean", "eks", map[string]string{"eksLoadBalancerController": "sometimes"}, []string{`eksLoadBalancerController: "sometimes"`}},
+}
+
+func TestEveryInvalidCloudConfigIsRefusedClearlyAndRegistersNothing(t *testing.T) {
+	require.GreaterOrEqual(t, len(invalidCloudConfigs), 15)
+	for _, c := range invalidCloudConfigs {
+		t.Run(c.sentence, func(t *testing.T) {
+			r, err := runCloudStack(t, c.stack, c.overrides)
+			require.Error(t, err)
+			for _, want := range c.want {
+				assert.Contains(t, err.Error(), want)
+			}
+			assert.Empty(t, r.resources, "nothing may be registered when the config is invalid")
+		})
+	}
+}
+
+func TestTheKeysOfOtherCloudsAreNotJudged(t *testing.T) {
+	// The local stack leaves gcpProject empty and gkeZones unset; they are not its business.
+	mustRunStack(t, map[string]string{"eksInstanceTypes": "[]"})
+}
