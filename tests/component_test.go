@@ -452,3 +452,14 @@ func TestTheComponentExposesItsEndpoints(t *testing.T) {
 		"mymaster", "cache-auth", "apps", "",
 	}, got)
 }
+
+// Found with real processes: for about a second after the promotion the old master still had a
+// replica and took writes that were then lost. The preStop makes it refuse writes first.
+func TestPreStopStopsWritesBeforeItAsksForTheFailover(t *testing.T) {
+	script := mustRunStack(t, nil).configFile("redis-prestop.sh")
+	refuse := strings.Index(script, `CONFIG SET min-replicas-to-write "$REPLICAS"`)
+	failover := strings.Index(script, "if ! request_failover")
+	require.GreaterOrEqual(t, refuse, 0)
+	require.GreaterOrEqual(t, failover, 0)
+	assert.Less(t, refuse, failover)
+}

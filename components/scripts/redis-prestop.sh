@@ -14,7 +14,14 @@ case "$(cli localhost "$REDIS_PORT" INFO replication)" in
 esac
 
 log "preStop: this pod is the master; asking the sentinels to fail over"
+# Refuse writes from now on (no master can have REPLICAS replicas): for about a second after the
+# promotion this master keeps a replica and HAProxy still routes to it, and every write it took
+# then was acknowledged and lost (seen with real processes). A refused write is retried instead.
+# The kubelet stops this container after the hook, and redis-start.sh rebuilds redis.conf.
+required=$(cli localhost "$REDIS_PORT" CONFIG GET min-replicas-to-write | sed -n 2p)
+cli localhost "$REDIS_PORT" CONFIG SET min-replicas-to-write "$REPLICAS" >/dev/null
 if ! request_failover; then
+    cli localhost "$REDIS_PORT" CONFIG SET min-replicas-to-write "${required:-1}" >/dev/null
     log "preStop: no sentinel accepted a failover; stopping anyway"
     exit 0
 fi
