@@ -23,6 +23,7 @@ type ConfigDeclare struct {
 	Type        string `json:"type"`
 	Description string `json:"description"`
 	Default     any    `json:"default"`
+	Secret      bool   `json:"secret"`
 }
 
 // LoadProject reads Pulumi.yaml in dir.
