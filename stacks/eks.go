@@ -62,6 +62,9 @@ func readEKSConfig(r *reader, allowPublicControlPlane bool) EKSConfig {
 
 	r.match("awsRegion", e.Region, awsRegionPattern, "an AWS region such as eu-west-1")
 	if len(e.PrivateSubnetIDs) == 0 {
+		if len(e.AvailabilityZones) > maxEKSZones {
+			r.fail("eksAvailabilityZones", e.AvailabilityZones, fmt.Sprintf("at most %d zones (the VPC is split into eighths)", maxEKSZones))
+		}
 		checkZones(r, "eksAvailabilityZones", e.AvailabilityZones, regexp.MustCompile(`^`+regexp.QuoteMeta(e.Region)+`[a-z]$`),
 			"availability zones of awsRegion "+e.Region+" such as "+e.Region+"a")
 		if n, err := network(e.VPCCIDR); err != nil || !isPrivate(n) || prefixLength(n) < 16 || prefixLength(n) > 20 {
@@ -92,6 +95,10 @@ func readEKSConfig(r *reader, allowPublicControlPlane bool) EKSConfig {
 	r.cidrs("eksPublicAccessCidrs", e.PublicAccessCIDRs, allowPublicControlPlane, "allowPublicControlPlane")
 	return e
 }
+
+// maxEKSZones: each zone's private subnet takes an eighth of the VPC; the last eighth holds the
+// public subnets.
+const maxEKSZones = 6
 
 //go:embed aws-load-balancer-controller-policy.json
 var loadBalancerControllerPolicy string
@@ -177,6 +184,9 @@ func newEKSCluster(ctx *pulumi.Context, name string, e EKSConfig) (*cluster, err
 		return nil, err
 	}
 	cl, err := eks.NewCluster(ctx, name, &eks.ClusterArgs{
+		// The name is fixed, not auto-named: the kubeconfig's get-token and the subnets'
+		// kubernetes.io/cluster/<name> tags must name the real cluster.
+		Name:    pulumi.String(name),
 		RoleArn: clusterRole.Arn,
 		Version: pulumi.String(e.KubernetesVersion),
 		VpcConfig: &eks.ClusterVpcConfigArgs{
@@ -236,7 +246,11 @@ func newEKSCluster(ctx *pulumi.Context, name string, e EKSConfig) (*cluster, err
 	if err != nil {
 		return nil, err
 	}
-	for _, a := range []string{"vpc-cni", "kube-proxy", "coredns"} {
+	// The VPC CNI enforces NetworkPolicies only when asked to; the release relies on them.
+	if _, err := addon("vpc-cni", &eks.AddonArgs{ConfigurationValues: pulumi.String(`{"enableNetworkPolicy":"true"}`)}); err != nil {
+		return nil, err
+	}
+	for _, a := range []string{"kube-proxy", "coredns"} {
 		if _, err := addon(a, &eks.AddonArgs{}); err != nil {
 			return nil, err
 		}
@@ -373,9 +387,10 @@ func newEKSNetwork(ctx *pulumi.Context, name string, e EKSConfig, opts []pulumi.
 
 	var private pulumi.StringArray
 	for i, zone := range e.AvailabilityZones {
-		// Private subnets take the first three eighths of the VPC; public ones are small (1/64).
+		// Private subnets take an eighth of the VPC each, from the start; public ones are small
+		// (1/64 each) and sit in the last eighth, so that up to six zones never overlap.
 		pub, err := ec2.NewSubnet(ctx, name+"-public-"+zone, &ec2.SubnetArgs{
-			VpcId: vpc.ID(), AvailabilityZone: pulumi.String(zone), CidrBlock: pulumi.String(subnet(parent, 6, 24+i)),
+			VpcId: vpc.ID(), AvailabilityZone: pulumi.String(zone), CidrBlock: pulumi.String(subnet(parent, 6, 56+i)),
 			Tags: tags(name+"-public-"+zone, map[string]string{"kubernetes.io/role/elb": "1"}),
 		}, opts...)
 		if err != nil {
