@@ -50,10 +50,24 @@ func (r *reader) fail(key string, value any, allowed string) {
 	r.errs = append(r.errs, &components.FieldError{Field: key, Value: value, Allowed: allowed})
 }
 
+// string reads a key whose empty value means something (no password, the default class, ...).
 func (r *reader) string(key string, out *string) {
 	if v, err := config.Try(r.ctx, key); err == nil {
 		*out = v
 	}
+}
+
+// nonEmpty reads a key that has no meaning when empty: "" is refused, not read as "default".
+func (r *reader) nonEmpty(key string, out *string) {
+	v, err := config.Try(r.ctx, key)
+	if err != nil {
+		return
+	}
+	if v == "" {
+		r.fail(key, v, "a value (leave the key out for the default)")
+		return
+	}
+	*out = v
 }
 
 // positiveInt reads a whole number of at least 1. Zero is refused rather than read as "default":
@@ -138,22 +152,22 @@ func LoadConfig(ctx *pulumi.Context) (*Config, error) {
 	rel := &c.Release
 	var cloud string
 	r := &reader{ctx: ctx}
-	r.string("name", &c.Name)
-	r.string("namespace", &c.Namespace)
+	r.nonEmpty("name", &c.Name)
+	r.nonEmpty("namespace", &c.Namespace)
 	r.bool("createNamespace", &c.CreateNamespace)
-	r.string("cloud", &cloud)
+	r.nonEmpty("cloud", &cloud)
 	r.positiveInt("replicas", &rel.Replicas)
 	r.int("quorum", &rel.Quorum, 0, "0 (a majority of the sentinels) or a whole number from a majority to replicas")
-	r.string("masterSetName", &rel.MasterSetName)
-	r.string("clusterDomain", &rel.ClusterDomain)
-	r.string("redisImage", &c.RedisImage)
-	r.string("haproxyImage", &c.HAProxyImage)
+	r.nonEmpty("masterSetName", &rel.MasterSetName)
+	r.nonEmpty("clusterDomain", &rel.ClusterDomain)
+	r.nonEmpty("redisImage", &c.RedisImage)
+	r.nonEmpty("haproxyImage", &c.HAProxyImage)
 	r.string("password", &c.Password)
 	r.bool("ephemeral", &rel.Ephemeral)
-	r.string("storageSize", &rel.StorageSize)
+	r.nonEmpty("storageSize", &rel.StorageSize)
 	r.string("storageClass", &rel.StorageClass)
-	r.string("redisCPU", &rel.RedisCPU)
-	r.string("redisMemory", &rel.RedisMemory)
+	r.nonEmpty("redisCPU", &rel.RedisCPU)
+	r.nonEmpty("redisMemory", &rel.RedisMemory)
 	r.positiveInt("downAfterMilliseconds", &rel.DownAfterMilliseconds)
 	r.positiveInt("failoverTimeoutMilliseconds", &rel.FailoverTimeoutMilliseconds)
 	r.positiveInt("minReplicasMaxLagSeconds", &rel.MinReplicasMaxLagSeconds)
@@ -170,7 +184,7 @@ func LoadConfig(ctx *pulumi.Context) (*Config, error) {
 	rel.CreateNamespace = c.CreateNamespace
 	switch rel.Cloud {
 	case components.CloudGKE:
-		c.GKE = readGKEConfig(r, c.AllowPublicControlPlane)
+		c.GKE = readGKEConfig(r, c.Name, c.AllowPublicControlPlane)
 	case components.CloudEKS:
 		c.EKS = readEKSConfig(r, c.AllowPublicControlPlane)
 		rel.AWSInTreeLoadBalancer = !c.EKS.LoadBalancerController

@@ -43,7 +43,10 @@ var (
 	releaseChannels    = map[string]bool{"RAPID": true, "REGULAR": true, "STABLE": true, "EXTENDED": true}
 )
 
-func readGKEConfig(r *reader, allowPublicControlPlane bool) GKEConfig {
+// nodeAccountID is the ID of the nodes' service account: 6 to 30 characters.
+func nodeAccountID(name string) string { return name + "-nodes" }
+
+func readGKEConfig(r *reader, name string, allowPublicControlPlane bool) GKEConfig {
 	var g GKEConfig
 	r.string("gcpProject", &g.Project)
 	r.string("gcpRegion", &g.Region)
@@ -63,6 +66,9 @@ func readGKEConfig(r *reader, allowPublicControlPlane bool) GKEConfig {
 	r.string("gkeServicesRangeName", &g.ServicesRangeName)
 	r.bool("gkeDeletionProtection", &g.DeletionProtection)
 
+	if id := nodeAccountID(name); len(id) > 30 {
+		r.fail("name", name, fmt.Sprintf("at most %d characters on gke: the nodes' service account %q must fit in 30", 30-len(id)+len(name), id))
+	}
 	r.match("gcpProject", g.Project, gcpProjectPattern, "a Google Cloud project ID (6 to 30 characters: a-z, 0-9, '-')")
 	r.match("gcpRegion", g.Region, gcpRegionPattern, "a Google Cloud region such as europe-west1")
 	checkZones(r, "gkeZones", g.Zones, regexp.MustCompile(`^`+regexp.QuoteMeta(g.Region)+`-[a-z]$`), "zones of gcpRegion "+g.Region+" such as "+g.Region+"-b")
@@ -196,7 +202,7 @@ func newGKECluster(ctx *pulumi.Context, name string, g GKEConfig) (*cluster, err
 	}
 
 	nodes, err := serviceaccount.NewAccount(ctx, name+"-nodes", &serviceaccount.AccountArgs{
-		AccountId:   pulumi.String(name + "-gke-nodes"),
+		AccountId:   pulumi.String(nodeAccountID(name)),
 		DisplayName: pulumi.String("GKE nodes of " + name),
 	}, gcpOpts...)
 	if err != nil {
