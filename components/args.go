@@ -58,7 +58,8 @@ type RedisSentinelArgs struct {
 	RedisImage   pulumi.StringInput
 	HAProxyImage pulumi.StringInput
 	// Password for redis, sentinels and HAProxy's health checks. When nil, a random one is generated.
-	// Give it as a secret (pulumi.ToSecret); it is only ever stored in the Secret.
+	// Give it as a secret (pulumi.ToSecret); it is only ever stored in the Secret. It must contain no
+	// whitespace, quotes or backslashes: HAProxy's health checks send it in an inline AUTH command.
 	Password pulumi.StringInput
 
 	// Ephemeral keeps data in an emptyDir instead of a PersistentVolumeClaim with AOF: a pure cache.
@@ -91,7 +92,8 @@ type RedisSentinelArgs struct {
 	// cloud provider instead of those of the AWS Load Balancer Controller: set it when the
 	// cluster has no such controller, which the default EKS annotations need to take effect.
 	AWSInTreeLoadBalancer bool
-	// ClientLabels are the pod labels that the NetworkPolicy lets reach redis, sentinels and HAProxy.
+	// ClientLabels are the pod labels (in any namespace) that the NetworkPolicy lets reach redis,
+	// the sentinels and HAProxy.
 	ClientLabels map[string]string
 }
 

@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strings"
 	"text/template"
+
+	"k8s.io/apimachinery/pkg/api/resource"
 )
 
 // Ports of the release. They are fixed: clients, probes and policies agree on them.
@@ -84,6 +86,7 @@ type templateValues struct {
 	Quorum                      int
 	DownAfterMilliseconds       int
 	FailoverTimeoutMilliseconds int
+	MaxMemoryBytes              int64
 	Pods                        []pod
 }
 
@@ -105,6 +108,8 @@ func renderConfigFiles(n names, a RedisSentinelArgs) (map[string]string, error) 
 		DownAfterMilliseconds:       a.DownAfterMilliseconds,
 		FailoverTimeoutMilliseconds: a.FailoverTimeoutMilliseconds,
 	}
+	memory := resource.MustParse(a.RedisMemory) // validated
+	values.MaxMemoryBytes = memory.Value() * 3 / 4
 	for i := 0; i < a.Replicas; i++ {
 		id := fmt.Sprintf("%s-%d", n.base, i)
 		values.Pods = append(values.Pods, pod{ID: id, FQDN: id + "." + peerDomain(n, a)})

@@ -5,8 +5,8 @@ package components
 // into a public one.
 //
 // EKS uses the AWS Load Balancer Controller's annotations: scheme "internal" with an NLB whose
-// targets are pod IPs. The in-tree controller ignores them, so the EKS stack installs the
-// AWS Load Balancer Controller.
+// targets are pod IPs. They need the controller (the eks stack installs it); without it,
+// AWSInTreeLoadBalancer switches to the in-tree annotations below.
 var internalLoadBalancerAnnotations = map[Cloud]map[string]string{
 	CloudGKE: {
 		"networking.gke.io/load-balancer-type": "Internal",

@@ -66,9 +66,11 @@ func (b *builder) loadBalancer() (pulumi.StringOutput, error) {
 	meta := b.meta(n.loadBalancer, b.labels(componentHAProxy))
 	meta.Annotations = pulumi.ToStringMap(a.loadBalancerAnnotations())
 	spec := &corev1.ServiceSpecArgs{
-		Type:     pulumi.String("LoadBalancer"),
-		Selector: b.selector(componentHAProxy),
-		Ports:    corev1.ServicePortArray{servicePort("redis", RedisPort)},
+		Type: pulumi.String("LoadBalancer"),
+		// Local keeps the client's address, which the NetworkPolicy's source ranges match.
+		ExternalTrafficPolicy: pulumi.String("Local"),
+		Selector:              b.selector(componentHAProxy),
+		Ports:                 corev1.ServicePortArray{servicePort("redis", RedisPort)},
 	}
 	if len(a.LoadBalancerSourceRanges) > 0 {
 		spec.LoadBalancerSourceRanges = pulumi.ToStringArray(a.LoadBalancerSourceRanges)
@@ -127,7 +129,12 @@ func (b *builder) policies() error {
 		}
 		return out
 	}
-	clients := pods(pulumi.ToStringMap(a.ClientLabels))
+	// Labelled client pods in any namespace: a bare pod selector would only match this namespace,
+	// which the release usually has to itself.
+	clients := networkingv1.NetworkPolicyPeerArgs{
+		PodSelector:       &metav1.LabelSelectorArgs{MatchLabels: pulumi.ToStringMap(a.ClientLabels)},
+		NamespaceSelector: &metav1.LabelSelectorArgs{},
+	}
 
 	haproxyRules := networkingv1.NetworkPolicyIngressRuleArray{
 		networkingv1.NetworkPolicyIngressRuleArgs{From: networkingv1.NetworkPolicyPeerArray{clients}, Ports: ports(RedisPort)},

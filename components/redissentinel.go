@@ -40,6 +40,9 @@ type builder struct {
 	args  RedisSentinelArgs
 	names names
 	opts  []pulumi.ResourceOption
+	// The pods name the Secret and the ConfigMap through these outputs, so that Pulumi creates
+	// both before any pod that reads them.
+	secretName, configName pulumi.StringOutput
 }
 
 // NewRedisSentinel validates args, then registers the component and its children. Invalid args
@@ -80,16 +83,17 @@ func NewRedisSentinel(ctx *pulumi.Context, name string, args *RedisSentinelArgs,
 		b.opts = append(b.opts, pulumi.DependsOn([]pulumi.Resource{ns}))
 	}
 
-	secretName, err := b.secret()
+	if b.secretName, err = b.secret(); err != nil {
+		return nil, err
+	}
+	config, err := corev1.NewConfigMap(ctx, n.config, &corev1.ConfigMapArgs{
+		Metadata: b.meta(n.config, b.labels(componentRedis)),
+		Data:     pulumi.ToStringMap(files),
+	}, b.opts...)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := corev1.NewConfigMap(ctx, n.config, &corev1.ConfigMapArgs{
-		Metadata: b.meta(n.config, b.labels(componentRedis)),
-		Data:     pulumi.ToStringMap(files),
-	}, b.opts...); err != nil {
-		return nil, err
-	}
+	b.configName = config.Metadata.Name().Elem()
 	if _, err := corev1.NewServiceAccount(ctx, n.serviceAccount, &corev1.ServiceAccountArgs{
 		Metadata:                     b.meta(n.serviceAccount, b.labels(componentRedis)),
 		AutomountServiceAccountToken: pulumi.Bool(false),
@@ -116,7 +120,7 @@ func NewRedisSentinel(ctx *pulumi.Context, name string, args *RedisSentinelArgs,
 	c.MasterEndpoint = pulumi.Sprintf("%s:%d", serviceHost(n.master, a), RedisPort)
 	c.SentinelEndpoint = pulumi.Sprintf("%s:%d", serviceHost(n.sentinel, a), SentinelPort)
 	c.MasterSetName = pulumi.String(a.MasterSetName).ToStringOutput()
-	c.SecretName = secretName
+	c.SecretName = b.secretName
 	c.Namespace = pulumi.String(a.Namespace).ToStringOutput()
 	c.LoadBalancerAddress = lbAddress
 	if err := ctx.RegisterResourceOutputs(c, pulumi.Map{
@@ -138,8 +142,8 @@ func (b *builder) secret() (pulumi.StringOutput, error) {
 	if password == nil {
 		generated, err := random.NewRandomPassword(b.ctx, b.names.base+"-password", &random.RandomPasswordArgs{
 			Length: pulumi.Int(32),
-			// Letters and digits only: the password goes into redis.conf, sentinel.conf and
-			// HAProxy's inline AUTH command, none of which then needs quoting.
+			// Letters and digits only: HAProxy's health checks send the password in an inline
+			// AUTH command, where a space or a quote would break it.
 			Special: pulumi.Bool(false),
 		}, b.opts...)
 		if err != nil {

@@ -48,9 +48,7 @@ func (b *builder) statefulSet(files map[string]string) error {
 			FailureThreshold: pulumi.Int(failures),
 		}
 	}
-	secretRef := &corev1.EnvVarSourceArgs{SecretKeyRef: &corev1.SecretKeySelectorArgs{
-		Name: pulumi.String(n.secret), Key: pulumi.String(passwordKey),
-	}}
+	secretRef := b.passwordRef()
 	env := corev1.EnvVarArray{
 		corev1.EnvVarArgs{Name: pulumi.String("POD_NAME"), ValueFrom: &corev1.EnvVarSourceArgs{
 			FieldRef: &corev1.ObjectFieldSelectorArgs{FieldPath: pulumi.String("metadata.name")},
@@ -110,7 +108,7 @@ func (b *builder) statefulSet(files map[string]string) error {
 	}
 
 	volumes := corev1.VolumeArray{
-		corev1.VolumeArgs{Name: pulumi.String(volumeConfig), ConfigMap: &corev1.ConfigMapVolumeSourceArgs{Name: pulumi.String(n.config)}},
+		corev1.VolumeArgs{Name: pulumi.String(volumeConfig), ConfigMap: &corev1.ConfigMapVolumeSourceArgs{Name: b.configName}},
 		emptyDir(volumeRun),
 		emptyDir(volumeTmp),
 	}
@@ -195,12 +193,7 @@ func (b *builder) haproxy(files map[string]string) error {
 							containerPort("redis", RedisPort),
 							containerPort("health", haproxyHealthPort),
 						},
-						Env: corev1.EnvVarArray{corev1.EnvVarArgs{
-							Name: pulumi.String("REDIS_PASSWORD"),
-							ValueFrom: &corev1.EnvVarSourceArgs{SecretKeyRef: &corev1.SecretKeySelectorArgs{
-								Name: pulumi.String(n.secret), Key: pulumi.String(passwordKey),
-							}},
-						}},
+						Env:       corev1.EnvVarArray{corev1.EnvVarArgs{Name: pulumi.String("REDIS_PASSWORD"), ValueFrom: b.passwordRef()}},
 						Resources: resources("50m", "64Mi", "128Mi"),
 						// Ready only while it can route to a master that the sentinels confirm.
 						ReadinessProbe: &corev1.ProbeArgs{
@@ -221,7 +214,7 @@ func (b *builder) haproxy(files map[string]string) error {
 					Volumes: corev1.VolumeArray{corev1.VolumeArgs{
 						Name: pulumi.String(volumeConfig),
 						ConfigMap: &corev1.ConfigMapVolumeSourceArgs{
-							Name:  pulumi.String(n.config),
+							Name:  b.configName,
 							Items: corev1.KeyToPathArray{corev1.KeyToPathArgs{Key: pulumi.String(haproxyConfigKey), Path: pulumi.String(haproxyConfigKey)}},
 						},
 					}},
@@ -230,6 +223,13 @@ func (b *builder) haproxy(files map[string]string) error {
 		},
 	}, b.opts...)
 	return err
+}
+
+// passwordRef reads the password from the Secret into an environment variable.
+func (b *builder) passwordRef() *corev1.EnvVarSourceArgs {
+	return &corev1.EnvVarSourceArgs{SecretKeyRef: &corev1.SecretKeySelectorArgs{
+		Name: b.secretName, Key: pulumi.String(passwordKey),
+	}}
 }
 
 // spread keeps the pods of a component on different nodes, and across zones when it can. Tainted

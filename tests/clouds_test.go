@@ -2,6 +2,7 @@ package tests
 
 import (
 	"encoding/json"
+	"net"
 	"strings"
 	"testing"
 
@@ -121,6 +122,38 @@ func TestEKSNodesLiveOnlyInPrivateSubnets(t *testing.T) {
 	assert.Len(t, r.ofType("aws:ec2/natGateway:NatGateway"), 3, "one NAT gateway per zone")
 }
 
+func TestEKSSubnetsNeverOverlapUpToSixZones(t *testing.T) {
+	r := mustRunCloudStack(t, "eks", map[string]string{
+		"eksAvailabilityZones": `["eu-west-1a","eu-west-1b","eu-west-1c","eu-west-1d","eu-west-1e","eu-west-1f"]`,
+		"eksVpcCidr":           "10.0.0.0/20",
+	})
+	var networks []*net.IPNet
+	for _, res := range r.ofType("aws:ec2/subnet:Subnet") {
+		_, n, err := net.ParseCIDR(inputs(res)["cidrBlock"].(string))
+		require.NoError(t, err)
+		_, vpc, _ := net.ParseCIDR("10.0.0.0/20")
+		assert.True(t, vpc.Contains(n.IP), "%s inside the VPC", n)
+		for _, other := range networks {
+			assert.False(t, other.Contains(n.IP) || n.Contains(other.IP), "%s overlaps %s", n, other)
+		}
+		networks = append(networks, n)
+	}
+	assert.Len(t, networks, 12)
+}
+
+func TestEKSClusterHasTheNameItsKubeconfigAndTagsUse(t *testing.T) {
+	r := mustRunCloudStack(t, "eks", nil)
+	assert.Equal(t, "redis", inputs(r.find("aws:eks/cluster:Cluster", "redis"))["name"], "not auto-named")
+	for _, res := range r.ofType("aws:ec2/subnet:Subnet") {
+		assert.Equal(t, "shared", path(inputs(res), "tags", "kubernetes.io/cluster/redis"), res.Name)
+	}
+	text := render.Object(r.find("pulumi:providers:kubernetes", "redis-eks"), true)["kubeconfig"].(string)
+	assert.Contains(t, text, "- --cluster-name\n")
+	assert.Contains(t, text, "- redis\n")
+	cni := inputs(r.find("aws:eks/addon:Addon", "redis-vpc-cni"))
+	assert.JSONEq(t, `{"enableNetworkPolicy":"true"}`, cni["configurationValues"].(string), "the VPC CNI enforces the release's NetworkPolicies")
+}
+
 func TestEKSEndpointAccessIsAsConfigured(t *testing.T) {
 	cluster := inputs(mustRunCloudStack(t, "eks", nil).find("aws:eks/cluster:Cluster", "redis"))
 	assert.Equal(t, true, path(cluster, "vpcConfig", "endpointPrivateAccess"))
@@ -229,7 +262,7 @@ func TestGKELoadBalancerIsInternal(t *testing.T) {
 	assert.Equal(t, []any{"10.10.0.0/20", "10.20.0.0/14"}, path(lb, "spec", "loadBalancerSourceRanges"))
 }
 
-func TestClusterStacksExportTheKubeconfigAsASecret(t *testing.T) {
+func TestClusterProvidersUseASecretKubeconfigWithAnExecPlugin(t *testing.T) {
 	for _, stack := range []string{"gke", "eks"} {
 		r := mustRunCloudStack(t, stack, nil)
 		provider := r.find("pulumi:providers:kubernetes", "redis-"+stack)
@@ -267,6 +300,8 @@ var invalidCloudConfigs = []struct {
 	{"an AWS region that is half a region", "eks", map[string]string{"awsRegion": "eu-west"}, []string{`awsRegion: "eu-west"`}},
 	{"two availability zones", "eks", map[string]string{"eksAvailabilityZones": `["eu-west-1a","eu-west-1b"]`}, []string{"eksAvailabilityZones: [eu-west-1a eu-west-1b]", "at least three"}},
 	{"an availability zone of another region", "eks", map[string]string{"eksAvailabilityZones": `["eu-west-1a","eu-west-1b","us-east-1a"]`}, []string{`eksAvailabilityZones[2]: "us-east-1a"`}},
+	{"more zones than the VPC has eighths for", "eks", map[string]string{"eksAvailabilityZones": `["eu-west-1a","eu-west-1b","eu-west-1c","eu-west-1d","eu-west-1e","eu-west-1f","eu-west-1g"]`}, []string{"eksAvailabilityZones: [eu-west-1a", "at most 6 zones"}},
+	{"a release name too long for the nodes' service account", "gke", map[string]string{"name": "redis-sentinel-production"}, []string{`name: "redis-sentinel-production"`, "at most 24 characters on gke"}},
 	{"a VPC too small to split", "eks", map[string]string{"eksVpcCidr": "10.0.0.0/24"}, []string{`eksVpcCidr: "10.0.0.0/24"`, "/16 to /20"}},
 	{"existing subnets without their VPC", "eks", map[string]string{"eksPrivateSubnetIds": `["subnet-0123456789abcdef0","subnet-0123456789abcdef1"]`}, []string{`eksVpcId: ""`}},
 	{"a subnet ID that is a name", "eks", map[string]string{"eksVpcId": "vpc-0123456789abcdef0", "eksPrivateSubnetIds": `["private-a","subnet-0123456789abcdef1"]`}, []string{`eksPrivateSubnetIds[0]: "private-a"`}},

@@ -95,6 +95,8 @@ func TestLoadBalancerSourceRangesLimitTheLoadBalancerAndTheNetworkPolicy(t *test
 	var lb corev1.Service
 	r.decode(typeService, "redis-master-lb", &lb)
 	assert.Equal(t, []string{"10.10.0.0/16", "192.168.4.0/24"}, lb.Spec.LoadBalancerSourceRanges)
+	assert.Equal(t, corev1.ServiceExternalTrafficPolicyLocal, lb.Spec.ExternalTrafficPolicy,
+		"the NetworkPolicy's ranges can only match clients whose address is kept")
 
 	var policy networkingv1.NetworkPolicy
 	r.decode(typeNetworkPolicy, "redis-haproxy", &policy)
@@ -214,6 +216,15 @@ func TestRedisRefusesWritesWhenNoReplicaIsInSync(t *testing.T) {
 	assert.Contains(t, conf, "\nmin-replicas-max-lag 3\n")
 	assert.Contains(t, conf, "\nprotected-mode no\n", "protected mode is set explicitly; auth is always on")
 	assert.NotRegexp(t, regexp.MustCompile(`(?m)^(requirepass|masterauth)`), conf, "the password is appended at start, from the environment")
+}
+
+func TestRedisStaysBelowItsMemoryLimitAndEvictsOnlyAsACache(t *testing.T) {
+	conf := mustRunStack(t, map[string]string{"redisMemory": "1Gi"}).configFile("redis.conf")
+	assert.Contains(t, conf, "\nmaxmemory 805306368\n", "three quarters of 1Gi: room for buffers and the AOF rewrite's fork")
+	assert.Contains(t, conf, "\nmaxmemory-policy noeviction\n", "a data store refuses writes when full")
+	conf = mustRunStack(t, map[string]string{"ephemeral": "true"}).configFile("redis.conf")
+	assert.Contains(t, conf, "\nmaxmemory 402653184\n")
+	assert.Contains(t, conf, "\nmaxmemory-policy allkeys-lru\n", "a cache evicts")
 }
 
 func TestChecksumChangesWhenAndOnlyWhenTheConfigChanges(t *testing.T) {
@@ -397,6 +408,10 @@ func TestDisruptionBudgetsAndNetworkPolicies(t *testing.T) {
 		require.NotNil(t, peer.PodSelector)
 		from = append(from, peer.PodSelector.MatchLabels)
 	}
+	clients := rule.From[2]
+	require.NotNil(t, clients.NamespaceSelector, "labelled clients in other namespaces are let in too")
+	assert.Empty(t, clients.NamespaceSelector.MatchLabels)
+	assert.Nil(t, rule.From[0].NamespaceSelector, "peers: this namespace only")
 	assert.Equal(t, []map[string]string{
 		{"app.kubernetes.io/name": "redis-sentinel", "app.kubernetes.io/instance": "redis", "app.kubernetes.io/component": "redis"},
 		{"app.kubernetes.io/name": "redis-sentinel", "app.kubernetes.io/instance": "redis", "app.kubernetes.io/component": "haproxy"},

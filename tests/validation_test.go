@@ -60,6 +60,9 @@ var invalidConfigs = []struct {
 	{"no client labels at all", map[string]string{"clientLabels": "{}"}, []string{"clientLabels: map[]", "at least one label"}},
 	{"a StorageClass name with capitals", map[string]string{"storageClass": "Fast_SSD"}, []string{`storageClass: "Fast_SSD"`}},
 	{"a StorageClass for a pod with no claim", map[string]string{"ephemeral": "true", "storageClass": "ssd"}, []string{`storageClass: "ssd"`, "ephemeral is true"}},
+	{"an empty namespace is not the default namespace", map[string]string{"namespace": ""}, []string{`namespace: ""`, "leave the key out for the default"}},
+	{"an empty storage size", map[string]string{"storageSize": ""}, []string{`storageSize: ""`, "leave the key out"}},
+	{"an empty cloud", map[string]string{"cloud": ""}, []string{`cloud: ""`}},
 	{"a cluster domain with an empty label", map[string]string{"clusterDomain": "cluster..local"}, []string{`clusterDomain: "cluster..local"`}},
 }
 

@@ -16,6 +16,12 @@ FAILOVER_WAIT_SECONDS=${FAILOVER_WAIT_SECONDS:-30}
 ORDINAL=${POD_NAME##*-}
 
 master=$(current_master exclude-self)
+deadline=$(($(date +%s) + BOOTSTRAP_WAIT_SECONDS))
+while [ -z "$master" ] && [ "$ORDINAL" != 0 ] && [ "$(date +%s)" -lt "$deadline" ]; do
+    sleep 2
+    master=$(current_master exclude-self)
+done
+
 if [ "${master% *}" = "$POD_FQDN" ]; then
     log "the sentinels still name this pod as master: handing over before starting"
     request_failover || log "no sentinel accepted a failover yet; waiting for them to act"
@@ -24,12 +30,6 @@ if [ "${master% *}" = "$POD_FQDN" ]; then
         exit 1
     fi
 fi
-
-deadline=$(($(date +%s) + BOOTSTRAP_WAIT_SECONDS))
-while [ -z "$master" ] && [ "$ORDINAL" != 0 ] && [ "$(date +%s)" -lt "$deadline" ]; do
-    sleep 2
-    master=$(current_master exclude-self)
-done
 if [ -z "$master" ] && [ "$ORDINAL" != 0 ]; then
     master="$(peer 0) $REDIS_PORT"
     log "nobody knows a master after ${BOOTSTRAP_WAIT_SECONDS}s; following ordinal 0"
