@@ -22,6 +22,10 @@ const (
 	haproxyHealthPort = 8404
 )
 
+// haproxyConnections is what all HAProxy pods together may hold open to the master: below
+// redis's default maxclients (10000), leaving room for replicas, sentinels and direct clients.
+const haproxyConnections = 8000
+
 // Where the containers find the ConfigMap (read-only) and where they write the configs that redis
 // and sentinel own at run time (an emptyDir: Sentinel rewrites its config and exits if it cannot).
 const (
@@ -87,6 +91,7 @@ type templateValues struct {
 	DownAfterMilliseconds       int
 	FailoverTimeoutMilliseconds int
 	MaxMemoryBytes              int64
+	HAProxyMaxConn              int
 	Pods                        []pod
 }
 
@@ -108,6 +113,7 @@ func renderConfigFiles(n names, a RedisSentinelArgs) (map[string]string, error) 
 		DownAfterMilliseconds:       a.DownAfterMilliseconds,
 		FailoverTimeoutMilliseconds: a.FailoverTimeoutMilliseconds,
 	}
+	values.HAProxyMaxConn = haproxyConnections / a.HAProxyReplicas
 	memory := resource.MustParse(a.RedisMemory) // validated
 	values.MaxMemoryBytes = memory.Value() * 3 / 4
 	for i := 0; i < a.Replicas; i++ {

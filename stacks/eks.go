@@ -43,7 +43,17 @@ var (
 	vpcIDPattern        = regexp.MustCompile(`^vpc-[0-9a-f]{8,17}$`)
 	eksVersionPattern   = regexp.MustCompile(`^1\.[0-9]{2}$`)
 	instanceTypePattern = regexp.MustCompile(`^[a-z][a-z0-9-]*\.[a-z0-9]+$`)
+	// Graviton families have a "g" right after the generation: m7g, c6gn, t4g, r7gd, g5g.
+	gravitonPattern = regexp.MustCompile(`^[a-z]+[0-9]+g[a-z]*\.`)
 )
+
+// amiType is the node group's AMI for an instance type's architecture.
+func amiType(instanceType string) string {
+	if gravitonPattern.MatchString(instanceType) {
+		return "AL2023_ARM_64_STANDARD"
+	}
+	return "AL2023_x86_64_STANDARD"
+}
 
 func readEKSConfig(r *reader, allowPublicControlPlane bool) EKSConfig {
 	var e EKSConfig
@@ -88,6 +98,9 @@ func readEKSConfig(r *reader, allowPublicControlPlane bool) EKSConfig {
 	}
 	for i, t := range e.InstanceTypes {
 		r.match(fmt.Sprintf("eksInstanceTypes[%d]", i), t, instanceTypePattern, "an EC2 instance type such as m6i.large")
+		if i > 0 && amiType(t) != amiType(e.InstanceTypes[0]) {
+			r.fail(fmt.Sprintf("eksInstanceTypes[%d]", i), t, fmt.Sprintf("an instance type of the same architecture as %s: one node group runs one AMI", e.InstanceTypes[0]))
+		}
 	}
 	if e.MaxNodes > 0 && (e.MinNodes > e.MaxNodes || e.DesiredNodes < e.MinNodes || e.DesiredNodes > e.MaxNodes) {
 		r.fail("eksDesiredNodes", e.DesiredNodes, fmt.Sprintf("from eksMinNodes (%d) to eksMaxNodes (%d), with eksMinNodes at most eksMaxNodes", e.MinNodes, e.MaxNodes))
@@ -222,7 +235,7 @@ func newEKSCluster(ctx *pulumi.Context, name string, e EKSConfig) (*cluster, err
 		NodeRoleArn:   nodeRole.Arn,
 		SubnetIds:     subnetIDs,
 		InstanceTypes: pulumi.ToStringArray(e.InstanceTypes),
-		AmiType:       pulumi.String("AL2023_x86_64_STANDARD"),
+		AmiType:       pulumi.String(amiType(e.InstanceTypes[0])),
 		ScalingConfig: &eks.NodeGroupScalingConfigArgs{
 			MinSize: pulumi.Int(e.MinNodes), MaxSize: pulumi.Int(e.MaxNodes), DesiredSize: pulumi.Int(e.DesiredNodes),
 		},

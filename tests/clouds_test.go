@@ -154,6 +154,13 @@ func TestEKSClusterHasTheNameItsKubeconfigAndTagsUse(t *testing.T) {
 	assert.JSONEq(t, `{"enableNetworkPolicy":"true"}`, cni["configurationValues"].(string), "the VPC CNI enforces the release's NetworkPolicies")
 }
 
+func TestEKSGravitonNodesGetTheARMImage(t *testing.T) {
+	group := inputs(mustRunCloudStack(t, "eks", map[string]string{"eksInstanceTypes": `["m7g.large","c6gn.xlarge"]`}).find("aws:eks/nodeGroup:NodeGroup", "redis"))
+	assert.Equal(t, "AL2023_ARM_64_STANDARD", group["amiType"])
+	group = inputs(mustRunCloudStack(t, "eks", map[string]string{"eksInstanceTypes": `["m6i.large","g5.xlarge"]`}).find("aws:eks/nodeGroup:NodeGroup", "redis"))
+	assert.Equal(t, "AL2023_x86_64_STANDARD", group["amiType"], "g5 is an x86 GPU family, not Graviton")
+}
+
 func TestEKSEndpointAccessIsAsConfigured(t *testing.T) {
 	cluster := inputs(mustRunCloudStack(t, "eks", nil).find("aws:eks/cluster:Cluster", "redis"))
 	assert.Equal(t, true, path(cluster, "vpcConfig", "endpointPrivateAccess"))
@@ -308,6 +315,7 @@ var invalidCloudConfigs = []struct {
 	{"a Kubernetes version that is a word", "eks", map[string]string{"eksKubernetesVersion": "latest"}, []string{`eksKubernetesVersion: "latest"`}},
 	{"no instance types", "eks", map[string]string{"eksInstanceTypes": "[]"}, []string{"eksInstanceTypes: []", "at least one"}},
 	{"an instance type without a size", "eks", map[string]string{"eksInstanceTypes": `["m6i"]`}, []string{`eksInstanceTypes[0]: "m6i"`}},
+	{"Graviton and x86 in one node group", "eks", map[string]string{"eksInstanceTypes": `["m6i.large","m7g.large"]`}, []string{`eksInstanceTypes[1]: "m7g.large"`, "same architecture as m6i.large"}},
 	{"more desired nodes than the maximum", "eks", map[string]string{"eksDesiredNodes": "9"}, []string{"eksDesiredNodes: 9", "from eksMinNodes (3) to eksMaxNodes (6)"}},
 	{"a public API open to the internet without the opt-in", "eks", map[string]string{"eksPublicAccessCidrs": `["0.0.0.0/0"]`}, []string{`eksPublicAccessCidrs[0]: "0.0.0.0/0"`, "allowPublicControlPlane"}},
 	{"an opt-in that is not a boolean", "eks", map[string]string{"eksLoadBalancerController": "sometimes"}, []string{`eksLoadBalancerController: "sometimes"`}},

@@ -248,7 +248,7 @@ func TestChecksumChangesWhenAndOnlyWhenTheConfigChanges(t *testing.T) {
 		redis, haproxy bool // whether each checksum must change
 	}{
 		{"a new image is no config change", map[string]string{"redisImage": "docker.io/library/redis:7.2.6-alpine"}, false, false},
-		{"more HAProxy pods is no config change", map[string]string{"haproxyReplicas": "3"}, false, false},
+		{"more HAProxy pods lowers each one's maxconn", map[string]string{"haproxyReplicas": "3"}, false, true},
 		{"a larger volume is no config change", map[string]string{"storageSize": "20Gi"}, false, false},
 		{"down-after is sentinel config", map[string]string{"downAfterMilliseconds": "7000"}, true, false},
 		{"the lag bound is redis config", map[string]string{"minReplicasMaxLagSeconds": "5"}, true, false},
@@ -370,6 +370,13 @@ func TestHAProxyRoutesOnlyToAMasterThatTheSentinelsName(t *testing.T) {
 		if strings.HasPrefix(backend, "sentinels_name_") {
 			assert.NotContains(t, backend, `send "QUIT`, strings.SplitN(backend, "\n", 2)[0])
 		}
+	}
+}
+
+func TestHAProxyPodsTogetherStayBelowRedisMaxClients(t *testing.T) {
+	for replicas, maxconn := range map[string]string{"2": "4000", "4": "2000", "20": "400"} {
+		cfg := mustRunStack(t, map[string]string{"haproxyReplicas": replicas}).configFile("haproxy.cfg")
+		assert.Contains(t, cfg, "\n    maxconn "+maxconn+"\n", "%s HAProxy pods", replicas)
 	}
 }
 
