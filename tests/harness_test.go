@@ -74,13 +74,6 @@ func runComponent(t *testing.T, args *components.RedisSentinelArgs, dryRun bool)
 	return &release{t: t, resources: rec.Resources()}, err
 }
 
-func mustRunComponent(t *testing.T, args *components.RedisSentinelArgs) *release {
-	t.Helper()
-	r, err := runComponent(t, args, false)
-	require.NoError(t, err)
-	return r
-}
-
 // find returns the registration of the given type token and name; the test fails without one.
 func (r *release) find(typ, name string) render.Resource {
 	r.t.Helper()

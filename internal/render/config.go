@@ -74,7 +74,7 @@ func LoadStackConfig(dir, stack string) (*StackConfig, error) {
 		if decl.Default != nil {
 			value, err := configText(decl.Default)
 			if err != nil {
-				return nil, fmt.Errorf("Pulumi.yaml: default of %s: %w", key, err)
+				return nil, fmt.Errorf("default of %s in Pulumi.yaml: %w", key, err)
 			}
 			c.Values[project.Name+":"+key] = value
 		}
