@@ -484,4 +484,7 @@ func TestPreStopStopsWritesBeforeItAsksForTheFailover(t *testing.T) {
 	require.GreaterOrEqual(t, refuse, 0)
 	require.GreaterOrEqual(t, failover, 0)
 	assert.Less(t, refuse, failover)
+	restore := strings.LastIndex(script, `CONFIG SET min-replicas-to-write "${required:-1}"`)
+	assert.Greater(t, restore, failover, "the bound is restored on every path, after the failover")
+	assert.Contains(t, script, `REPLICAOF "${master% *}" "${master#* }"`, "the old master follows the new one at once")
 }

@@ -17,16 +17,18 @@ log "preStop: this pod is the master; asking the sentinels to fail over"
 # Refuse writes from now on (no master can have REPLICAS replicas): for about a second after the
 # promotion this master keeps a replica and HAProxy still routes to it, and every write it took
 # then was acknowledged and lost (seen with real processes). A refused write is retried instead.
-# The kubelet stops this container after the hook, and redis-start.sh rebuilds redis.conf.
 required=$(cli localhost "$REDIS_PORT" CONFIG GET min-replicas-to-write | sed -n 2p)
 cli localhost "$REDIS_PORT" CONFIG SET min-replicas-to-write "$REPLICAS" >/dev/null
 if ! request_failover; then
-    cli localhost "$REDIS_PORT" CONFIG SET min-replicas-to-write "${required:-1}" >/dev/null
     log "preStop: no sentinel accepted a failover; stopping anyway"
-    exit 0
-fi
-if master=$(wait_for_other_master "$PRESTOP_WAIT_SECONDS"); then
-    log "preStop: ${master% *} is master now"
+elif master=$(wait_for_other_master "$PRESTOP_WAIT_SECONDS"); then
+    log "preStop: ${master% *} is master now; following it"
+    # Demote at once instead of waiting for the sentinels (about 15 s with real processes), in
+    # case this server outlives the hook.
+    cli localhost "$REDIS_PORT" REPLICAOF "${master% *}" "${master#* }" >/dev/null
 else
     log "preStop: no new master within ${PRESTOP_WAIT_SECONDS}s; stopping anyway"
 fi
+# Leave the write bound as it was. A server that outlived the hook kept refusing every write
+# once it was made master again, while HAProxy reported it healthy (seen with real processes).
+cli localhost "$REDIS_PORT" CONFIG SET min-replicas-to-write "${required:-1}" >/dev/null
