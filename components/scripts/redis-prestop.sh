@@ -22,13 +22,13 @@ cli localhost "$REDIS_PORT" CONFIG SET min-replicas-to-write "$REPLICAS" >/dev/n
 if ! request_failover; then
     log "preStop: no sentinel accepted a failover; stopping anyway"
 elif master=$(wait_for_other_master "$PRESTOP_WAIT_SECONDS"); then
-    log "preStop: ${master% *} is master now; following it"
-    # Demote at once instead of waiting for the sentinels (about 15 s with real processes), in
-    # case this server outlives the hook.
-    cli localhost "$REDIS_PORT" REPLICAOF "${master% *}" "${master#* }" >/dev/null
+    # The sentinels demote this server themselves. A REPLICAOF here forced a full resync and an
+    # initial AOF rewrite, during which redis refuses the SIGTERM that follows the hook.
+    log "preStop: ${master% *} is master now"
 else
     log "preStop: no new master within ${PRESTOP_WAIT_SECONDS}s; stopping anyway"
 fi
 # Leave the write bound as it was. A server that outlived the hook kept refusing every write
 # once it was made master again, while HAProxy reported it healthy (seen with real processes).
+# By now the new master has the replicas, so this server, with none, still refuses writes.
 cli localhost "$REDIS_PORT" CONFIG SET min-replicas-to-write "${required:-1}" >/dev/null
