@@ -226,7 +226,7 @@ func (a RedisSentinelArgs) Validate(name string) error {
 	if a.HAProxyReplicas < 1 || a.HAProxyReplicas > 20 {
 		fail("haproxyReplicas", a.HAProxyReplicas, "from 1 to 20")
 	}
-	a.validateLoadBalancer(fail)
+	errs = append(errs, a.validateLoadBalancer(fail)...)
 	if len(a.ClientLabels) == 0 {
 		fail("clientLabels", a.ClientLabels, "at least one label, which the NetworkPolicy requires of client pods")
 	}
@@ -238,7 +238,8 @@ func (a RedisSentinelArgs) Validate(name string) error {
 	return errors.Join(errs...)
 }
 
-func (a RedisSentinelArgs) validateLoadBalancer(fail func(field string, value any, allowed string)) {
+// validateLoadBalancer reports through fail, and returns the source ranges' own errors.
+func (a RedisSentinelArgs) validateLoadBalancer(fail func(field string, value any, allowed string)) []error {
 	if !a.LoadBalancer {
 		if a.PublicLoadBalancer {
 			fail("publicLoadBalancer", true, "true only together with loadBalancer: true")
@@ -246,7 +247,7 @@ func (a RedisSentinelArgs) validateLoadBalancer(fail func(field string, value an
 		if len(a.LoadBalancerSourceRanges) > 0 {
 			fail("loadBalancerSourceRanges", a.LoadBalancerSourceRanges, "empty unless loadBalancer is true")
 		}
-		return
+		return nil
 	}
 	if a.AWSInTreeLoadBalancer && a.Cloud != CloudEKS {
 		fail("awsInTreeLoadBalancer", true, fmt.Sprintf("true only with cloud eks, not %q", a.Cloud))
@@ -254,18 +255,33 @@ func (a RedisSentinelArgs) validateLoadBalancer(fail func(field string, value an
 	if _, internal := internalLoadBalancerAnnotations[a.Cloud]; !internal && !a.PublicLoadBalancer {
 		fail("loadBalancer", true, fmt.Sprintf("false for cloud %q, which has no internal load balancer annotation; use gke, eks or aks, or set publicLoadBalancer: true to accept a public address", a.Cloud))
 	}
-	for i, cidr := range a.LoadBalancerSourceRanges {
-		field := fmt.Sprintf("loadBalancerSourceRanges[%d]", i)
+	return CheckCIDRs("loadBalancerSourceRanges", a.LoadBalancerSourceRanges, false, a.PublicLoadBalancer, "publicLoadBalancer")
+}
+
+// CheckCIDRs reports every entry of list (as field[i]) that is not a network in CIDR notation
+// (IPv4 only when ipv4Only), or that is the whole address space while allowEverything is false;
+// optIn names the key that allows it. The stacks check their control planes' ranges with it.
+func CheckCIDRs(field string, list []string, ipv4Only, allowEverything bool, optIn string) []error {
+	family := "a"
+	if ipv4Only {
+		family = "an IPv4"
+	}
+	var errs []error
+	for i, cidr := range list {
+		fail := func(allowed string) {
+			errs = append(errs, &FieldError{Field: fmt.Sprintf("%s[%d]", field, i), Value: cidr, Allowed: allowed})
+		}
 		ip, network, err := net.ParseCIDR(cidr)
 		switch {
-		case err != nil:
-			fail(field, cidr, "a CIDR such as 10.0.0.0/8")
+		case err != nil || (ipv4Only && ip.To4() == nil):
+			fail(family + " network in CIDR notation such as 10.0.0.0/8")
 		case !ip.Equal(network.IP):
-			fail(field, cidr, fmt.Sprintf("a network address: %s", network))
-		case isEverything(network) && !a.PublicLoadBalancer:
-			fail(field, cidr, "a range narrower than the whole internet unless publicLoadBalancer is true")
+			fail(fmt.Sprintf("a network address: %s", network))
+		case isEverything(network) && !allowEverything:
+			fail("a range narrower than the whole internet unless " + optIn + " is true")
 		}
 	}
+	return errs
 }
 
 func isEverything(n *net.IPNet) bool {

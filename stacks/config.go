@@ -121,18 +121,10 @@ func (r *reader) match(key, value string, pattern *regexp.Regexp, allowed string
 	}
 }
 
-// cidrs checks a list of client CIDRs. The whole internet is refused unless allowEverything.
+// cidrs checks a list of IPv4 client ranges of a control plane. The whole internet is refused
+// unless allowEverything.
 func (r *reader) cidrs(key string, list []string, allowEverything bool, optIn string) {
-	for i, cidr := range list {
-		field := fmt.Sprintf("%s[%d]", key, i)
-		n, err := network(cidr)
-		switch {
-		case err != nil:
-			r.fail(field, cidr, "an IPv4 network such as 203.0.113.0/24 ("+err.Error()+")")
-		case isEverything(n) && !allowEverything:
-			r.fail(field, cidr, "a range narrower than the whole internet, unless "+optIn+" is true")
-		}
-	}
+	r.errs = append(r.errs, components.CheckCIDRs(key, list, true, allowEverything, optIn)...)
 }
 
 var imagePattern = regexp.MustCompile(`^[a-z0-9]+([._/-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$`)

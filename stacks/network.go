@@ -30,8 +30,3 @@ func subnet(parent *net.IPNet, newBits, num int) string {
 func overlaps(a, b *net.IPNet) bool {
 	return a.Contains(b.IP) || b.Contains(a.IP)
 }
-
-func isEverything(n *net.IPNet) bool {
-	ones, _ := n.Mask.Size()
-	return ones == 0
-}
