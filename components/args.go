@@ -26,9 +26,11 @@ const (
 var Clouds = []Cloud{CloudNone, CloudGKE, CloudEKS, CloudAKS}
 
 // Default images. Redis 7.2 is the last BSD-licensed Redis line; HAProxy 2.8 is an LTS branch.
+// The exporter is v1.83.0 or later, which can switch off its /scrape endpoint (see workload.go).
 const (
 	DefaultRedisImage   = "docker.io/library/redis:7.2.5-alpine"
 	DefaultHAProxyImage = "docker.io/library/haproxy:2.8.10-alpine"
+	DefaultMetricsImage = "docker.io/oliver006/redis_exporter:v1.92.1"
 )
 
 // RedisSentinelArgs configures a RedisSentinel.
@@ -95,6 +97,20 @@ type RedisSentinelArgs struct {
 	// ClientLabels are the pod labels (in any namespace) that the NetworkPolicy lets reach redis,
 	// the sentinels and HAProxy.
 	ClientLabels map[string]string
+
+	// DisableMetrics leaves out the redis_exporter sidecar and its port; by default every redis pod
+	// runs one. MetricsImage must provide /redis_exporter, v1.83.0 or later.
+	DisableMetrics bool
+	MetricsImage   pulumi.StringInput
+	// ServiceMonitor registers a Prometheus Operator ServiceMonitor for the exporters. Set it only
+	// where the monitoring.coreos.com/v1 CRDs are installed: without them the creation fails.
+	ServiceMonitor bool
+	// MetricsScraperNamespaceLabels and MetricsScraperPodLabels select the pods (Prometheus) that the
+	// NetworkPolicy lets reach the metrics port, and only that port. Nil takes the default
+	// (namespace "monitoring", pods labelled app.kubernetes.io/name=prometheus); an empty map
+	// matches every namespace, or every pod of the selected namespaces. Not both may be empty.
+	MetricsScraperNamespaceLabels map[string]string
+	MetricsScraperPodLabels       map[string]string
 }
 
 // DefaultArgs returns the value every zero field of RedisSentinelArgs takes. Quorum is left zero:
@@ -115,6 +131,11 @@ func DefaultArgs() RedisSentinelArgs {
 		FailoverTimeoutMilliseconds: 10000,
 		MinReplicasMaxLagSeconds:    2,
 		HAProxyReplicas:             2,
+		MetricsImage:                pulumi.String(DefaultMetricsImage),
+		// kubernetes.io/metadata.name is set on every namespace by Kubernetes itself (1.22+).
+		MetricsScraperNamespaceLabels: map[string]string{"kubernetes.io/metadata.name": "monitoring"},
+		// The label of the Prometheus pods of the Prometheus Operator and of the community chart.
+		MetricsScraperPodLabels: map[string]string{"app.kubernetes.io/name": "prometheus"},
 	}
 }
 
@@ -137,8 +158,15 @@ func (a RedisSentinelArgs) WithDefaults(name string) RedisSentinelArgs {
 	setDefault(&a.MinReplicasMaxLagSeconds, d.MinReplicasMaxLagSeconds)
 	setDefault(&a.HAProxyReplicas, d.HAProxyReplicas)
 	setDefault(&a.Quorum, a.Replicas/2+1)
+	setDefault(&a.MetricsImage, d.MetricsImage)
 	if a.ClientLabels == nil {
 		a.ClientLabels = map[string]string{name + "-client": "true"}
+	}
+	if a.MetricsScraperNamespaceLabels == nil {
+		a.MetricsScraperNamespaceLabels = d.MetricsScraperNamespaceLabels
+	}
+	if a.MetricsScraperPodLabels == nil {
+		a.MetricsScraperPodLabels = d.MetricsScraperPodLabels
 	}
 	return a
 }
@@ -230,10 +258,22 @@ func (a RedisSentinelArgs) Validate(name string) error {
 	if len(a.ClientLabels) == 0 {
 		fail("clientLabels", a.ClientLabels, "at least one label, which the NetworkPolicy requires of client pods")
 	}
-	for _, key := range sortedKeys(a.ClientLabels) {
-		if len(validation.IsQualifiedName(key)) > 0 || len(validation.IsValidLabelValue(a.ClientLabels[key])) > 0 {
-			fail("clientLabels", key+"="+a.ClientLabels[key], "Kubernetes label keys and values (such as app.example.com/redis-client=true)")
+	checkLabels := func(field string, labels map[string]string) {
+		for _, key := range sortedKeys(labels) {
+			if len(validation.IsQualifiedName(key)) > 0 || len(validation.IsValidLabelValue(labels[key])) > 0 {
+				fail(field, key+"="+labels[key], "Kubernetes label keys and values (such as app.example.com/redis-client=true)")
+			}
 		}
+	}
+	checkLabels("clientLabels", a.ClientLabels)
+	checkLabels("metricsScraperNamespaceLabels", a.MetricsScraperNamespaceLabels)
+	checkLabels("metricsScraperPodLabels", a.MetricsScraperPodLabels)
+	if len(a.MetricsScraperNamespaceLabels) == 0 && len(a.MetricsScraperPodLabels) == 0 {
+		fail("metricsScraperPodLabels", a.MetricsScraperPodLabels,
+			"at least one label here or in metricsScraperNamespaceLabels: with both empty every pod of the cluster could scrape the exporters")
+	}
+	if a.DisableMetrics && a.ServiceMonitor {
+		fail("serviceMonitor", true, "true only together with metrics: true; there is nothing to scrape without the exporters")
 	}
 	return errors.Join(errs...)
 }

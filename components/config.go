@@ -19,6 +19,7 @@ import (
 const (
 	RedisPort         = 6379
 	SentinelPort      = 26379
+	MetricsPort       = 9121 // redis_exporter's own default
 	haproxyHealthPort = 8404
 )
 
@@ -46,7 +47,8 @@ var templates = template.Must(template.New("").Option("missingkey=error").ParseF
 // diffs stay stable.
 type names struct {
 	base, secret, config, serviceAccount, headless, sentinel, master, loadBalancer,
-	haproxy, networkPolicy, haproxyNetworkPolicy, disruptionBudget, haproxyDisruptionBudget string
+	haproxy, networkPolicy, haproxyNetworkPolicy, disruptionBudget, haproxyDisruptionBudget,
+	serviceMonitor string
 }
 
 func newNames(base string) names {
@@ -64,6 +66,7 @@ func newNames(base string) names {
 		haproxyNetworkPolicy:    base + "-haproxy",
 		disruptionBudget:        base,
 		haproxyDisruptionBudget: base + "-haproxy",
+		serviceMonitor:          base,
 	}
 }
 

@@ -1,12 +1,18 @@
 package components
 
 import (
+	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes"
+	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/apiextensions"
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
 	networkingv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/networking/v1"
 	policyv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/policy/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
+
+// metricsPortName names the exporters' port on the pods and the headless Service; the
+// ServiceMonitor finds the port by this name.
+const metricsPortName = "metrics"
 
 func servicePort(name string, port int) corev1.ServicePortArgs {
 	return corev1.ServicePortArgs{
@@ -18,6 +24,13 @@ func servicePort(name string, port int) corev1.ServicePortArgs {
 // master endpoint Service in front of HAProxy.
 func (b *builder) services() error {
 	n := b.names
+	headlessPorts := corev1.ServicePortArray{servicePort("redis", RedisPort), servicePort("sentinel", SentinelPort)}
+	if !b.args.DisableMetrics {
+		// Only here: Prometheus scrapes every pod through the headless Service's endpoints, not
+		// yet ready ones included. The sentinels' Service would list the same pods a second time,
+		// and the master's Service leads to HAProxy, which has no exporter.
+		headlessPorts = append(headlessPorts, servicePort(metricsPortName, MetricsPort))
+	}
 	specs := []struct {
 		name string
 		spec *corev1.ServiceSpecArgs
@@ -28,7 +41,7 @@ func (b *builder) services() error {
 			// has synced from a master it found by name.
 			PublishNotReadyAddresses: pulumi.Bool(true),
 			Selector:                 b.selector(componentRedis),
-			Ports:                    corev1.ServicePortArray{servicePort("redis", RedisPort), servicePort("sentinel", SentinelPort)},
+			Ports:                    headlessPorts,
 		}},
 		{n.sentinel, &corev1.ServiceSpecArgs{
 			Type:     pulumi.String("ClusterIP"),
@@ -148,16 +161,29 @@ func (b *builder) policies() error {
 		haproxyRules = append(haproxyRules, networkingv1.NetworkPolicyIngressRuleArgs{From: from, Ports: ports(RedisPort)})
 	}
 
+	redisRules := networkingv1.NetworkPolicyIngressRuleArray{
+		networkingv1.NetworkPolicyIngressRuleArgs{
+			From:  networkingv1.NetworkPolicyPeerArray{pods(b.selector(componentRedis)), pods(b.selector(componentHAProxy)), clients},
+			Ports: ports(RedisPort, SentinelPort),
+		},
+	}
+	if !a.DisableMetrics {
+		// One peer with both selectors: the scraper's pods in the scraper's namespaces, and only
+		// to the metrics port; redis itself stays closed to them.
+		scraper := networkingv1.NetworkPolicyPeerArgs{
+			PodSelector:       &metav1.LabelSelectorArgs{MatchLabels: pulumi.ToStringMap(a.MetricsScraperPodLabels)},
+			NamespaceSelector: &metav1.LabelSelectorArgs{MatchLabels: pulumi.ToStringMap(a.MetricsScraperNamespaceLabels)},
+		}
+		redisRules = append(redisRules, networkingv1.NetworkPolicyIngressRuleArgs{
+			From: networkingv1.NetworkPolicyPeerArray{scraper}, Ports: ports(MetricsPort),
+		})
+	}
+
 	for _, policy := range []struct {
 		name, component string
 		ingress         networkingv1.NetworkPolicyIngressRuleArray
 	}{
-		{n.networkPolicy, componentRedis, networkingv1.NetworkPolicyIngressRuleArray{
-			networkingv1.NetworkPolicyIngressRuleArgs{
-				From:  networkingv1.NetworkPolicyPeerArray{pods(b.selector(componentRedis)), pods(b.selector(componentHAProxy)), clients},
-				Ports: ports(RedisPort, SentinelPort),
-			},
-		}},
+		{n.networkPolicy, componentRedis, redisRules},
 		{n.haproxyNetworkPolicy, componentHAProxy, haproxyRules},
 	} {
 		if _, err := networkingv1.NewNetworkPolicy(b.ctx, policy.name, &networkingv1.NetworkPolicyArgs{
@@ -172,4 +198,28 @@ func (b *builder) policies() error {
 		}
 	}
 	return nil
+}
+
+// serviceMonitor registers, when asked for, the Prometheus Operator ServiceMonitor that scrapes
+// every exporter through the headless Service. The sentinels' Service carries the same labels but
+// no metrics port, so it adds no targets.
+func (b *builder) serviceMonitor() error {
+	if b.args.DisableMetrics || !b.args.ServiceMonitor {
+		return nil
+	}
+	_, err := apiextensions.NewCustomResource(b.ctx, b.names.serviceMonitor, &apiextensions.CustomResourceArgs{
+		ApiVersion: pulumi.String("monitoring.coreos.com/v1"),
+		Kind:       pulumi.String("ServiceMonitor"),
+		Metadata:   b.meta(b.names.serviceMonitor, b.labels(componentRedis)),
+		OtherFields: kubernetes.UntypedArgs{
+			"spec": pulumi.Map{
+				"selector": pulumi.Map{"matchLabels": b.selector(componentRedis)},
+				"endpoints": pulumi.Array{pulumi.Map{
+					"port": pulumi.String(metricsPortName),
+					"path": pulumi.String("/metrics"),
+				}},
+			},
+		},
+	}, b.opts...)
+	return err
 }

@@ -109,6 +109,9 @@ func NewRedisSentinel(ctx *pulumi.Context, name string, args *RedisSentinelArgs,
 	if err := b.services(); err != nil {
 		return nil, err
 	}
+	if err := b.serviceMonitor(); err != nil {
+		return nil, err
+	}
 	lbAddress, err := b.loadBalancer()
 	if err != nil {
 		return nil, err

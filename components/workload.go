@@ -131,6 +131,11 @@ func (b *builder) statefulSet(files map[string]string) error {
 		}}
 	}
 
+	containers := corev1.ContainerArray{redis, sentinel}
+	if !a.DisableMetrics {
+		containers = append(containers, b.exporter())
+	}
+
 	_, err := appsv1.NewStatefulSet(b.ctx, n.base, &appsv1.StatefulSetArgs{
 		Metadata: b.meta(n.base, b.labels(componentRedis)),
 		Spec: &appsv1.StatefulSetSpecArgs{
@@ -155,7 +160,7 @@ func (b *builder) statefulSet(files map[string]string) error {
 					TerminationGracePeriodSeconds: pulumi.Int(terminationGracePeriodSeconds),
 					SecurityContext:               restrictedPod(redisUser),
 					TopologySpreadConstraints:     b.spread(componentRedis, "DoNotSchedule"),
-					Containers:                    corev1.ContainerArray{redis, sentinel},
+					Containers:                    containers,
 					Volumes:                       volumes,
 				},
 			},
@@ -163,6 +168,40 @@ func (b *builder) statefulSet(files map[string]string) error {
 		},
 	}, b.opts...)
 	return err
+}
+
+// exporter is the redis_exporter sidecar: it reads the local redis only, and serves /metrics.
+// One per pod is enough: each redis reports its role, replication and lag itself, and Sentinel's
+// view (which master, how many sentinels agree) shows in HAProxy's readiness; a second exporter
+// on the sentinel port would double the sidecars for little that redis's own metrics miss.
+func (b *builder) exporter() corev1.ContainerArgs {
+	return corev1.ContainerArgs{
+		Name:  pulumi.String("metrics"),
+		Image: b.args.MetricsImage,
+		// Explicit, so that the binary of another packaging (Debian's prometheus-redis-exporter)
+		// can run the same arguments. Every flag here exists since v1.0.
+		Command: pulumi.ToStringArray([]string{"/redis_exporter"}),
+		Args: pulumi.ToStringArray([]string{
+			"--redis.addr=redis://localhost:" + strconv.Itoa(RedisPort),
+			"--web.listen-address=:" + strconv.Itoa(MetricsPort),
+		}),
+		Ports: corev1.ContainerPortArray{containerPort(metricsPortName, MetricsPort)},
+		Env: corev1.EnvVarArray{
+			corev1.EnvVarArgs{Name: pulumi.String("REDIS_PASSWORD"), ValueFrom: b.passwordRef()},
+			// /scrape?target=... would dial any address a caller names and authenticate with this
+			// password. An environment variable rather than a flag: exporters older than v1.83.0
+			// ignore it instead of refusing to start.
+			envVar("REDIS_EXPORTER_DISABLE_SCRAPE_ENDPOINT", "true"),
+		},
+		Resources: resources("10m", "32Mi", "64Mi"),
+		// No readiness probe: the pod's readiness is redis's, and a slow exporter must not take
+		// a healthy redis out of its Services or count against its disruption budget.
+		LivenessProbe: &corev1.ProbeArgs{
+			HttpGet:       &corev1.HTTPGetActionArgs{Path: pulumi.String("/health"), Port: pulumi.String(metricsPortName)},
+			PeriodSeconds: pulumi.Int(10), TimeoutSeconds: pulumi.Int(5),
+		},
+		SecurityContext: restrictedContainer(),
+	}
 }
 
 func (b *builder) haproxy(files map[string]string) error {

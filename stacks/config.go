@@ -23,6 +23,7 @@ type Config struct {
 	Release         components.RedisSentinelArgs
 	RedisImage      string
 	HAProxyImage    string
+	MetricsImage    string
 	// Kubeconfig of an existing cluster (cloud none or aks); empty uses the ambient one.
 	Kubeconfig string
 	// AllowPublicControlPlane is the explicit opt-in to a cluster API reachable from 0.0.0.0/0.
@@ -140,6 +141,7 @@ func LoadConfig(ctx *pulumi.Context) (*Config, error) {
 		CreateNamespace: DefaultCreateNamespace,
 		RedisImage:      components.DefaultRedisImage,
 		HAProxyImage:    components.DefaultHAProxyImage,
+		MetricsImage:    components.DefaultMetricsImage,
 	}
 	rel := &c.Release
 	var cloud string
@@ -168,6 +170,13 @@ func LoadConfig(ctx *pulumi.Context) (*Config, error) {
 	r.object("loadBalancerSourceRanges", &rel.LoadBalancerSourceRanges, `a list of CIDRs such as ["10.0.0.0/8"]`)
 	r.bool("publicLoadBalancer", &rel.PublicLoadBalancer)
 	r.object("clientLabels", &rel.ClientLabels, `a map of label keys to values such as {"redis-client": "true"}`)
+	metrics := true
+	r.bool("metrics", &metrics)
+	rel.DisableMetrics = !metrics
+	r.nonEmpty("metricsImage", &c.MetricsImage)
+	r.bool("serviceMonitor", &rel.ServiceMonitor)
+	r.object("metricsScraperNamespaceLabels", &rel.MetricsScraperNamespaceLabels, `a map of namespace label keys to values such as {"kubernetes.io/metadata.name": "monitoring"}, or {} for every namespace`)
+	r.object("metricsScraperPodLabels", &rel.MetricsScraperPodLabels, `a map of pod label keys to values such as {"app.kubernetes.io/name": "prometheus"}, or {} for every pod`)
 	r.string("kubeconfig", &c.Kubeconfig)
 	r.bool("allowPublicControlPlane", &c.AllowPublicControlPlane)
 
@@ -184,7 +193,7 @@ func LoadConfig(ctx *pulumi.Context) (*Config, error) {
 	if c.Kubeconfig != "" && rel.Cloud != components.CloudNone && rel.Cloud != components.CloudAKS {
 		r.fail("kubeconfig", "(a secret)", fmt.Sprintf("empty for cloud %s, whose stack creates the cluster; a kubeconfig is for cloud none or aks", rel.Cloud))
 	}
-	for key, image := range map[string]string{"redisImage": c.RedisImage, "haproxyImage": c.HAProxyImage} {
+	for key, image := range map[string]string{"redisImage": c.RedisImage, "haproxyImage": c.HAProxyImage, "metricsImage": c.MetricsImage} {
 		r.match(key, image, imagePattern, "an image reference such as docker.io/library/redis:7.2.5-alpine")
 	}
 	if c.Password != "" && !passwordPattern.MatchString(c.Password) {

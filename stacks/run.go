@@ -34,6 +34,7 @@ func Run(ctx *pulumi.Context) error {
 	args := cfg.Release
 	args.RedisImage = pulumi.String(cfg.RedisImage)
 	args.HAProxyImage = pulumi.String(cfg.HAProxyImage)
+	args.MetricsImage = pulumi.String(cfg.MetricsImage)
 	if cfg.Password != "" {
 		args.Password = pulumi.ToSecret(pulumi.String(cfg.Password)).(pulumi.StringOutput)
 	}
