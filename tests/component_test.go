@@ -193,7 +193,7 @@ func TestSentinelsAndReplicasAnnounceTheirPodDNSNameNotAnIP(t *testing.T) {
 
 	var sts appsv1.StatefulSet
 	r.decode(typeStatefulSet, "redis", &sts)
-	for _, c := range sts.Spec.Template.Spec.Containers {
+	for _, c := range sts.Spec.Template.Spec.Containers[:2] { // redis and sentinel; the exporter announces nothing
 		assert.Contains(t, c.Env, corev1.EnvVar{Name: "POD_FQDN", Value: "$(POD_NAME).redis-headless.redis.svc.cluster.local"}, c.Name)
 		assert.Less(t, envIndex(c.Env, "POD_NAME"), envIndex(c.Env, "POD_FQDN"), "$(POD_NAME) expands only if defined earlier")
 	}
@@ -271,18 +271,20 @@ func TestRedisPodsAreHardenedProbedAndStopGracefully(t *testing.T) {
 	assert.Equal(t, "redis-headless", sts.Spec.ServiceName)
 	assert.False(t, *spec.AutomountServiceAccountToken)
 	assert.False(t, *spec.EnableServiceLinks, "service links would put REDIS_PORT=tcp://... into the environment")
-	require.Len(t, spec.Containers, 2)
+	require.Len(t, spec.Containers, 3, "redis, sentinel and the metrics exporter")
 	redis, sentinel := spec.Containers[0], spec.Containers[1]
 	assert.Equal(t, []string{"sh", "/etc/redis-sentinel/probe.sh", "redis-ready"}, redis.ReadinessProbe.Exec.Command)
 	assert.Equal(t, []string{"sh", "/etc/redis-sentinel/redis-prestop.sh"}, redis.Lifecycle.PreStop.Exec.Command)
 	assert.Greater(t, *spec.TerminationGracePeriodSeconds, int64(20), "room for the preStop failover")
 	assert.Equal(t, []string{"sh", "/etc/redis-sentinel/sentinel-start.sh"}, sentinel.Command)
+	for _, c := range []corev1.Container{redis, sentinel} {
+		assert.NotNil(t, c.StartupProbe, "%s: loading a large AOF may take long", c.Name)
+	}
 	for _, c := range spec.Containers {
 		assert.NotEmpty(t, c.Resources.Requests.Cpu().String(), c.Name)
 		assert.False(t, c.Resources.Requests.Memory().IsZero(), c.Name)
 		assert.False(t, c.Resources.Limits.Memory().IsZero(), c.Name)
 		assert.NotNil(t, c.LivenessProbe, c.Name)
-		assert.NotNil(t, c.StartupProbe, c.Name)
 		for _, arg := range append(c.Command, c.Args...) {
 			assert.NotContains(t, arg, "PASSWORD", "no password on a command line")
 		}
@@ -403,7 +405,7 @@ func TestDisruptionBudgetsAndNetworkPolicies(t *testing.T) {
 
 	var policy networkingv1.NetworkPolicy
 	r.decode(typeNetworkPolicy, "redis", &policy)
-	require.Len(t, policy.Spec.Ingress, 1)
+	require.Len(t, policy.Spec.Ingress, 2, "redis and sentinel ports; the metrics port (metrics_test.go)")
 	rule := policy.Spec.Ingress[0]
 	var ports []int
 	for _, p := range rule.Ports {
@@ -437,7 +439,7 @@ func TestAPreviewWithUnknownValuesSucceeds(t *testing.T) {
 	unknown := func() pulumi.StringOutput {
 		return pulumi.UnsafeUnknownOutput(nil).ApplyT(func(any) string { return "" }).(pulumi.StringOutput)
 	}
-	r, err := runComponent(t, &components.RedisSentinelArgs{RedisImage: unknown(), HAProxyImage: unknown()}, true)
+	r, err := runComponent(t, &components.RedisSentinelArgs{RedisImage: unknown(), HAProxyImage: unknown(), MetricsImage: unknown()}, true)
 	require.NoError(t, err)
 	var sts appsv1.StatefulSet
 	r.decode(typeStatefulSet, "redis", &sts)

@@ -41,6 +41,11 @@ func TestZeroArgsTakeTheDocumentedDefaults(t *testing.T) {
 		{"LoadBalancer", got.LoadBalancer, false},
 		{"PublicLoadBalancer", got.PublicLoadBalancer, false},
 		{"ClientLabels", got.ClientLabels, map[string]string{"cache-client": "true"}},
+		{"DisableMetrics", got.DisableMetrics, false},
+		{"MetricsImage", got.MetricsImage, pulumi.String(components.DefaultMetricsImage)},
+		{"ServiceMonitor", got.ServiceMonitor, false},
+		{"MetricsScraperNamespaceLabels", got.MetricsScraperNamespaceLabels, map[string]string{"kubernetes.io/metadata.name": "monitoring"}},
+		{"MetricsScraperPodLabels", got.MetricsScraperPodLabels, map[string]string{"app.kubernetes.io/name": "prometheus"}},
 	} {
 		assert.Equal(t, c.want, c.got, c.field)
 	}
@@ -55,30 +60,35 @@ func TestPulumiYamlDeclaresTheProgramsDefaults(t *testing.T) {
 	require.NoError(t, err)
 	d := components.RedisSentinelArgs{}.WithDefaults(stacks.DefaultName)
 	want := map[string]any{
-		"name":                        stacks.DefaultName,
-		"namespace":                   stacks.DefaultNamespace,
-		"createNamespace":             stacks.DefaultCreateNamespace,
-		"cloud":                       string(d.Cloud),
-		"replicas":                    d.Replicas,
-		"quorum":                      0, // 0 means a majority
-		"masterSetName":               d.MasterSetName,
-		"clusterDomain":               d.ClusterDomain,
-		"redisImage":                  components.DefaultRedisImage,
-		"haproxyImage":                components.DefaultHAProxyImage,
-		"password":                    "", // empty means generated
-		"ephemeral":                   d.Ephemeral,
-		"storageSize":                 d.StorageSize,
-		"storageClass":                d.StorageClass,
-		"redisCPU":                    d.RedisCPU,
-		"redisMemory":                 d.RedisMemory,
-		"downAfterMilliseconds":       d.DownAfterMilliseconds,
-		"failoverTimeoutMilliseconds": d.FailoverTimeoutMilliseconds,
-		"minReplicasMaxLagSeconds":    d.MinReplicasMaxLagSeconds,
-		"haproxyReplicas":             d.HAProxyReplicas,
-		"loadBalancer":                d.LoadBalancer,
-		"loadBalancerSourceRanges":    []string{},
-		"publicLoadBalancer":          d.PublicLoadBalancer,
-		"clientLabels":                d.ClientLabels,
+		"name":                          stacks.DefaultName,
+		"namespace":                     stacks.DefaultNamespace,
+		"createNamespace":               stacks.DefaultCreateNamespace,
+		"cloud":                         string(d.Cloud),
+		"replicas":                      d.Replicas,
+		"quorum":                        0, // 0 means a majority
+		"masterSetName":                 d.MasterSetName,
+		"clusterDomain":                 d.ClusterDomain,
+		"redisImage":                    components.DefaultRedisImage,
+		"haproxyImage":                  components.DefaultHAProxyImage,
+		"password":                      "", // empty means generated
+		"ephemeral":                     d.Ephemeral,
+		"storageSize":                   d.StorageSize,
+		"storageClass":                  d.StorageClass,
+		"redisCPU":                      d.RedisCPU,
+		"redisMemory":                   d.RedisMemory,
+		"downAfterMilliseconds":         d.DownAfterMilliseconds,
+		"failoverTimeoutMilliseconds":   d.FailoverTimeoutMilliseconds,
+		"minReplicasMaxLagSeconds":      d.MinReplicasMaxLagSeconds,
+		"haproxyReplicas":               d.HAProxyReplicas,
+		"loadBalancer":                  d.LoadBalancer,
+		"loadBalancerSourceRanges":      []string{},
+		"publicLoadBalancer":            d.PublicLoadBalancer,
+		"clientLabels":                  d.ClientLabels,
+		"metrics":                       !d.DisableMetrics,
+		"metricsImage":                  components.DefaultMetricsImage,
+		"serviceMonitor":                d.ServiceMonitor,
+		"metricsScraperNamespaceLabels": d.MetricsScraperNamespaceLabels,
+		"metricsScraperPodLabels":       d.MetricsScraperPodLabels,
 	}
 	assert.Subset(t, keysOf(project.Config), keysOf(want), "every key of the release is declared")
 	for key, decl := range project.Config {

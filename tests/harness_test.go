@@ -135,4 +135,5 @@ const (
 	typePDB           = "kubernetes:policy/v1:PodDisruptionBudget"
 	typeNamespace     = "kubernetes:core/v1:Namespace"
 	typeAccount       = "kubernetes:core/v1:ServiceAccount"
+	typeMonitor       = "kubernetes:monitoring.coreos.com/v1:ServiceMonitor"
 )

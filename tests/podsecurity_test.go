@@ -37,6 +37,8 @@ func TestEveryPodTemplatePassesTheRestrictedPodSecurityStandard(t *testing.T) {
 		r.decode(typeDeployment, "redis-haproxy", &dep)
 		assert.Empty(t, forbidden(t, dep.Spec.Template), "HAProxy pods %v", overrides)
 
+		require.Len(t, sts.Spec.Template.Spec.Containers, 3)
+		require.Equal(t, "metrics", sts.Spec.Template.Spec.Containers[2].Name, "the exporter is checked too")
 		for _, spec := range []corev1.PodSpec{sts.Spec.Template.Spec, dep.Spec.Template.Spec} {
 			for _, c := range spec.Containers {
 				require.NotNil(t, c.SecurityContext)

@@ -64,6 +64,14 @@ var invalidConfigs = []struct {
 	{"an empty storage size", map[string]string{"storageSize": ""}, []string{`storageSize: ""`, "leave the key out"}},
 	{"an empty cloud", map[string]string{"cloud": ""}, []string{`cloud: ""`}},
 	{"a cluster domain with an empty label", map[string]string{"clusterDomain": "cluster..local"}, []string{`clusterDomain: "cluster..local"`}},
+	{"metrics that are a maybe", map[string]string{"metrics": "sometimes"}, []string{`metrics: "sometimes"`, "true or false"}},
+	{"a ServiceMonitor with nothing to scrape", map[string]string{"metrics": "false", "serviceMonitor": "true"}, []string{"serviceMonitor: true", "only together with metrics: true"}},
+	{"an empty exporter image", map[string]string{"metricsImage": ""}, []string{`metricsImage: ""`, "leave the key out"}},
+	{"an exporter image reference with a space", map[string]string{"metricsImage": "redis exporter"}, []string{`metricsImage: "redis exporter"`, "image reference"}},
+	{"scrapers from every pod of the cluster", map[string]string{"metricsScraperNamespaceLabels": "{}", "metricsScraperPodLabels": "{}"}, []string{"metricsScraperPodLabels: map[]", "with both empty every pod"}},
+	{"a scraper pod label key that Kubernetes refuses", map[string]string{"metricsScraperPodLabels": `{"bad key!": "x"}`}, []string{`metricsScraperPodLabels: "bad key!=x"`, "label keys and values"}},
+	{"a scraper namespace label value that Kubernetes refuses", map[string]string{"metricsScraperNamespaceLabels": `{"team": "a b"}`}, []string{`metricsScraperNamespaceLabels: "team=a b"`}},
+	{"scraper namespace labels that are a namespace name, not a map", map[string]string{"metricsScraperNamespaceLabels": "monitoring"}, []string{`metricsScraperNamespaceLabels: "monitoring"`, "map of namespace label keys"}},
 }
 
 func TestEveryInvalidConfigIsRefusedClearlyAndRegistersNothing(t *testing.T) {
