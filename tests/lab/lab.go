@@ -1,0 +1,337 @@
+package lab
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Child processes of the lab are this test binary run again with roleEnv set.
+const (
+	roleEnv    = "REDIS_SENTINEL_LAB_ROLE"
+	roleDNS    = "dns"
+	roleClient = "client"
+	clientEnv  = "REDIS_SENTINEL_LAB_CLIENT"
+)
+
+// RunRole runs the child role named in the environment and reports whether there was one.
+// A test binary calls it first thing in TestMain.
+func RunRole() (bool, error) {
+	switch os.Getenv(roleEnv) {
+	case roleDNS:
+		return true, serveDNS()
+	case roleClient:
+		return true, runClient()
+	}
+	return false, nil
+}
+
+// labPassword is the Secret's value the lab supplies to the pods.
+const labPassword = "lab-password-0123456789abcdef"
+
+// Timing of the client's work.
+const (
+	writeInterval  = 10 * time.Millisecond
+	sampleInterval = 50 * time.Millisecond
+)
+
+// cluster is one run of a release: its network, DNS, pods and client.
+type cluster struct {
+	rel    *release
+	dir    string
+	net    *network
+	dns    *dnsServer
+	redis  []*pod
+	proxy  *pod
+	client *exec.Cmd
+	input  *bufio.Writer
+
+	mu      sync.Mutex
+	writes  []event
+	samples []event
+	waiters []chan event // each gets every event as it arrives
+}
+
+// startCluster creates the network and DNS, the redis pods, the HAProxy pod and the client.
+func startCluster(rel *release, dir string) (*cluster, error) {
+	c := &cluster{rel: rel, dir: dir}
+	var err error
+	if c.net, err = newNetwork(); err != nil {
+		return c, err
+	}
+	if c.dns, err = startDNS(c.net.bridge); err != nil {
+		return c, err
+	}
+	c.redis = make([]*pod, rel.replicas())
+	for i := range c.redis {
+		if err := c.startRedisPod(i); err != nil {
+			return c, err
+		}
+	}
+	proxy := podRun{
+		name: rel.haproxy.Name + "-0", namespace: rel.namespace, spec: rel.haproxy.Spec.Template.Spec,
+		configMap: rel.configMap, secret: map[string]string{"password": labPassword},
+		dir: filepath.Join(dir, "pods", rel.haproxy.Name), dnsServer: bridgeAddr,
+	}
+	if c.proxy, err = startPod(c.net, proxy); err != nil {
+		return c, err
+	}
+	if err := c.dns.set(c.serviceName(rel.masterService), c.proxy.ip); err != nil {
+		return c, err
+	}
+	return c, c.startClient()
+}
+
+func (c *cluster) serviceName(svc string) string {
+	return fmt.Sprintf("%s.%s.svc.cluster.local", svc, c.rel.namespace)
+}
+
+func (c *cluster) podName(i int) string { return fmt.Sprintf("%s-%d", c.rel.statefulSet.Name, i) }
+
+// claimDir is the "PersistentVolume" of pod i: it outlives the pod, as a PVC does.
+func (c *cluster) claimDir(i int) string {
+	return filepath.Join(c.dir, "volumes", c.podName(i))
+}
+
+func (c *cluster) startRedisPod(i int) error {
+	sts := c.rel.statefulSet
+	claims := map[string]string{}
+	for _, t := range sts.Spec.VolumeClaimTemplates {
+		claims[t.Name] = filepath.Join(c.claimDir(i), t.Name)
+	}
+	spec := *sts.Spec.Template.Spec.DeepCopy()
+	spec.Hostname, spec.Subdomain = c.podName(i), c.rel.headless
+	run := podRun{
+		name: c.podName(i), namespace: c.rel.namespace, subdomain: c.rel.headless, spec: spec,
+		configMap: c.rel.configMap, secret: map[string]string{"password": labPassword}, claims: claims,
+		dir:       filepath.Join(c.dir, "pods", fmt.Sprintf("%s-%d", c.podName(i), time.Now().UnixNano())),
+		dnsServer: bridgeAddr,
+	}
+	p, err := startPod(c.net, run)
+	c.redis[i] = p
+	if err != nil {
+		return err
+	}
+	return c.publish()
+}
+
+// publish points the pods' DNS names, and the headless Service's, at the pods that exist now.
+func (c *cluster) publish() error {
+	var all []string
+	for i, p := range c.redis {
+		name := fmt.Sprintf("%s.%s", c.podName(i), c.rel.podDomain())
+		if p == nil {
+			if err := c.dns.set(name); err != nil {
+				return err
+			}
+			continue
+		}
+		all = append(all, p.ip)
+		if err := c.dns.set(name, p.ip); err != nil {
+			return err
+		}
+	}
+	return c.dns.set(c.rel.podDomain(), all...)
+}
+
+// deleteRedisPod removes pod i, gracefully (preStop, SIGTERM) or as a node loss would.
+func (c *cluster) deleteRedisPod(i int, graceful bool) error {
+	p := c.redis[i]
+	var err error
+	if graceful {
+		err = p.delete(c.net)
+	} else {
+		err = p.kill(c.net)
+	}
+	c.redis[i] = nil
+	if perr := c.publish(); err == nil {
+		err = perr
+	}
+	return err
+}
+
+func (c *cluster) startClient() error {
+	ns, _, err := c.net.addHost("client")
+	if err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	redisPort, _ := strconv.Atoi(c.rel.env("REDIS_PORT"))
+	sentinelPort, _ := strconv.Atoi(c.rel.env("SENTINEL_PORT"))
+	healthPort := 0
+	for _, p := range c.rel.haproxy.Spec.Template.Spec.Containers[0].Ports {
+		if p.Name == "health" {
+			healthPort = int(p.ContainerPort)
+		}
+	}
+	var pods []string
+	for i := range c.redis {
+		pods = append(pods, c.podName(i))
+	}
+	cfg, err := json.Marshal(clientConfig{
+		Password: labPassword, MasterService: c.serviceName(c.rel.masterService), HealthService: c.serviceName(c.rel.masterService),
+		Pods: pods, PodDomain: c.rel.podDomain(), MasterSet: c.rel.env("MASTER_SET"),
+		RedisPort: redisPort, SentinelPort: sentinelPort, HealthPort: healthPort,
+		WriteInterval: Duration(writeInterval), SampleInterval: Duration(sampleInterval),
+	})
+	if err != nil {
+		return err
+	}
+	c.client = exec.Command("nsenter", "--net=/run/netns/"+ns, "--", self)
+	c.client.Env = append(os.Environ(), roleEnv+"="+roleClient, clientEnv+"="+string(cfg))
+	c.client.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	logFile, err := os.Create(filepath.Join(c.dir, "client.log"))
+	if err != nil {
+		return err
+	}
+	c.client.Stderr = logFile
+	in, err := c.client.StdinPipe()
+	if err != nil {
+		return err
+	}
+	c.input = bufio.NewWriter(in)
+	out, err := c.client.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := c.client.Start(); err != nil {
+		return err
+	}
+	record, err := os.Create(filepath.Join(c.dir, "events.jsonl"))
+	if err != nil {
+		return err
+	}
+	go func() {
+		defer record.Close()
+		lines := bufio.NewScanner(out)
+		lines.Buffer(make([]byte, 1<<20), 1<<20)
+		for lines.Scan() {
+			_, _ = record.Write(append(lines.Bytes(), '\n'))
+			var e event
+			if json.Unmarshal(lines.Bytes(), &e) != nil {
+				continue
+			}
+			c.mu.Lock()
+			switch e.Kind {
+			case "write":
+				c.writes = append(c.writes, e)
+			case "sample":
+				c.samples = append(c.samples, e)
+			}
+			waiters := append([]chan event(nil), c.waiters...)
+			c.mu.Unlock()
+			for _, w := range waiters {
+				select {
+				case w <- e:
+				default: // a full waiter is not reading any more
+				}
+			}
+		}
+	}()
+	return nil
+}
+
+// subscribe returns a channel that gets every event from now on, until unsubscribe.
+func (c *cluster) subscribe() chan event {
+	ch := make(chan event, 4096)
+	c.mu.Lock()
+	c.waiters = append(c.waiters, ch)
+	c.mu.Unlock()
+	return ch
+}
+
+func (c *cluster) unsubscribe(ch chan event) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, w := range c.waiters {
+		if w == ch {
+			c.waiters = append(c.waiters[:i], c.waiters[i+1:]...)
+			return
+		}
+	}
+}
+
+// waitFor sends cmd to the client (if not empty) and waits until an event satisfies ok.
+func (c *cluster) waitFor(cmd string, timeout time.Duration, ok func(event) bool) (event, error) {
+	ch := c.subscribe()
+	defer c.unsubscribe(ch)
+	if cmd != "" {
+		if err := c.command(cmd); err != nil {
+			return event{}, err
+		}
+	}
+	deadline := time.After(timeout)
+	for {
+		select {
+		case e := <-ch:
+			if ok(e) {
+				return e, nil
+			}
+		case <-deadline:
+			return event{}, fmt.Errorf("lab: condition not met within %s", timeout)
+		}
+	}
+}
+
+func (c *cluster) command(cmd string) error {
+	if _, err := fmt.Fprintln(c.input, cmd); err != nil {
+		return err
+	}
+	return c.input.Flush()
+}
+
+// stopAndCheck stops the writers and has the client look up every acknowledged key.
+func (c *cluster) stopAndCheck() (*checkResult, error) {
+	if _, err := c.waitFor("stop", 30*time.Second, func(e event) bool { return e.Kind == "stopped" }); err != nil {
+		return nil, err
+	}
+	e, err := c.waitFor("check", 60*time.Second, func(e event) bool { return e.Kind == "check" })
+	if err != nil {
+		return nil, err
+	}
+	return e.Check, nil
+}
+
+// close stops everything the cluster started and removes its namespaces.
+func (c *cluster) close() error {
+	if c.client != nil && c.client.Process != nil {
+		_ = c.command("quit")
+		_ = syscall.Kill(-c.client.Process.Pid, syscall.SIGKILL)
+		_ = c.client.Wait()
+	}
+	for i, p := range c.redis {
+		if p != nil {
+			_ = p.kill(c.net)
+			c.redis[i] = nil
+		}
+	}
+	if c.proxy != nil {
+		_ = c.proxy.kill(c.net)
+	}
+	if c.dns != nil {
+		c.dns.stop()
+	}
+	var err error
+	if c.net != nil {
+		err = c.net.close()
+	}
+	removeCreatedMountPoints()
+	return err
+}
+
+// events returns copies of what the client reported so far.
+func (c *cluster) events() (writes, samples []event) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]event(nil), c.writes...), append([]event(nil), c.samples...)
+}

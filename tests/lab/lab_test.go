@@ -1,0 +1,133 @@
+package lab
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The lab runs only when asked: it needs root, iproute2, util-linux, and Debian's redis-server,
+// redis-sentinel and haproxy. .ci/run asks for the fast subset; BENCHMARKS.md comes from the
+// full set (see the README).
+var (
+	mode       = flag.String("lab", os.Getenv("REDIS_SENTINEL_LAB"), "scenarios to run: fast, full, or a comma-separated list of names (default: $REDIS_SENTINEL_LAB; empty skips the lab)")
+	manifests  = flag.String("lab.manifests", "", "directory of a `cmd/render -stack local` output to run (default: render the local stack)")
+	reportDir  = flag.String("lab.report", "", "write results.json and results.md here (default: a temporary directory, logged)")
+	benchmarks = flag.String("lab.benchmarks", "", "write BENCHMARKS.md here")
+)
+
+func TestMain(m *testing.M) {
+	if isRole, err := RunRole(); isRole {
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "lab:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	flag.Parse()
+	os.Exit(m.Run())
+}
+
+func TestFailoverLab(t *testing.T) {
+	if *mode == "" {
+		t.Skip("the failover lab runs with -lab fast|full or REDIS_SENTINEL_LAB=fast|full (root, redis-server, redis-sentinel, haproxy)")
+	}
+	scenarios, err := Select(*mode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if os.Geteuid() != 0 {
+		t.Fatal("the lab creates network namespaces: run it as root")
+	}
+	for _, tool := range []string{"ip", "nsenter", "unshare", "setpriv", "redis-server", "redis-sentinel", "redis-cli", "haproxy"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("the lab needs %s: %v", tool, err)
+		}
+	}
+	setups, err := Setups(filepath.Join("..", ".."), *manifests)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := *reportDir
+	if out == "" {
+		out = t.TempDir()
+	}
+	var results []*Result
+	for _, s := range scenarios {
+		for _, setup := range []string{SetupOurs, SetupBaseline} {
+			t.Run(s.Name+"/"+setup, func(t *testing.T) {
+				dir := filepath.Join(out, "runs", s.Name, setup)
+				began := time.Now()
+				r, err := Run(s, setup, setups[setup], dir)
+				results = append(results, r)
+				if err != nil {
+					t.Errorf("%v (logs in %s)", err, dir)
+					return
+				}
+				t.Logf("%s in %.0f s: endpoint gap %.2f s, sentinel gap %.2f s, lost plain %d/%d, lost WAIT 1 %d/%d, two masters %.2f s, converged %.2f s",
+					setup, time.Since(began).Seconds(), r.EndpointGap, r.SentinelGap, r.LostPlain, r.AckedPlain, r.LostWait1, r.AckedWait1, r.TwoMasters, r.Converge)
+				for _, miss := range r.Missed() {
+					t.Errorf("target missed: %s: want %s, got %s (logs in %s)", miss.Name, miss.Want, miss.Got, dir)
+				}
+			})
+		}
+	}
+	table := Markdown(results)
+	t.Logf("results (also in %s):\n%s", out, table)
+	js, err := json.MarshalIndent(results, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(out, "results.json"), js, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(out, "results.md"), []byte(table), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if *benchmarks != "" {
+		if err := os.WriteFile(*benchmarks, []byte(benchmarksPage(t, *mode, table)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// benchmarksPage is BENCHMARKS.md: the table and what it ran on.
+func benchmarksPage(t *testing.T, mode, table string) string {
+	version := func(name string, args ...string) string {
+		out, err := exec.Command(name, args...).CombinedOutput()
+		if err != nil {
+			return "unknown"
+		}
+		return strings.TrimSpace(strings.SplitN(string(out), "\n", 2)[0])
+	}
+	cpu := "unknown"
+	if info, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(info), "\n") {
+			if name, ok := strings.CutPrefix(line, "model name\t: "); ok {
+				cpu = name
+				break
+			}
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, `# Failover lab: ours vs the classic setup
+
+Regenerate with (as root, from the repository root):
+
+    REDIS_SENTINEL_LAB=full go test ./tests/lab -run TestFailoverLab -timeout 60m -v -lab.benchmarks "$PWD/BENCHMARKS.md"
+
+Ran %s, mode %q, on %s, %d CPUs (%s), kernel %s, %s;
+%s; %s; %s.
+
+`, time.Now().UTC().Format("2006-01-02 15:04 MST"), mode, runtime.GOOS+"/"+runtime.GOARCH, runtime.NumCPU(), cpu,
+		version("uname", "-r"), runtime.Version(), version("redis-server", "--version"), version("redis-sentinel", "--version"), version("haproxy", "-v"))
+	b.WriteString(table)
+	return b.String()
+}

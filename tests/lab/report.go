@@ -1,0 +1,166 @@
+package lab
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Result is what one scenario measured for one setup. Times are in seconds.
+type Result struct {
+	Scenario string `json:"scenario"`
+	Title    string `json:"title"`
+	Setup    string `json:"setup"`
+	// Bootstrap is how long the release took from nothing to converged before the scenario.
+	Bootstrap float64 `json:"bootstrapSeconds"`
+	// EndpointGap and SentinelGap are the longest stretches without a successful write through
+	// HAProxy and through a Sentinel-aware client, from the event to the end of the run.
+	EndpointGap float64 `json:"endpointGapSeconds"`
+	SentinelGap float64 `json:"sentinelGapSeconds"`
+	// Acked and Lost count writes by how they were acknowledged (plain SET, or SET then WAIT 1
+	// answered by a replica), over both writers and the whole run.
+	AckedPlain int `json:"ackedPlain"`
+	AckedWait1 int `json:"ackedWait1"`
+	LostPlain  int `json:"lostPlain"`
+	LostWait1  int `json:"lostWait1"`
+	// LostSpan is how far apart the first and the last lost write were acknowledged.
+	LostSpan float64 `json:"lostSpanSeconds"`
+	// TwoMasters is how long at least two nodes reported role:master at once.
+	TwoMasters float64 `json:"twoMastersSeconds"`
+	// Converge is the time from the event until the release was converged for good, or -1.
+	Converge float64      `json:"convergeSeconds"`
+	Check    *checkResult `json:"check"`
+	Targets  []Target     `json:"targets,omitempty"`
+}
+
+// Target is one of the issue's targets, as measured.
+type Target struct {
+	Name string `json:"name"`
+	Want string `json:"want"`
+	Got  string `json:"got"`
+	Met  bool   `json:"met"`
+}
+
+func (r *Result) measure(writes, samples []event, check *checkResult, start, end time.Time, converged func(event) bool) {
+	t0, t1 := start.UnixNano(), end.UnixNano()
+	r.EndpointGap = longestGap(writes, "endpoint", t0, t1)
+	r.SentinelGap = longestGap(writes, "sentinel", t0, t1)
+	r.Check = check
+	for _, w := range []string{"endpoint", "sentinel"} {
+		r.AckedPlain += check.Acked[w+"/plain"]
+		r.AckedWait1 += check.Acked[w+"/wait1"]
+		r.LostPlain += check.Lost[w+"/plain"]
+		r.LostWait1 += check.Lost[w+"/wait1"]
+	}
+	first, last := int64(math.MaxInt64), int64(0)
+	for _, span := range check.LostSpan {
+		first, last = min(first, span[0]), max(last, span[1])
+	}
+	if last > 0 {
+		r.LostSpan = seconds(last - first)
+	}
+	r.Converge = -1
+	var convergedSince int64
+	for i, s := range samples {
+		if s.Time < t0 || s.Time > t1 {
+			continue
+		}
+		masters := 0
+		for _, n := range s.Nodes {
+			if n.Role == "master" {
+				masters++
+			}
+		}
+		if masters >= 2 && i+1 < len(samples) {
+			r.TwoMasters += seconds(samples[i+1].Time - s.Time)
+		}
+		switch {
+		case !converged(s):
+			convergedSince = 0
+		case convergedSince == 0:
+			convergedSince = s.Time
+		}
+	}
+	if convergedSince > 0 {
+		r.Converge = seconds(convergedSince - t0)
+	}
+}
+
+// longestGap is the longest time in [t0, t1] without a successful write by writer, counting
+// the stretches before the first and after the last success.
+func longestGap(writes []event, writer string, t0, t1 int64) float64 {
+	prev, longest := t0, int64(0)
+	for _, w := range writes {
+		if w.Writer != writer || !w.OK || w.Time < t0 || w.Time > t1 {
+			continue
+		}
+		longest = max(longest, w.Time-prev)
+		prev = w.Time
+	}
+	return seconds(max(longest, t1-prev))
+}
+
+func seconds(ns int64) float64 { return math.Round(float64(ns)/1e7) / 100 }
+
+func converges(r *Result) Target {
+	return Target{Name: "converges", Want: "converged at the end", Got: fmt.Sprintf("%.2f s", r.Converge), Met: r.Converge >= 0}
+}
+
+func noWait1Lost(r *Result) Target {
+	return Target{Name: "no WAIT 1 write lost", Want: "0", Got: fmt.Sprintf("%d of %d", r.LostWait1, r.AckedWait1), Met: r.LostWait1 == 0 && r.AckedWait1 > 0}
+}
+
+func noneLost(r *Result) Target {
+	return Target{Name: "data intact", Want: "0 acknowledged writes lost", Got: fmt.Sprintf("%d of %d", r.LostPlain, r.AckedPlain), Met: r.LostPlain == 0 && r.AckedPlain > 0}
+}
+
+func noTwoMasters(r *Result) Target {
+	return Target{Name: "never two masters", Want: "0 s", Got: fmt.Sprintf("%.2f s", r.TwoMasters), Met: r.TwoMasters == 0}
+}
+
+func endpointGapWithin(r *Result, limit time.Duration) Target {
+	return Target{Name: "writable through the endpoint", Want: fmt.Sprintf("gap ≤ %.1f s", limit.Seconds()),
+		Got: fmt.Sprintf("%.2f s", r.EndpointGap), Met: r.EndpointGap <= limit.Seconds()}
+}
+
+// Missed returns the targets a result did not meet.
+func (r *Result) Missed() []Target {
+	var out []Target
+	for _, t := range r.Targets {
+		if !t.Met {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// Markdown renders results as one table, a row per scenario and setup.
+func Markdown(results []*Result) string {
+	var b strings.Builder
+	b.WriteString("| scenario | setup | no write via endpoint (s) | no write via Sentinel (s) | lost plain / acked | lost WAIT 1 / acked | two masters (s) | converged after (s) | targets |\n")
+	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---|\n")
+	for _, r := range results {
+		converge := fmt.Sprintf("%.2f", r.Converge)
+		if r.Converge < 0 {
+			converge = "never"
+		}
+		targets := "—"
+		if len(r.Targets) > 0 {
+			var parts []string
+			for _, t := range r.Targets {
+				mark := "met"
+				if !t.Met {
+					mark = "**MISSED**"
+				}
+				parts = append(parts, fmt.Sprintf("%s: %s (%s)", t.Name, mark, t.Got))
+			}
+			sort.Strings(parts)
+			targets = strings.Join(parts, "; ")
+		}
+		fmt.Fprintf(&b, "| %s | %s | %.2f | %.2f | %d / %d | %d / %d | %.2f | %s | %s |\n",
+			r.Title, r.Setup, r.EndpointGap, r.SentinelGap, r.LostPlain, r.AckedPlain, r.LostWait1, r.AckedWait1, r.TwoMasters, converge, targets)
+	}
+	return b.String()
+}

@@ -1,0 +1,389 @@
+package lab
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Scenario is one thing that happens to a running release.
+type Scenario struct {
+	Name  string
+	Title string
+	Fast  bool // part of the subset CI runs on every change
+	act   func(c *cluster) error
+	// targets are checked for our release only; the baseline is measured, not judged.
+	targets func(r *Result, downAfter time.Duration) []Target
+}
+
+// Timing of a scenario run.
+const (
+	bootstrapTimeout = 90 * time.Second
+	warmUp           = 2 * time.Second
+	settle           = 4 * time.Second // converged this long without a break ends the run
+	convergeTimeout  = 90 * time.Second
+	partitionHold    = 30 * time.Second
+	quickRecreate    = time.Second // node lost, pod back before down-after expires
+)
+
+// Scenarios lists every scenario, in the order they run.
+var Scenarios = []Scenario{
+	{Name: "bootstrap", Title: "bootstrap from empty", act: func(*cluster) error { return nil },
+		targets: func(r *Result, _ time.Duration) []Target { return []Target{converges(r), noWait1Lost(r)} }},
+	{Name: "master-crash", Title: "master crash (SIGKILL of redis-server)", Fast: true, act: crashMaster,
+		targets: func(r *Result, downAfter time.Duration) []Target {
+			return []Target{endpointGapWithin(r, downAfter+2*time.Second), noWait1Lost(r), converges(r)}
+		}},
+	{Name: "recreate-empty-quick", Title: "master pod lost, re-created empty before down-after", Fast: true,
+		act: func(c *cluster) error { return recreateEmptyMaster(c, false) },
+		targets: func(r *Result, _ time.Duration) []Target {
+			return []Target{noTwoMasters(r), noWait1Lost(r), converges(r)}
+		}},
+	{Name: "recreate-empty-after-failover", Title: "master pod lost, re-created empty after the failover",
+		act: func(c *cluster) error { return recreateEmptyMaster(c, true) },
+		targets: func(r *Result, _ time.Duration) []Target {
+			return []Target{noTwoMasters(r), noWait1Lost(r), converges(r)}
+		}},
+	{Name: "planned-restart", Title: "planned restart of the master pod (preStop, SIGTERM)", Fast: true, act: restartMaster,
+		targets: func(r *Result, _ time.Duration) []Target {
+			return []Target{endpointGapWithin(r, time.Second), noWait1Lost(r), converges(r)}
+		}},
+	{Name: "partition", Title: "master partitioned from the other pods for 30 s, clients still reach it", act: partitionMaster,
+		targets: func(r *Result, _ time.Duration) []Target { return []Target{noWait1Lost(r), converges(r)} }},
+	{Name: "sentinels-recreated", Title: "all sentinels re-created at once from the ConfigMap", act: recreateSentinels,
+		targets: func(r *Result, _ time.Duration) []Target { return []Target{noWait1Lost(r), converges(r)} }},
+	{Name: "full-restart", Title: "full restart of all redis pods, persistence on", act: restartAll,
+		targets: func(r *Result, _ time.Duration) []Target {
+			return []Target{noneLost(r), converges(r)}
+		}},
+}
+
+// currentMaster returns the ordinal of the pod that the latest sample shows as the only master.
+func (c *cluster) currentMaster() (int, error) {
+	_, samples := c.events()
+	if len(samples) == 0 {
+		return 0, fmt.Errorf("lab: no sample yet")
+	}
+	last := samples[len(samples)-1]
+	master := -1
+	for i := range c.redis {
+		if last.Nodes[c.podName(i)].Role == "master" {
+			if master >= 0 {
+				return 0, fmt.Errorf("lab: two masters in the latest sample")
+			}
+			master = i
+		}
+	}
+	if master < 0 {
+		return 0, fmt.Errorf("lab: no master in the latest sample")
+	}
+	return master, nil
+}
+
+func crashMaster(c *cluster) error {
+	m, err := c.currentMaster()
+	if err != nil {
+		return err
+	}
+	c.redis[m].container("redis").signal(syscall.SIGKILL, false)
+	return nil
+}
+
+// recreateEmptyMaster loses the master's node with its volume: the pod comes back with no data,
+// quickly or once the sentinels have promoted another pod.
+func recreateEmptyMaster(c *cluster, afterFailover bool) error {
+	m, err := c.currentMaster()
+	if err != nil {
+		return err
+	}
+	old := c.rel.statefulSet.Name + fmt.Sprintf("-%d.", m) + c.rel.podDomain()
+	if err := c.deleteRedisPod(m, false); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(c.claimDir(m)); err != nil {
+		return err
+	}
+	if afterFailover {
+		quorum := len(c.redis)/2 + 1
+		if _, err := c.waitFor("", convergeTimeout, func(e event) bool {
+			named := 0
+			for _, m := range e.Sentinels {
+				if m != "" && m != old {
+					named++
+				}
+			}
+			return e.Kind == "sample" && named >= quorum
+		}); err != nil {
+			return fmt.Errorf("no failover: %v", err)
+		}
+	} else {
+		time.Sleep(quickRecreate)
+	}
+	return c.startRedisPod(m)
+}
+
+func restartMaster(c *cluster) error {
+	m, err := c.currentMaster()
+	if err != nil {
+		return err
+	}
+	if err := c.deleteRedisPod(m, true); err != nil {
+		return err
+	}
+	return c.startRedisPod(m)
+}
+
+// partitionMaster cuts the master off from every other pod (redis and HAProxy) while the client
+// still reaches it, then heals the partition.
+func partitionMaster(c *cluster) error {
+	m, err := c.currentMaster()
+	if err != nil {
+		return err
+	}
+	master := c.redis[m]
+	others := []*pod{c.proxy}
+	for i, p := range c.redis {
+		if i != m {
+			others = append(others, p)
+		}
+	}
+	cut := func(on bool) error {
+		for _, o := range others {
+			if err := blackhole(master.ns, o.ip, on); err != nil {
+				return err
+			}
+			if err := blackhole(o.ns, master.ip, on); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := cut(true); err != nil {
+		return err
+	}
+	time.Sleep(partitionHold)
+	return cut(false)
+}
+
+// recreateSentinels replaces every sentinel container at once by a new one that starts from the
+// ConfigMap's sentinel.conf: the state it had written to the pod's run directory is gone.
+func recreateSentinels(c *cluster) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(c.redis))
+	for i, p := range c.redis {
+		sentinel := p.container("sentinel")
+		runDir, err := p.volumeDir(sentinel, c.rel.env("RUN_DIR"))
+		if err != nil {
+			return err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = sentinel.recreate(func() error {
+				matches, err := filepath.Glob(filepath.Join(runDir, "sentinel*"))
+				for _, f := range matches {
+					if err := os.Remove(f); err != nil {
+						return err
+					}
+				}
+				return err
+			})
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// restartAll deletes every redis pod gracefully at once and then re-creates them with their
+// volumes, as after `kubectl delete pod -l ...` or a cluster-wide outage.
+func restartAll(c *cluster) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(c.redis))
+	for i := range c.redis {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = c.redis[i].delete(c.net)
+		}()
+	}
+	wg.Wait()
+	for i := range c.redis {
+		c.redis[i] = nil
+	}
+	if err := c.publish(); err != nil {
+		return err
+	}
+	for i := range c.redis {
+		if err := c.startRedisPod(i); err != nil {
+			return err
+		}
+	}
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// volumeDir is the directory mounted at path in container ct.
+func (p *pod) volumeDir(ct *container, path string) (string, error) {
+	for _, m := range ct.spec.VolumeMounts {
+		if m.MountPath == path {
+			return filepath.Join(p.run.dir, "volumes", m.Name), nil
+		}
+	}
+	return "", fmt.Errorf("lab: container %s mounts nothing at %s", ct.spec.Name, path)
+}
+
+// converged reports whether a sample shows the release at rest: every node answers, exactly one
+// is master, every other replicates from it with its link up, every sentinel names it, and
+// HAProxy reports healthy.
+func (c *cluster) converged(e event) bool {
+	if e.Kind != "sample" || e.Health != 200 || len(e.Nodes) != len(c.redis) || len(e.Sentinels) != len(c.redis) {
+		return false
+	}
+	var masters []string
+	for pod, n := range e.Nodes {
+		if n.Role == "master" {
+			masters = append(masters, pod)
+		}
+	}
+	if len(masters) != 1 {
+		return false
+	}
+	fqdn := masters[0] + "." + c.rel.podDomain()
+	for pod, n := range e.Nodes {
+		if pod != masters[0] && (n.Role != "slave" || n.Master != fqdn || n.Link != "up") {
+			return false
+		}
+	}
+	for _, m := range e.Sentinels {
+		if m != fqdn {
+			return false
+		}
+	}
+	return true
+}
+
+// Run runs one scenario against one release and measures it. dir keeps the pods' logs.
+func Run(s Scenario, setup string, rel *release, dir string) (r *Result, err error) {
+	r = &Result{Scenario: s.Name, Title: s.Title, Setup: setup}
+	start := time.Now()
+	c, err := startCluster(rel, dir)
+	defer func() {
+		if cerr := c.close(); err == nil && cerr != nil {
+			err = cerr
+		}
+	}()
+	if err != nil {
+		return r, err
+	}
+	if _, err := c.waitFor("", bootstrapTimeout, c.converged); err != nil {
+		return r, fmt.Errorf("bootstrap: %v", err)
+	}
+	r.Bootstrap = time.Since(start).Seconds()
+	eventStart := start
+	if s.Name != "bootstrap" {
+		time.Sleep(warmUp)
+		eventStart = time.Now()
+		if err := s.act(c); err != nil {
+			return r, fmt.Errorf("%s: %v", s.Name, err)
+		}
+	}
+	// The run ends once the release stayed converged for `settle` without a break, or at the
+	// deadline (then it did not converge, which the result shows).
+	deadline := time.Now().Add(convergeTimeout)
+	notConverged := func(e event) bool { return e.Kind == "sample" && !c.converged(e) }
+	for time.Now().Before(deadline) {
+		if _, err := c.waitFor("", time.Until(deadline), c.converged); err != nil {
+			break
+		}
+		if _, err := c.waitFor("", settle, notConverged); err != nil {
+			break
+		}
+	}
+	end := time.Now()
+	check, err := c.stopAndCheck()
+	if err != nil {
+		return r, err
+	}
+	writes, samples := c.events()
+	r.measure(writes, samples, check, eventStart, end, c.converged)
+	downAfter, err := rel.downAfterMilliseconds()
+	if err != nil {
+		return r, err
+	}
+	if setup == SetupOurs {
+		r.Targets = s.targets(r, time.Duration(downAfter)*time.Millisecond)
+	}
+	return r, nil
+}
+
+// Names of the two setups every scenario runs with.
+const (
+	SetupOurs     = "ours"
+	SetupBaseline = "baseline"
+)
+
+// Setups returns our release as rendered and the baseline derived from it.
+func Setups(repoRoot, manifests string) (map[string]*release, error) {
+	var files map[string][]byte
+	var err error
+	if manifests != "" {
+		files, err = readRender(manifests)
+	} else {
+		files, err = renderStack(repoRoot, "local")
+	}
+	if err != nil {
+		return nil, err
+	}
+	ours, err := parseRelease(files)
+	if err != nil {
+		return nil, err
+	}
+	baseline, err := ours.asBaseline()
+	if err != nil {
+		return nil, err
+	}
+	return map[string]*release{SetupOurs: ours, SetupBaseline: baseline}, nil
+}
+
+// Select returns the scenarios of a mode: "fast" (the CI subset) or "full"; or a comma-separated
+// list of scenario names.
+func Select(mode string) ([]Scenario, error) {
+	var out []Scenario
+	switch mode {
+	case "full":
+		return Scenarios, nil
+	case "fast":
+		for _, s := range Scenarios {
+			if s.Fast {
+				out = append(out, s)
+			}
+		}
+		return out, nil
+	}
+	for _, name := range strings.Split(mode, ",") {
+		i := slices.IndexFunc(Scenarios, func(s Scenario) bool { return s.Name == name })
+		if i < 0 {
+			var names []string
+			for _, s := range Scenarios {
+				names = append(names, s.Name)
+			}
+			return nil, fmt.Errorf("lab mode %q: not allowed: fast, full or a comma-separated list of %s", mode, strings.Join(names, ", "))
+		}
+		out = append(out, Scenarios[i])
+	}
+	return out, nil
+}
