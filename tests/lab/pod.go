@@ -29,8 +29,11 @@ type podRun struct {
 	claims    map[string]string // volume name -> directory of the pod's PersistentVolumeClaim, kept across incarnations
 	dir       string            // the pod's scratch directory (emptyDirs, logs), new per incarnation
 	dnsServer string
-	binaries  map[string]string // a container command's image path -> the Debian binary that runs it
 }
+
+// imageBinaries maps a container command that names a binary inside its image to the Debian
+// package's binary that the lab runs instead.
+var imageBinaries = map[string]string{"/redis_exporter": "prometheus-redis-exporter"}
 
 // pod is one incarnation of a pod: a network namespace with a fresh address, and a "pause"
 // process that holds the pod's mount and UTS namespaces, as a sandbox does under Kubernetes.
@@ -354,7 +357,7 @@ func (p *pod) resolve(c corev1.Container) ([]string, []string, error) {
 	if len(argv) == 0 {
 		return nil, nil, fmt.Errorf("lab: container %s has no command: the lab cannot know the image's entrypoint", c.Name)
 	}
-	if bin, ok := r.binaries[argv[0]]; ok {
+	if bin, ok := imageBinaries[argv[0]]; ok {
 		if _, err := exec.LookPath(bin); err != nil {
 			fmt.Fprintf(os.Stderr, "lab: pod %s: container %s not run: %s is not installed\n", r.name, c.Name, bin)
 			return nil, nil, nil
