@@ -95,8 +95,15 @@ type templateValues struct {
 	FailoverTimeoutMilliseconds int
 	MaxMemoryBytes              int64
 	HAProxyMaxConn              int
+	CheckInterval               string
 	Pods                        []pod
 }
+
+// haproxyCheckInterval is how often HAProxy asks every server for its role and every sentinel for
+// the master. After a failover HAProxy routes again within one interval of the sentinels' switch;
+// at 1s the failover lab measured up to a second more without writes than at 250ms. The cost is
+// 4 checks per pod per interval and HAProxy replica, each a short-lived connection.
+const haproxyCheckInterval = "250ms"
 
 // ConfigMap keys. The redis pods use everything but haproxy.cfg; HAProxy uses only haproxy.cfg.
 const haproxyConfigKey = "haproxy.cfg"
@@ -115,6 +122,7 @@ func renderConfigFiles(n names, a RedisSentinelArgs) (map[string]string, error) 
 		Quorum:                      a.Quorum,
 		DownAfterMilliseconds:       a.DownAfterMilliseconds,
 		FailoverTimeoutMilliseconds: a.FailoverTimeoutMilliseconds,
+		CheckInterval:               haproxyCheckInterval,
 	}
 	values.HAProxyMaxConn = haproxyConnections / a.HAProxyReplicas
 	memory := resource.MustParse(a.RedisMemory) // validated

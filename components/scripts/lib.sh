@@ -128,9 +128,31 @@ wait_for_other_master() (
             echo "$master"
             return 0
         fi
-        sleep 1
+        # Clients wait for this loop (in the preStop): poll often; busybox and coreutils sleep
+        # both take fractions.
+        sleep 0.2
     done
     return 1
+)
+
+# redirect_followers HOST PORT: point every peer that still replicates from this pod at the
+# master HOST PORT. Sentinel reconfigures only the replicas its master lists; a replica that
+# followed this pod when it went down synced from it once it was back and stayed chained behind
+# it, unknown to the sentinels, for good (seen in the failover lab).
+redirect_followers() (
+    i=0
+    while [ "$i" -lt "$REPLICAS" ]; do
+        host=$(peer "$i")
+        i=$((i + 1))
+        if [ "$host" = "$POD_FQDN" ] || [ "$host" = "$1" ]; then
+            continue
+        fi
+        info=$(cli "$host" "$REDIS_PORT" INFO replication)
+        if [ "$(info_field "$info" role)" = slave ] && [ "$(info_field "$info" master_host)" = "$POD_FQDN" ]; then
+            reply=$(cli "$host" "$REDIS_PORT" REPLICAOF "$1" "$2")
+            log "$host still followed this pod: pointed it at $1 ($reply)"
+        fi
+    done
 )
 
 # quote VALUE: VALUE as a double-quoted redis/sentinel config string.

@@ -25,6 +25,11 @@ elif master=$(wait_for_other_master "$PRESTOP_WAIT_SECONDS"); then
     # The sentinels demote this server themselves. A REPLICAOF here forced a full resync and an
     # initial AOF rewrite, during which redis refuses the SIGTERM that follows the hook.
     log "preStop: ${master% *} is master now"
+    # Close the clients' connections: a client keeps its connection after an error reply, and
+    # through HAProxy it would keep reaching this server, which refuses writes, until it exits.
+    # Reconnecting, they reach the new master.
+    cli localhost "$REDIS_PORT" CLIENT KILL TYPE normal >/dev/null
+    cli localhost "$REDIS_PORT" CLIENT KILL TYPE pubsub >/dev/null
 else
     log "preStop: no new master within ${PRESTOP_WAIT_SECONDS}s; stopping anyway"
 fi

@@ -47,6 +47,7 @@ fi
 install_config redis.conf
 
 if [ -n "$master" ]; then
+    redirect_followers "${master% *}" "${master#* }"
     log "starting as replica of ${master}"
 else
     log "nobody knows a master and this is ordinal 0: starting as master"
