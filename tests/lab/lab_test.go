@@ -68,6 +68,7 @@ func TestFailoverLab(t *testing.T) {
 				r, err := Run(s, setup, setups[setup], dir)
 				results = append(results, r)
 				if err != nil {
+					r.Error = err.Error()
 					t.Errorf("%v (logs in %s)", err, dir)
 					return
 				}
@@ -92,14 +93,14 @@ func TestFailoverLab(t *testing.T) {
 		t.Fatal(err)
 	}
 	if *benchmarks != "" {
-		if err := os.WriteFile(*benchmarks, []byte(benchmarksPage(t, *mode, table)), 0o644); err != nil {
+		if err := os.WriteFile(*benchmarks, []byte(benchmarksPage(*mode, table)), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
 }
 
 // benchmarksPage is BENCHMARKS.md: the table and what it ran on.
-func benchmarksPage(t *testing.T, mode, table string) string {
+func benchmarksPage(mode, table string) string {
 	version := func(name string, args ...string) string {
 		out, err := exec.Command(name, args...).CombinedOutput()
 		if err != nil {
