@@ -8,9 +8,18 @@ set -eu
 
 PRESTOP_WAIT_SECONDS=${PRESTOP_WAIT_SECONDS:-20}
 
-case "$(cli localhost "$REDIS_PORT" INFO replication)" in
+replication=$(cli localhost "$REDIS_PORT" INFO replication)
+case "$replication" in
 *role:master*) ;;
 *) exit 0 ;;
+esac
+# With no replica connected there is nobody to hand over to (all pods stopping at once, or the
+# replicas already gone): waiting for a failover only delays the stop by PRESTOP_WAIT_SECONDS.
+case "$replication" in
+*connected_slaves:0*)
+    log "preStop: this pod is the master but no replica is connected; stopping"
+    exit 0
+    ;;
 esac
 
 log "preStop: this pod is the master; asking the sentinels to fail over"
@@ -19,7 +28,7 @@ log "preStop: this pod is the master; asking the sentinels to fail over"
 # then was acknowledged and lost (seen with real processes). A refused write is retried instead.
 required=$(cli localhost "$REDIS_PORT" CONFIG GET min-replicas-to-write | sed -n 2p)
 cli localhost "$REDIS_PORT" CONFIG SET min-replicas-to-write "$REPLICAS" >/dev/null
-if ! request_failover; then
+if ! request_failover "$((PRESTOP_WAIT_SECONDS / 2))"; then
     log "preStop: no sentinel accepted a failover; stopping anyway"
 elif master=$(wait_for_other_master "$PRESTOP_WAIT_SECONDS"); then
     # The sentinels demote this server themselves. A REPLICAOF here forced a full resync and an

@@ -24,7 +24,7 @@ done
 
 if [ "${master% *}" = "$POD_FQDN" ]; then
     log "the sentinels still name this pod as master: handing over before starting"
-    request_failover || log "no sentinel accepted a failover yet; waiting for them to act"
+    request_failover "$((FAILOVER_WAIT_SECONDS / 2))" || log "no sentinel accepted a failover yet; waiting for them to act"
     if ! master=$(wait_for_other_master "$FAILOVER_WAIT_SECONDS"); then
         log "no other master after ${FAILOVER_WAIT_SECONDS}s; exiting so that the kubelet retries"
         exit 1
