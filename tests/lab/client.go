@@ -72,12 +72,12 @@ type nodeState struct {
 }
 
 type checkResult struct {
-	Role   string         `json:"role"` // the role of the server checked: must be master
-	Acked  map[string]int `json:"acked"` // writer+"/plain" or writer+"/wait1" -> acknowledged writes
-	Lost   map[string]int `json:"lost"`  // the same keys -> of those, missing on the master
+	Role  string         `json:"role"`  // the role of the server checked: must be master
+	Acked map[string]int `json:"acked"` // writer+"/plain" or writer+"/wait1" -> acknowledged writes
+	Lost  map[string]int `json:"lost"`  // the same keys -> of those, missing on the master
 	// writer -> when the first and the last lost write was acknowledged (Unix ns)
 	LostSpan map[string][2]int64 `json:"lostSpan,omitempty"`
-	Error  string         `json:"error,omitempty"`
+	Error    string              `json:"error,omitempty"`
 }
 
 type ack struct {

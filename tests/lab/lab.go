@@ -48,7 +48,8 @@ type cluster struct {
 	dir    string
 	net    *network
 	dns    *dnsServer
-	redis  []*pod
+	redis  []*pod // by ordinal; nil while a pod does not exist
+	podsMu sync.Mutex
 	proxy  *pod
 	client *exec.Cmd
 	input  *bufio.Writer
@@ -115,6 +116,8 @@ func (c *cluster) startRedisPod(i int) error {
 		dnsServer: bridgeAddr,
 	}
 	p, err := startPod(c.net, run)
+	c.podsMu.Lock()
+	defer c.podsMu.Unlock()
 	c.redis[i] = p
 	if err != nil {
 		return err
@@ -150,11 +153,26 @@ func (c *cluster) deleteRedisPod(i int, graceful bool) error {
 	} else {
 		err = p.kill(c.net)
 	}
-	c.redis[i] = nil
-	if perr := c.publish(); err == nil {
-		err = perr
+	if rerr := c.forgetRedisPod(i); err == nil {
+		err = rerr
 	}
 	return err
+}
+
+// forgetRedisPod drops pod i, which is gone, and its DNS names.
+func (c *cluster) forgetRedisPod(i int) error {
+	c.podsMu.Lock()
+	defer c.podsMu.Unlock()
+	c.redis[i] = nil
+	return c.publish()
+}
+
+// recreateRedisPod is the StatefulSet controller replacing deleted pod i.
+func (c *cluster) recreateRedisPod(i int) error {
+	if err := c.forgetRedisPod(i); err != nil {
+		return err
+	}
+	return c.startRedisPod(i)
 }
 
 func (c *cluster) startClient() error {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 )
 
 // The lab's network: one private /24 that exists only on a bridge inside a network namespace
@@ -35,8 +36,9 @@ func mustBeLabAddress(addr string) error {
 
 // network is the set of namespaces and links of one lab run.
 type network struct {
-	prefix     string // every namespace and link name starts with it
-	bridge     string // the bridge's namespace
+	prefix     string     // every namespace and link name starts with it
+	bridge     string     // the bridge's namespace
+	mu         sync.Mutex // pods come and go concurrently
 	namespaces []string
 	nextHost   int
 }
@@ -74,18 +76,22 @@ func (n *network) addNamespace(name string) error {
 	if err := ip("netns", "add", name); err != nil {
 		return err
 	}
+	n.mu.Lock()
 	n.namespaces = append(n.namespaces, name)
+	n.mu.Unlock()
 	return ip("-n", name, "link", "set", "lo", "up")
 }
 
 // addHost creates a namespace with one interface on the bridge and a fresh address, and returns
 // the namespace and the address. Like a pod's, the address is new each time.
 func (n *network) addHost(name string) (ns, addr string, err error) {
-	if n.nextHost > 250 {
-		return "", "", fmt.Errorf("lab: out of addresses in %s", labSubnet)
-	}
+	n.mu.Lock()
 	host := n.nextHost
 	n.nextHost++
+	n.mu.Unlock()
+	if host > 250 {
+		return "", "", fmt.Errorf("lab: out of addresses in %s", labSubnet)
+	}
 	ns = fmt.Sprintf("%s-%s-%d", n.prefix, name, host)
 	addr = fmt.Sprintf("10.123.0.%d", host)
 	veth := fmt.Sprintf("v%d", host)
@@ -111,12 +117,14 @@ func (n *network) addHost(name string) (ns, addr string, err error) {
 
 // removeHost deletes a host's namespace; its veth goes with it.
 func (n *network) removeHost(ns string) error {
+	n.mu.Lock()
 	for i, name := range n.namespaces {
 		if name == ns {
 			n.namespaces = append(n.namespaces[:i], n.namespaces[i+1:]...)
 			break
 		}
 	}
+	n.mu.Unlock()
 	killNamespace(ns)
 	return ip("netns", "del", ns)
 }

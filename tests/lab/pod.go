@@ -265,7 +265,9 @@ func writeConfigMapVolume(dir string, data map[string]string, items []corev1.Key
 // parents before children, and a target above some source (such as /tmp when the lab's
 // directory is in /tmp) after everything else.
 func mountOrder(binds [][2]string) ([][2]string, error) {
-	under := func(path, dir string) bool { return path == dir || strings.HasPrefix(path, strings.TrimSuffix(dir, "/")+"/") }
+	under := func(path, dir string) bool {
+		return path == dir || strings.HasPrefix(path, strings.TrimSuffix(dir, "/")+"/")
+	}
 	seen := map[string]bool{}
 	var first, last [][2]string
 	for _, b := range binds {

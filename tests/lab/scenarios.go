@@ -24,11 +24,14 @@ type Scenario struct {
 // Timing of a scenario run.
 const (
 	bootstrapTimeout = 90 * time.Second
-	warmUp           = 2 * time.Second
-	settle           = 4 * time.Second // converged this long without a break ends the run
-	convergeTimeout  = 90 * time.Second
-	partitionHold    = 30 * time.Second
-	quickRecreate    = time.Second // node lost, pod back before down-after expires
+	// warmUp is longer than Sentinel's 10 s INFO period: sentinels learn the replicas from the
+	// master's INFO, and before that no failover is possible. The scenarios measure a release at
+	// rest, not one still finishing its bootstrap.
+	warmUp          = 12 * time.Second
+	settle          = 4 * time.Second // converged this long without a break ends the run
+	convergeTimeout = 90 * time.Second
+	partitionHold   = 30 * time.Second
+	quickRecreate   = time.Second // node lost, pod back before down-after expires
 )
 
 // plannedRestartGate is what the lab enforces for a planned restart. The issue's target is 1 s;
@@ -212,30 +215,22 @@ func recreateSentinels(c *cluster) error {
 	return nil
 }
 
-// restartAll deletes every redis pod gracefully at once and then re-creates them with their
-// volumes, as after `kubectl delete pod -l ...` or a cluster-wide outage.
+// restartAll deletes every redis pod gracefully at once, as after `kubectl delete pod -l ...`;
+// like the StatefulSet controller (Parallel), it re-creates each pod with its volume as soon as
+// the old one is gone.
 func restartAll(c *cluster) error {
 	var wg sync.WaitGroup
 	errs := make([]error, len(c.redis))
-	for i := range c.redis {
+	for i, p := range c.redis {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = c.redis[i].delete(c.net)
+			if errs[i] = p.delete(c.net); errs[i] == nil {
+				errs[i] = c.recreateRedisPod(i)
+			}
 		}()
 	}
 	wg.Wait()
-	for i := range c.redis {
-		c.redis[i] = nil
-	}
-	if err := c.publish(); err != nil {
-		return err
-	}
-	for i := range c.redis {
-		if err := c.startRedisPod(i); err != nil {
-			return err
-		}
-	}
 	for _, err := range errs {
 		if err != nil {
 			return err
