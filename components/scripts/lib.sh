@@ -28,6 +28,9 @@ peer() {
 
 # sentinel_master: "HOST PORT" of the master that the reachable sentinels name with the highest
 # config-epoch. An answer with epoch 0 is ignored: it only repeats the default of sentinel.conf.
+# So is the answer of a sentinel in the middle of a failover: it names the master it is replacing
+# with the new epoch already, and a pod restarted then took itself for the master again and asked
+# for a second failover (seen in the failover lab).
 sentinel_master() (
     best_epoch=0 best=
     i=0
@@ -37,7 +40,8 @@ sentinel_master() (
             key == "ip" { host = $0 }
             key == "port" { port = $0 }
             key == "config-epoch" { epoch = $0 }
-            END { if (host != "" && epoch ~ /^[0-9]+$/) print host, port, epoch }')
+            key == "flags" { flags = $0 }
+            END { if (host != "" && epoch ~ /^[0-9]+$/ && flags !~ /failover_in_progress/) print host, port, epoch }')
         epoch=${answer##* }
         if [ -n "$answer" ] && [ "$epoch" -gt "$best_epoch" ]; then
             best_epoch=$epoch best=${answer% *}

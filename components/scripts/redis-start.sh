@@ -42,12 +42,31 @@ fi
     echo "masterauth $(quote "$REDIS_PASSWORD")"
     if [ -n "$master" ]; then
         echo "replicaof ${master}"
+        echo "replica-priority 0"
     fi
 } >"${RUN_DIR}/redis.conf.new"
 install_config redis.conf
 
+# become_candidate_once_synced: a replica starts with priority 0, which Sentinel never promotes,
+# and gets the default priority once it has synced with its master. Sentinel promoted a replica
+# half a second after it restarted, before it had synced, with only the data it had saved when it
+# stopped: the writes the master took since were lost (seen in the failover lab, full restart).
+# It runs beside the server and ends with it ($$ is the server once this shell has exec'd).
+become_candidate_once_synced() {
+    while kill -0 "$$" 2>/dev/null; do
+        info=$(cli localhost "$REDIS_PORT" INFO replication)
+        if [ "$(info_field "$info" master_link_status)" = up ] && [ "$(info_field "$info" master_sync_in_progress)" = 0 ]; then
+            cli localhost "$REDIS_PORT" CONFIG SET replica-priority 100 >/dev/null
+            log "synced with the master: a failover candidate now"
+            return
+        fi
+        sleep 0.5
+    done
+}
+
 if [ -n "$master" ]; then
     redirect_followers "${master% *}" "${master#* }"
+    become_candidate_once_synced &
     log "starting as replica of ${master}"
 else
     log "nobody knows a master and this is ordinal 0: starting as master"

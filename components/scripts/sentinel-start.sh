@@ -24,14 +24,17 @@ awk -v host="${master% *}" -v port="${master#* }" \
     '$1 == "sentinel" && $2 == "monitor" { $4 = host; $5 = port } { print }' \
     "${TEMPLATE_DIR}/sentinel.conf" >"${RUN_DIR}/sentinel.conf.new"
 {
-    # Every other reachable server is named a replica: a restarted sentinel otherwise knows only
-    # the replicas the master reports, and would never find (and demote) an old master that a
-    # failover left behind still saying role:master.
+    # Every other pod is named a replica, up or not (Sentinel retries a name that does not resolve
+    # yet, unlike the monitored master's). A restarted sentinel otherwise knows only the replicas
+    # the master reported in an INFO, which it asks for every 10 s: it would never find (and
+    # demote) an old master that a failover left behind still saying role:master, and when all
+    # pods restart at once and the master dies before that INFO, it can never fail over (seen
+    # in the failover lab: the restarted master waited for a failover that never came).
     i=0
     while [ "$i" -lt "$REPLICAS" ]; do
         host=$(peer "$i")
         i=$((i + 1))
-        if [ "$host" != "${master% *}" ] && [ -n "$(cli "$host" "$REDIS_PORT" PING)" ]; then
+        if [ "$host" != "${master% *}" ]; then
             echo "sentinel known-replica ${MASTER_SET} ${host} ${REDIS_PORT}"
         fi
     done
