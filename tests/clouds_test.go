@@ -13,7 +13,8 @@ import (
 	"github.com/d3ad221e/redis-sentinel/internal/render"
 )
 
-// runCloudStack runs the program with a stack file of the repository (gke, eks), some keys replaced.
+// runCloudStack runs the program with a stack file of the repository (gke, eks, or local), some
+// keys replaced.
 func runCloudStack(t *testing.T, stack string, overrides map[string]string) (*release, error) {
 	t.Helper()
 	cfg, err := render.LoadStackConfig(repoRoot, stack)

@@ -1,0 +1,344 @@
+#!/usr/bin/env bash
+# A real Kubernetes control plane for the tests, on loopback only: etcd, kube-apiserver (with its
+# default admission plugins, PodSecurity among them) and kube-controller-manager, built from
+# source with Go. There is no scheduler and no kubelet: pods are created and stay Pending.
+#
+#   hack/kube-fixture.sh build      build the binaries and fetch the ServiceMonitor CRD into the cache
+#   hack/kube-fixture.sh start DIR  start the control plane with its data and logs in DIR; write
+#                                   DIR/kubeconfig, DIR/pids, and links DIR/kubectl and DIR/crds
+#   hack/kube-fixture.sh stop DIR   stop what `start DIR` started and check that it is gone
+#
+# The cache (REDIS_SENTINEL_KUBE_CACHE, default /var/cache/redis-sentinel/kube-v1.36.4) holds
+# the generated wrapper modules and the binaries; nothing of it belongs in the repository.
+set -euo pipefail
+
+kube_version=v1.36.4
+kube_minor=${kube_version#v1.}
+kube_minor=${kube_minor%%.*}
+# Kubernetes publishes each staging module (k8s.io/api, k8s.io/client-go, ...) as v0.<minor>.<patch>.
+staging_version=v0.${kube_version#v1.}
+etcd_version=v3.6.16
+prometheus_operator_version=v0.94.0
+cache=${REDIS_SENTINEL_KUBE_CACHE:-/var/cache/redis-sentinel/kube-$kube_version}
+bin=$cache/bin
+crds=$cache/crds
+binaries=(etcd kube-apiserver kube-controller-manager kubectl)
+stamp="kubernetes $kube_version etcd $etcd_version prometheus-operator $prometheus_operator_version"
+
+usage() {
+	echo "usage: $0 build | start DIR | stop DIR" >&2
+	exit 2
+}
+
+log() {
+	echo "kube-fixture: $*" >&2
+}
+
+fail() {
+	log "$*"
+	exit 1
+}
+
+# module_dir MODULE@VERSION downloads a module into Go's module cache and prints its directory.
+module_dir() {
+	local dir
+	dir=$(GOWORK=off go mod download -json "$1" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+	[ -n "$dir" ] || fail "go mod download $1 gave no directory"
+	echo "$dir"
+}
+
+built() {
+	[ "$(cat "$cache/stamp" 2>/dev/null)" = "$stamp" ] || return 1
+	local b
+	for b in "${binaries[@]}"; do
+		[ -x "$bin/$b" ] || return 1
+	done
+	[ -f "$crds/servicemonitors.yaml" ]
+}
+
+# kube_module writes the wrapper module that builds the Kubernetes commands. k8s.io/kubernetes
+# replaces its staging modules with ./staging/..., which a dependency's go.mod cannot do; the
+# wrapper replaces each with its published version, the list read from that go.mod.
+kube_module() {
+	local src=$1 dir=$2
+	mkdir -p "$dir"
+	{
+		echo "module redis-sentinel.local/kube-fixture"
+		echo
+		grep -E '^(go|godebug) ' "$src/go.mod"
+		echo
+		echo "require k8s.io/kubernetes $kube_version"
+		echo
+		echo "replace ("
+		sed -n "s#^\t\(k8s.io/[^ ]*\) => \./staging/.*#\t\1 => \1 $staging_version#p" "$src/go.mod"
+		echo ")"
+	} >"$dir/go.mod"
+	grep -q "k8s.io/api => k8s.io/api $staging_version" "$dir/go.mod" ||
+		fail "found no staging replacements in $src/go.mod"
+}
+
+# etcd_module writes the wrapper module of the etcd server; it has its own module, since etcd's
+# dependency versions need not agree with those of Kubernetes.
+etcd_module() {
+	local dir=$1
+	mkdir -p "$dir"
+	cat >"$dir/go.mod" <<-EOF
+		module redis-sentinel.local/etcd-fixture
+
+		go 1.26.0
+
+		require go.etcd.io/etcd/server/v3 $etcd_version
+	EOF
+	cat >"$dir/main.go" <<-'EOF'
+		// Command etcd is the etcd server, as etcd's own main package runs it.
+		package main
+
+		import (
+			"os"
+
+			"go.etcd.io/etcd/server/v3/etcdmain"
+		)
+
+		func main() {
+			etcdmain.Main(os.Args)
+		}
+	EOF
+}
+
+build() {
+	local start=$SECONDS
+	if built; then
+		log "already built in $cache ($stamp): $((SECONDS - start))s"
+		return
+	fi
+	log "building $stamp into $cache"
+	rm -f "$cache/stamp"
+	mkdir -p "$bin" "$crds"
+
+	local kube_src version_flags pkg
+	kube_src=$(module_dir "k8s.io/kubernetes@$kube_version")
+	kube_module "$kube_src" "$cache/kube-module"
+	version_flags=""
+	for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+		version_flags+=" -X $pkg.gitVersion=$kube_version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$kube_minor"
+		version_flags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+	done
+	(
+		cd "$cache/kube-module"
+		# -mod=mod completes go.mod and go.sum from the module proxy (checked by the checksum database).
+		GOWORK=off CGO_ENABLED=0 GOFLAGS="${GOFLAGS:+$GOFLAGS }-mod=mod" go build -trimpath -ldflags "$version_flags" -o "$bin/" \
+			k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+			k8s.io/kubernetes/cmd/kubectl
+	)
+	log "kubernetes built: $((SECONDS - start))s"
+
+	etcd_module "$cache/etcd-module"
+	(
+		cd "$cache/etcd-module"
+		GOWORK=off CGO_ENABLED=0 GOFLAGS="${GOFLAGS:+$GOFLAGS }-mod=mod" go build -trimpath -o "$bin/etcd" .
+	)
+	log "etcd built: $((SECONDS - start))s"
+
+	local operator
+	operator=$(module_dir "github.com/prometheus-operator/prometheus-operator@$prometheus_operator_version")
+	cp "$operator/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml" "$crds/servicemonitors.yaml"
+	chmod 644 "$crds/servicemonitors.yaml"
+
+	echo "$stamp" >"$cache/stamp"
+	log "built in $((SECONDS - start))s"
+}
+
+# port_in_use says whether a TCP port is listened on, on any address of this network namespace.
+port_in_use() {
+	local hex
+	hex=$(printf '%04X' "$1")
+	awk -v port="$hex" 'FNR > 1 && $4 == "0A" { split($2, a, ":"); if (a[2] == port) found = 1 }
+		END { exit !found }' /proc/net/tcp /proc/net/tcp6
+}
+
+# free_ports prints N distinct ports that nothing listens on, below the ephemeral range.
+free_ports() {
+	local -a ports=()
+	local port
+	while [ "${#ports[@]}" -lt "$1" ]; do
+		port=$((20000 + RANDOM % 12000))
+		if ! port_in_use "$port" && [[ " ${ports[*]} " != *" $port "* ]]; then
+			ports+=("$port")
+		fi
+	done
+	echo "${ports[@]}"
+}
+
+# running says whether pid is a live process of the fixture in dir: its command line names dir.
+# A zombie has an empty command line, and a reused pid names another one.
+running() {
+	local cmdline
+	cmdline=$(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null) || return 1
+	[[ "$cmdline" == *"$2/"* ]]
+}
+
+launch() {
+	local dir=$1 name=$2
+	shift 2
+	"$@" >"$dir/$name.log" 2>&1 </dev/null &
+	echo "$name $!" >>"$dir/pids"
+}
+
+kubeconfig() {
+	local server=$1 ca=$2 token=$3
+	cat <<-EOF
+		apiVersion: v1
+		kind: Config
+		clusters:
+		- name: fixture
+		  cluster:
+		    server: $server
+		    certificate-authority: $ca
+		users:
+		- name: fixture
+		  user:
+		    token: $token
+		contexts:
+		- name: fixture
+		  context:
+		    cluster: fixture
+		    user: fixture
+		current-context: fixture
+	EOF
+}
+
+start() {
+	local start=$SECONDS dir
+	built || fail "not built in $cache: run $0 build first"
+	mkdir -p "$1"
+	dir=$(cd "$1" && pwd -P)
+	[ ! -e "$dir/pids" ] || fail "$dir/pids exists: stop that fixture first ($0 stop $dir)"
+
+	local etcd_port peer_port api_port kcm_port
+	read -r etcd_port peer_port api_port kcm_port <<<"$(free_ports 4)"
+
+	# The API server's serving certificate (self-signed, for 127.0.0.1), the service-account
+	# key pair and the bearer tokens of the admin and of the controller-manager.
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+		-subj /CN=kube-fixture-apiserver -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+		-keyout "$dir/serving.key" -out "$dir/serving.crt" 2>/dev/null
+	openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$dir/sa.key" 2>/dev/null
+	openssl pkey -in "$dir/sa.key" -pubout -out "$dir/sa.pub"
+	local admin_token kcm_token
+	admin_token=$(openssl rand -hex 24)
+	kcm_token=$(openssl rand -hex 24)
+	umask 077
+	{
+		echo "$admin_token,fixture-admin,fixture-admin,system:masters"
+		echo "$kcm_token,system:kube-controller-manager,kube-controller-manager,system:masters"
+	} >"$dir/tokens.csv"
+	kubeconfig "https://127.0.0.1:$api_port" "$dir/serving.crt" "$admin_token" >"$dir/kubeconfig"
+	kubeconfig "https://127.0.0.1:$api_port" "$dir/serving.crt" "$kcm_token" >"$dir/controller-manager.kubeconfig"
+	umask 022
+	ln -sfn "$bin/kubectl" "$dir/kubectl"
+	ln -sfn "$crds" "$dir/crds"
+
+	# --unsafe-no-fsync: the data is thrown away with DIR, and fsync on a shared disk is slow.
+	launch "$dir" etcd "$bin/etcd" --name fixture --data-dir "$dir/etcd" --unsafe-no-fsync \
+		--listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
+		--listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
+		--initial-cluster "fixture=http://127.0.0.1:$peer_port" --log-level warn
+	# The "kubernetes" Service's endpoints would be 127.0.0.1, which Endpoints refuse: no reconciler.
+	# Privileged containers are allowed, as in GKE, EKS and kubeadm clusters: PodSecurity decides.
+	launch "$dir" kube-apiserver "$bin/kube-apiserver" --etcd-servers "http://127.0.0.1:$etcd_port" \
+		--allow-privileged \
+		--bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
+		--endpoint-reconciler-type none --tls-cert-file "$dir/serving.crt" \
+		--tls-private-key-file "$dir/serving.key" --cert-dir "$dir/apiserver-certs" \
+		--token-auth-file "$dir/tokens.csv" --authorization-mode RBAC \
+		--service-account-issuer https://kubernetes.default.svc.cluster.local \
+		--service-account-key-file "$dir/sa.pub" --service-account-signing-key-file "$dir/sa.key" \
+		--service-cluster-ip-range 10.0.0.0/24
+	launch "$dir" kube-controller-manager "$bin/kube-controller-manager" \
+		--kubeconfig "$dir/controller-manager.kubeconfig" \
+		--authentication-kubeconfig "$dir/controller-manager.kubeconfig" \
+		--authorization-kubeconfig "$dir/controller-manager.kubeconfig" \
+		--bind-address 127.0.0.1 --secure-port "$kcm_port" --cert-dir "$dir/controller-manager-certs" \
+		--leader-elect=false --service-account-private-key-file "$dir/sa.key" \
+		--root-ca-file "$dir/serving.crt" --service-cluster-ip-range 10.0.0.0/24
+
+	# Ready: the API server answers /readyz, and the controller-manager has given the default
+	# namespace its ServiceAccount (so the serviceaccount controller and the API work).
+	local kubectl=("$bin/kubectl" --kubeconfig "$dir/kubeconfig")
+	until "${kubectl[@]}" get --raw /readyz >/dev/null 2>&1 &&
+		"${kubectl[@]}" get serviceaccount default -n default >/dev/null 2>&1; do
+		local name pid
+		while read -r name pid; do
+			if ! running "$pid" "$dir"; then
+				log "$name exited; the end of $dir/$name.log:"
+				tail -n 20 "$dir/$name.log" >&2
+				stop "$dir" || true
+				exit 1
+			fi
+		done <"$dir/pids"
+		if [ $((SECONDS - start)) -ge 180 ]; then
+			log "not ready after 180s; see the logs in $dir"
+			stop "$dir" || true
+			exit 1
+		fi
+		sleep 1
+	done
+	log "ready in $((SECONDS - start))s: $dir/kubectl --kubeconfig $dir/kubeconfig"
+}
+
+stop() {
+	local dir name pid
+	dir=$(cd "$1" && pwd -P)
+	[ -f "$dir/pids" ] || fail "$dir/pids does not exist: nothing was started there"
+	local -a pids=()
+	# Controller-manager first, etcd last: the reverse of the start.
+	while read -r name pid; do
+		if running "$pid" "$dir"; then
+			kill -TERM "$pid" 2>/dev/null || true
+			pids+=("$pid")
+		fi
+	done < <(tac "$dir/pids")
+	local deadline=$((SECONDS + 30))
+	local -a left
+	while :; do
+		left=()
+		for pid in "${pids[@]}"; do
+			if running "$pid" "$dir"; then
+				left+=("$pid")
+			fi
+		done
+		if [ "${#left[@]}" -eq 0 ]; then
+			break
+		fi
+		if [ "$SECONDS" -ge "$deadline" ]; then
+			log "still running after 30s, killing: ${left[*]}"
+			kill -KILL "${left[@]}" 2>/dev/null || true
+			sleep 1
+			for pid in "${left[@]}"; do
+				! running "$pid" "$dir" || fail "process $pid of $dir survived SIGKILL"
+			done
+			break
+		fi
+		sleep 0.2
+	done
+	rm "$dir/pids"
+	log "stopped $dir"
+}
+
+case "${1:-}" in
+build)
+	[ $# -eq 1 ] || usage
+	build
+	;;
+start)
+	[ $# -eq 2 ] || usage
+	start "$2"
+	;;
+stop)
+	[ $# -eq 2 ] || usage
+	stop "$2"
+	;;
+*)
+	usage
+	;;
+esac
