@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -60,9 +61,39 @@ type cluster struct {
 	waiters []chan event // each gets every event as it arrives
 }
 
+// running is the cluster that exists now, for CloseOnSignal.
+var running struct {
+	sync.Mutex
+	c *cluster
+}
+
+// CloseOnSignal makes SIGINT and SIGTERM (an interrupted `go test`, a CI job cancelled) close the
+// running cluster before the test binary exits: deferred functions and test cleanups do not run
+// then, and every process and namespace of the lab would be left behind.
+func CloseOnSignal() {
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		sig := <-signals
+		running.Lock()
+		c := running.c
+		running.Unlock()
+		if c != nil {
+			if err := c.close(); err != nil {
+				fmt.Fprintln(os.Stderr, "lab:", err)
+			}
+		}
+		fmt.Fprintf(os.Stderr, "lab: %v: stopped the running pods and removed their namespaces\n", sig)
+		os.Exit(1)
+	}()
+}
+
 // startCluster creates the network and DNS, the redis pods, the HAProxy pod and the client.
 func startCluster(rel *release, dir string) (*cluster, error) {
 	c := &cluster{rel: rel, dir: dir}
+	running.Lock()
+	running.c = c
+	running.Unlock()
 	var err error
 	if c.net, err = newNetwork(); err != nil {
 		return c, err
@@ -322,6 +353,13 @@ func (c *cluster) stopAndCheck() (*checkResult, error) {
 
 // close stops everything the cluster started and removes its namespaces.
 func (c *cluster) close() error {
+	defer func() {
+		running.Lock()
+		if running.c == c {
+			running.c = nil
+		}
+		running.Unlock()
+	}()
 	if c.client != nil && c.client.Process != nil {
 		_ = c.command("quit")
 		_ = syscall.Kill(-c.client.Process.Pid, syscall.SIGKILL)

@@ -32,6 +32,7 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	}
 	flag.Parse()
+	CloseOnSignal()
 	os.Exit(m.Run())
 }
 
@@ -128,7 +129,7 @@ Ran %s, mode %q, on %s, %d CPUs (%s), kernel %s, %s;
 %s; %s; %s.
 
 `, time.Now().UTC().Format("2006-01-02 15:04 MST"), mode, runtime.GOOS+"/"+runtime.GOARCH, runtime.NumCPU(), cpu,
-		version("uname", "-r"), runtime.Version(), version("redis-server", "--version"), version("redis-sentinel", "--version"), version("haproxy", "-v"))
+		version("uname", "-r"), runtime.Version(), version("redis-server", "--version"), version("haproxy", "-v"), version("dpkg-query", "-W", "-f", "prometheus-redis-exporter ${Version}", "prometheus-redis-exporter"))
 	b.WriteString(table)
 	return b.String()
 }

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"text/template"
+	"time"
 
 	"github.com/d3ad221e/redis-sentinel/internal/render"
 	"github.com/d3ad221e/redis-sentinel/stacks"
@@ -169,12 +171,27 @@ func (r *release) asBaseline() (*release, error) {
 	return &out, nil
 }
 
-// downAfter returns the sentinel down-after-milliseconds the release's sentinel.conf sets.
-func (r *release) downAfterMilliseconds() (int, error) {
-	for _, line := range strings.Split(r.configMap["sentinel.conf"], "\n") {
-		if f := strings.Fields(line); len(f) == 4 && f[0] == "sentinel" && f[1] == "down-after-milliseconds" {
-			return strconv.Atoi(f[3])
+// configValue returns the integer that the line of config file name starting with key sets, as
+// in "sentinel down-after-milliseconds mymaster 5000" or "min-replicas-max-lag 2".
+func (r *release) configValue(name string, key ...string) (int, error) {
+	for _, line := range strings.Split(r.configMap[name], "\n") {
+		f := strings.Fields(line)
+		if len(f) > len(key) && slices.Equal(f[:len(key)], key) {
+			return strconv.Atoi(f[len(f)-1])
 		}
 	}
-	return 0, fmt.Errorf("lab: sentinel.conf sets no down-after-milliseconds")
+	return 0, fmt.Errorf("lab: %s sets no %s", name, strings.Join(key, " "))
+}
+
+// limits reads the release's settings that the targets depend on.
+func (r *release) limits() (limits, error) {
+	downAfter, err := r.configValue("sentinel.conf", "sentinel", "down-after-milliseconds")
+	if err != nil {
+		return limits{}, err
+	}
+	maxLag, err := r.configValue("redis.conf", "min-replicas-max-lag")
+	if err != nil {
+		return limits{}, err
+	}
+	return limits{downAfter: time.Duration(downAfter) * time.Millisecond, maxLag: time.Duration(maxLag) * time.Second}, nil
 }

@@ -18,7 +18,13 @@ type Scenario struct {
 	Fast  bool // part of the subset CI runs on every change
 	act   func(c *cluster) error
 	// targets are checked for our release only; the baseline is measured, not judged.
-	targets func(r *Result, downAfter time.Duration) []Target
+	targets func(r *Result, l limits) []Target
+}
+
+// limits are the release's settings that bound its targets.
+type limits struct {
+	downAfter time.Duration // sentinel down-after-milliseconds
+	maxLag    time.Duration // redis min-replicas-max-lag
 }
 
 // Timing of a scenario run.
@@ -45,31 +51,33 @@ const plannedRestartGate = 2 * time.Second
 // Scenarios lists every scenario, in the order they run.
 var Scenarios = []Scenario{
 	{Name: "bootstrap", Title: "bootstrap from empty", act: func(*cluster) error { return nil },
-		targets: func(r *Result, _ time.Duration) []Target { return []Target{converges(r), noWait1Lost(r)} }},
+		targets: func(r *Result, _ limits) []Target { return []Target{converges(r), noWait1Lost(r)} }},
 	{Name: "master-crash", Title: "master crash (SIGKILL of redis-server)", Fast: true, act: crashMaster,
-		targets: func(r *Result, downAfter time.Duration) []Target {
-			return []Target{endpointGapWithin(r, downAfter+2*time.Second, true), noWait1Lost(r), converges(r)}
+		targets: func(r *Result, l limits) []Target {
+			return []Target{endpointGapWithin(r, l.downAfter+2*time.Second, true), noWait1Lost(r), converges(r)}
 		}},
 	{Name: "recreate-empty-quick", Title: "master pod lost, re-created empty before down-after", Fast: true,
 		act: func(c *cluster) error { return recreateEmptyMaster(c, false) },
-		targets: func(r *Result, _ time.Duration) []Target {
+		targets: func(r *Result, _ limits) []Target {
 			return []Target{noTwoMasters(r), noWait1Lost(r), converges(r)}
 		}},
 	{Name: "recreate-empty-after-failover", Title: "master pod lost, re-created empty after the failover",
 		act: func(c *cluster) error { return recreateEmptyMaster(c, true) },
-		targets: func(r *Result, _ time.Duration) []Target {
+		targets: func(r *Result, _ limits) []Target {
 			return []Target{noTwoMasters(r), noWait1Lost(r), converges(r)}
 		}},
 	{Name: "planned-restart", Title: "planned restart of the master pod (preStop, SIGTERM)", Fast: true, act: restartMaster,
-		targets: func(r *Result, _ time.Duration) []Target {
+		targets: func(r *Result, _ limits) []Target {
 			return []Target{endpointGapWithin(r, time.Second, false), endpointGapWithin(r, plannedRestartGate, true), noWait1Lost(r), converges(r)}
 		}},
 	{Name: "partition", Title: "master partitioned from the other pods for 30 s, clients still reach it", act: partitionMaster,
-		targets: func(r *Result, _ time.Duration) []Target { return []Target{noWait1Lost(r), converges(r)} }},
+		targets: func(r *Result, l limits) []Target {
+			return []Target{noWait1Lost(r), lossBoundedBy(r, l.maxLag), converges(r)}
+		}},
 	{Name: "sentinels-recreated", Title: "all sentinels re-created at once from the ConfigMap", act: recreateSentinels,
-		targets: func(r *Result, _ time.Duration) []Target { return []Target{noWait1Lost(r), converges(r)} }},
+		targets: func(r *Result, _ limits) []Target { return []Target{noWait1Lost(r), converges(r)} }},
 	{Name: "full-restart", Title: "full restart of all redis pods, persistence on", act: restartAll,
-		targets: func(r *Result, _ time.Duration) []Target {
+		targets: func(r *Result, _ limits) []Target {
 			return []Target{noneLost(r), converges(r)}
 		}},
 }
@@ -323,12 +331,12 @@ func Run(s Scenario, setup string, rel *release, dir string) (r *Result, err err
 	}
 	writes, samples := c.events()
 	r.measure(writes, samples, check, eventStart, end, c.converged)
-	downAfter, err := rel.downAfterMilliseconds()
-	if err != nil {
-		return r, err
-	}
 	if setup == SetupOurs {
-		r.Targets = s.targets(r, time.Duration(downAfter)*time.Millisecond)
+		l, err := rel.limits()
+		if err != nil {
+			return r, err
+		}
+		r.Targets = s.targets(r, l)
 	}
 	return r, nil
 }
