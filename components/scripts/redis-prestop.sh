@@ -15,12 +15,10 @@ case "$replication" in
 esac
 # With no replica connected there is nobody to hand over to (all pods stopping at once, or the
 # replicas already gone): waiting for a failover only delays the stop by PRESTOP_WAIT_SECONDS.
-case "$replication" in
-*connected_slaves:0*)
+if [ "$(info_field "$replication" connected_slaves)" = 0 ]; then
     log "preStop: this pod is the master but no replica is connected; stopping"
     exit 0
-    ;;
-esac
+fi
 
 log "preStop: this pod is the master; asking the sentinels to fail over"
 # Refuse writes from now on (no master can have REPLICAS replicas): for about a second after the

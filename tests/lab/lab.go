@@ -184,23 +184,19 @@ func (c *cluster) deleteRedisPod(i int, graceful bool) error {
 	} else {
 		err = p.kill(c.net)
 	}
-	if rerr := c.forgetRedisPod(i); err == nil {
-		err = rerr
+	c.podsMu.Lock()
+	defer c.podsMu.Unlock()
+	c.redis[i] = nil
+	if perr := c.publish(); err == nil {
+		err = perr
 	}
 	return err
 }
 
-// forgetRedisPod drops pod i, which is gone, and its DNS names.
-func (c *cluster) forgetRedisPod(i int) error {
-	c.podsMu.Lock()
-	defer c.podsMu.Unlock()
-	c.redis[i] = nil
-	return c.publish()
-}
-
-// recreateRedisPod is the StatefulSet controller replacing deleted pod i.
-func (c *cluster) recreateRedisPod(i int) error {
-	if err := c.forgetRedisPod(i); err != nil {
+// restartRedisPod deletes pod i gracefully and, like the StatefulSet controller, creates it
+// again with its volumes as soon as it is gone.
+func (c *cluster) restartRedisPod(i int) error {
+	if err := c.deleteRedisPod(i, true); err != nil {
 		return err
 	}
 	return c.startRedisPod(i)

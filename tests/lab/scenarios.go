@@ -151,10 +151,7 @@ func restartMaster(c *cluster) error {
 	if err != nil {
 		return err
 	}
-	if err := c.deleteRedisPod(m, true); err != nil {
-		return err
-	}
-	return c.startRedisPod(m)
+	return c.restartRedisPod(m)
 }
 
 // partitionMaster cuts the master off from every other pod (redis and HAProxy) while the client
@@ -223,19 +220,16 @@ func recreateSentinels(c *cluster) error {
 	return nil
 }
 
-// restartAll deletes every redis pod gracefully at once, as after `kubectl delete pod -l ...`;
-// like the StatefulSet controller (Parallel), it re-creates each pod with its volume as soon as
-// the old one is gone.
+// restartAll restarts every redis pod at once, as after `kubectl delete pod -l ...` with the
+// StatefulSet's Parallel pod management.
 func restartAll(c *cluster) error {
 	var wg sync.WaitGroup
 	errs := make([]error, len(c.redis))
-	for i, p := range c.redis {
+	for i := range c.redis {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if errs[i] = p.delete(c.net); errs[i] == nil {
-				errs[i] = c.recreateRedisPod(i)
-			}
+			errs[i] = c.restartRedisPod(i)
 		}()
 	}
 	wg.Wait()
