@@ -25,26 +25,12 @@ crds=$cache/crds
 binaries=(etcd kube-apiserver kube-controller-manager kubectl)
 stamp="kubernetes $kube_version etcd $etcd_version prometheus-operator $prometheus_operator_version"
 
+# shellcheck source=hack/lib.sh
+. "$(dirname "$0")/lib.sh"
+
 usage() {
 	echo "usage: $0 build | start DIR | stop DIR" >&2
 	exit 2
-}
-
-log() {
-	echo "kube-fixture: $*" >&2
-}
-
-fail() {
-	log "$*"
-	exit 1
-}
-
-# module_dir MODULE@VERSION downloads a module into Go's module cache and prints its directory.
-module_dir() {
-	local dir
-	dir=$(GOWORK=off go mod download -json "$1" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
-	[ -n "$dir" ] || fail "go mod download $1 gave no directory"
-	echo "$dir"
 }
 
 built() {
@@ -123,20 +109,13 @@ build() {
 		version_flags+=" -X $pkg.gitVersion=$kube_version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$kube_minor"
 		version_flags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
 	done
-	(
-		cd "$cache/kube-module"
-		# -mod=mod completes go.mod and go.sum from the module proxy (checked by the checksum database).
-		GOWORK=off CGO_ENABLED=0 GOFLAGS="${GOFLAGS:+$GOFLAGS }-mod=mod" go build -trimpath -ldflags "$version_flags" -o "$bin/" \
-			k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-			k8s.io/kubernetes/cmd/kubectl
-	)
+	go_build "$cache/kube-module" -ldflags "$version_flags" -o "$bin/" \
+		k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+		k8s.io/kubernetes/cmd/kubectl
 	log "kubernetes built: $((SECONDS - start))s"
 
 	etcd_module "$cache/etcd-module"
-	(
-		cd "$cache/etcd-module"
-		GOWORK=off CGO_ENABLED=0 GOFLAGS="${GOFLAGS:+$GOFLAGS }-mod=mod" go build -trimpath -o "$bin/etcd" .
-	)
+	go_build "$cache/etcd-module" -o "$bin/etcd" .
 	log "etcd built: $((SECONDS - start))s"
 
 	local operator
