@@ -44,9 +44,10 @@ var scriptFiles embed.FS
 var templates = template.Must(template.New("").Option("missingkey=error").ParseFS(templateFiles, "templates/*.tmpl"))
 
 // names holds every Kubernetes name derived from the component's name, so that DNS names and
-// diffs stay stable.
+// diffs stay stable. config and haproxyConfig are prefixes: the ConfigMaps' names end in a digest
+// of their content (contentName).
 type names struct {
-	base, secret, config, serviceAccount, headless, sentinel, master, loadBalancer,
+	base, secret, config, haproxyConfig, serviceAccount, headless, sentinel, master, loadBalancer,
 	haproxy, networkPolicy, haproxyNetworkPolicy, disruptionBudget, haproxyDisruptionBudget,
 	serviceMonitor string
 }
@@ -56,6 +57,7 @@ func newNames(base string) names {
 		base:                    base,
 		secret:                  base + "-auth",
 		config:                  base + "-config",
+		haproxyConfig:           base + "-haproxy-config",
 		serviceAccount:          base,
 		headless:                base + "-headless",
 		sentinel:                base + "-sentinel",
@@ -106,6 +108,7 @@ type templateValues struct {
 const haproxyCheckInterval = "250ms"
 
 // ConfigMap keys. The redis pods use everything but haproxy.cfg; HAProxy uses only haproxy.cfg.
+// Each has its ConfigMap (see splitConfigFiles).
 const haproxyConfigKey = "haproxy.cfg"
 
 // renderConfigFiles returns the ConfigMap's data: the rendered redis.conf, sentinel.conf and
@@ -158,17 +161,35 @@ func renderConfigFiles(n names, a RedisSentinelArgs) (map[string]string, error) 
 	return files, nil
 }
 
-// checksum is a digest of the selected files; on a pod template it makes a config change roll
-// the pods, and only a config change.
-func checksum(files map[string]string, keep func(key string) bool) string {
-	h := sha256.New()
-	for _, key := range sortedKeys(files) {
-		if keep(key) {
-			fmt.Fprintf(h, "%s\x00%s\x00", key, files[key])
+// splitConfigFiles separates what the redis pods mount from what HAProxy mounts: each gets a
+// ConfigMap of its own, so that a change of one rolls only the pods that read it.
+func splitConfigFiles(files map[string]string) (redis, haproxy map[string]string) {
+	redis, haproxy = map[string]string{}, map[string]string{}
+	for key, body := range files {
+		if key == haproxyConfigKey {
+			haproxy[key] = body
+		} else {
+			redis[key] = body
 		}
 	}
-	return hex.EncodeToString(h.Sum(nil))
+	return redis, haproxy
 }
+
+// contentName is prefix plus a digest of files. A ConfigMap named so is never changed: new
+// content is a new object, the pods roll onto it (their template names it), and Pulumi deletes
+// the old one only after the rollout, so no running pod loses the files it mounts. A fixed name
+// would make the kubernetes provider replace the object in place, delete first.
+func contentName(prefix string, files map[string]string) string {
+	h := sha256.New()
+	for _, key := range sortedKeys(files) {
+		fmt.Fprintf(h, "%s\x00%s\x00", key, files[key])
+	}
+	return prefix + "-" + hex.EncodeToString(h.Sum(nil))[:contentDigestLength]
+}
+
+// contentDigestLength hex digits (40 bits) tell one release's configs apart; kustomize's
+// generators use the same length.
+const contentDigestLength = 10
 
 func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))

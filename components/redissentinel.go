@@ -40,9 +40,12 @@ type builder struct {
 	args  RedisSentinelArgs
 	names names
 	opts  []pulumi.ResourceOption
-	// The pods name the Secret and the ConfigMap through these outputs, so that Pulumi creates
-	// both before any pod that reads them.
-	secretName, configName pulumi.StringOutput
+	// What the pods read. They name these objects with plain strings, known in a preview, and
+	// depend on the resources for the order of creation. A name taken from an output would be
+	// unknown while its object is replaced, and with it the pod template, which makes the engine
+	// replace the StatefulSet: every pod down at once.
+	secret, redisConfig, haproxyConfig pulumi.Resource
+	redisConfigName, haproxyConfigName string
 }
 
 // NewRedisSentinel validates args, then registers the component and its children. Invalid args
@@ -83,27 +86,28 @@ func NewRedisSentinel(ctx *pulumi.Context, name string, args *RedisSentinelArgs,
 		b.opts = append(b.opts, pulumi.DependsOn([]pulumi.Resource{ns}))
 	}
 
-	if b.secretName, err = b.secret(); err != nil {
+	if b.secret, err = b.newSecret(); err != nil {
 		return nil, err
 	}
-	config, err := corev1.NewConfigMap(ctx, n.config, &corev1.ConfigMapArgs{
-		Metadata: b.meta(n.config, b.labels(componentRedis)),
-		Data:     pulumi.ToStringMap(files),
-	}, b.opts...)
-	if err != nil {
+	redisFiles, haproxyFiles := splitConfigFiles(files)
+	b.redisConfigName = contentName(n.config, redisFiles)
+	if b.redisConfig, err = b.configMap(n.config, b.redisConfigName, componentRedis, redisFiles); err != nil {
 		return nil, err
 	}
-	b.configName = config.Metadata.Name().Elem()
+	b.haproxyConfigName = contentName(n.haproxyConfig, haproxyFiles)
+	if b.haproxyConfig, err = b.configMap(n.haproxyConfig, b.haproxyConfigName, componentHAProxy, haproxyFiles); err != nil {
+		return nil, err
+	}
 	if _, err := corev1.NewServiceAccount(ctx, n.serviceAccount, &corev1.ServiceAccountArgs{
 		Metadata:                     b.meta(n.serviceAccount, b.labels(componentRedis)),
 		AutomountServiceAccountToken: pulumi.Bool(false),
 	}, b.opts...); err != nil {
 		return nil, err
 	}
-	if err := b.statefulSet(files); err != nil {
+	if err := b.statefulSet(); err != nil {
 		return nil, err
 	}
-	if err := b.haproxy(files); err != nil {
+	if err := b.haproxy(); err != nil {
 		return nil, err
 	}
 	if err := b.services(); err != nil {
@@ -123,7 +127,7 @@ func NewRedisSentinel(ctx *pulumi.Context, name string, args *RedisSentinelArgs,
 	c.MasterEndpoint = pulumi.Sprintf("%s:%d", serviceHost(n.master, a), RedisPort)
 	c.SentinelEndpoint = pulumi.Sprintf("%s:%d", serviceHost(n.sentinel, a), SentinelPort)
 	c.MasterSetName = pulumi.String(a.MasterSetName).ToStringOutput()
-	c.SecretName = b.secretName
+	c.SecretName = pulumi.String(n.secret).ToStringOutput()
 	c.Namespace = pulumi.String(a.Namespace).ToStringOutput()
 	c.LoadBalancerAddress = lbAddress
 	if err := ctx.RegisterResourceOutputs(c, pulumi.Map{
@@ -139,8 +143,20 @@ func NewRedisSentinel(ctx *pulumi.Context, name string, args *RedisSentinelArgs,
 	return c, nil
 }
 
-// secret registers the Secret with the password, generating one when none is given.
-func (b *builder) secret() (pulumi.StringOutput, error) {
+// configMap registers one of the release's ConfigMaps under its content-addressed name. Its
+// Pulumi name is the fixed prefix: a new digest is a replacement of the same resource, which the
+// engine does create-before-delete (the Kubernetes names differ), and it deletes the old object
+// at the end of the update, once the pods have rolled onto the new one.
+func (b *builder) configMap(resourceName, name, component string, files map[string]string) (pulumi.Resource, error) {
+	return corev1.NewConfigMap(b.ctx, resourceName, &corev1.ConfigMapArgs{
+		Metadata:  b.meta(name, b.labels(component)),
+		Data:      pulumi.ToStringMap(files),
+		Immutable: pulumi.Bool(true),
+	}, b.opts...)
+}
+
+// newSecret registers the Secret with the password, generating one when none is given.
+func (b *builder) newSecret() (pulumi.Resource, error) {
 	password := b.args.Password
 	if password == nil {
 		generated, err := random.NewRandomPassword(b.ctx, b.names.base+"-password", &random.RandomPasswordArgs{
@@ -150,19 +166,15 @@ func (b *builder) secret() (pulumi.StringOutput, error) {
 			Special: pulumi.Bool(false),
 		}, b.opts...)
 		if err != nil {
-			return pulumi.StringOutput{}, err
+			return nil, err
 		}
 		password = generated.Result
 	}
-	secret, err := corev1.NewSecret(b.ctx, b.names.secret, &corev1.SecretArgs{
+	return corev1.NewSecret(b.ctx, b.names.secret, &corev1.SecretArgs{
 		Metadata:   b.meta(b.names.secret, b.labels(componentRedis)),
 		Type:       pulumi.String("Opaque"),
 		StringData: pulumi.StringMap{passwordKey: password},
 	}, b.opts...)
-	if err != nil {
-		return pulumi.StringOutput{}, err
-	}
-	return secret.Metadata.Name().Elem(), nil
 }
 
 // passwordKey is the key of the password in the Secret.

@@ -1,6 +1,7 @@
 package components
 
 import (
+	"fmt"
 	"path"
 	"strconv"
 
@@ -9,9 +10,6 @@ import (
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
-
-// ChecksumAnnotation on a pod template holds the digest of the config files its pods read.
-const ChecksumAnnotation = "checksum/config"
 
 // User and group of the redis containers (the official images' redis user) and of HAProxy
 // (the official image's haproxy user). Both images start as root by default; the pods do not.
@@ -35,7 +33,7 @@ const (
 	volumeTmp    = "tmp"
 )
 
-func (b *builder) statefulSet(files map[string]string) error {
+func (b *builder) statefulSet() error {
 	a, n := b.args, b.names
 	script := func(name string, args ...string) pulumi.StringArray {
 		return pulumi.ToStringArray(append([]string{"sh", path.Join(templateDir, name)}, args...))
@@ -108,7 +106,7 @@ func (b *builder) statefulSet(files map[string]string) error {
 	}
 
 	volumes := corev1.VolumeArray{
-		corev1.VolumeArgs{Name: pulumi.String(volumeConfig), ConfigMap: &corev1.ConfigMapVolumeSourceArgs{Name: b.configName}},
+		corev1.VolumeArgs{Name: pulumi.String(volumeConfig), ConfigMap: &corev1.ConfigMapVolumeSourceArgs{Name: pulumi.String(b.redisConfigName)}},
 		emptyDir(volumeRun),
 		emptyDir(volumeTmp),
 	}
@@ -136,7 +134,7 @@ func (b *builder) statefulSet(files map[string]string) error {
 		containers = append(containers, b.exporter())
 	}
 
-	_, err := appsv1.NewStatefulSet(b.ctx, n.base, &appsv1.StatefulSetArgs{
+	sts, err := appsv1.NewStatefulSet(b.ctx, n.base, &appsv1.StatefulSetArgs{
 		Metadata: b.meta(n.base, b.labels(componentRedis)),
 		Spec: &appsv1.StatefulSetSpecArgs{
 			Replicas:    pulumi.Int(a.Replicas),
@@ -147,12 +145,7 @@ func (b *builder) statefulSet(files map[string]string) error {
 			Selector:            &metav1.LabelSelectorArgs{MatchLabels: b.selector(componentRedis)},
 			UpdateStrategy:      &appsv1.StatefulSetUpdateStrategyArgs{Type: pulumi.String("RollingUpdate")},
 			Template: &corev1.PodTemplateSpecArgs{
-				Metadata: &metav1.ObjectMetaArgs{
-					Labels: b.labels(componentRedis),
-					Annotations: pulumi.StringMap{ChecksumAnnotation: pulumi.String(checksum(files, func(key string) bool {
-						return key != haproxyConfigKey
-					}))},
-				},
+				Metadata: &metav1.ObjectMetaArgs{Labels: b.labels(componentRedis)},
 				Spec: &corev1.PodSpecArgs{
 					ServiceAccountName:            pulumi.String(n.serviceAccount),
 					AutomountServiceAccountToken:  pulumi.Bool(false),
@@ -166,8 +159,38 @@ func (b *builder) statefulSet(files map[string]string) error {
 			},
 			VolumeClaimTemplates: claims,
 		},
-	}, b.opts...)
-	return err
+	}, append(b.opts,
+		pulumi.DependsOn([]pulumi.Resource{b.secret, b.redisConfig}),
+		// Kubernetes refuses any change of volumeClaimTemplates, so the provider would replace
+		// the StatefulSet: every pod deleted at once. The claims are what a template change
+		// should reach; resizeClaims grows them, and CheckChange refuses every other change.
+		pulumi.IgnoreChanges([]string{"spec.volumeClaimTemplates"}),
+	)...)
+	if err != nil || a.Ephemeral {
+		return err
+	}
+	return b.resizeClaims(sts)
+}
+
+// resizeClaims holds every pod's claim at StorageSize with a server-side apply patch, so that a
+// larger storageSize grows the existing volumes in place (the StorageClass must allow expansion).
+// The patches wait for the StatefulSet, whose controller creates the claims. Shrinking is refused
+// before this (CheckChange): Kubernetes cannot shrink a volume.
+func (b *builder) resizeClaims(sts pulumi.Resource) error {
+	for i := 0; i < b.args.Replicas; i++ {
+		claim := fmt.Sprintf("%s-%s-%d", volumeData, b.names.base, i)
+		if _, err := corev1.NewPersistentVolumeClaimPatch(b.ctx, claim, &corev1.PersistentVolumeClaimPatchArgs{
+			Metadata: &metav1.ObjectMetaPatchArgs{Name: pulumi.String(claim), Namespace: pulumi.String(b.args.Namespace)},
+			Spec: &corev1.PersistentVolumeClaimSpecPatchArgs{
+				Resources: &corev1.VolumeResourceRequirementsPatchArgs{
+					Requests: pulumi.StringMap{"storage": pulumi.String(b.args.StorageSize)},
+				},
+			},
+		}, append(b.opts, pulumi.DependsOn([]pulumi.Resource{sts}))...); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // exporter is the redis_exporter sidecar: it reads the local redis only, and serves /metrics.
@@ -204,7 +227,7 @@ func (b *builder) exporter() corev1.ContainerArgs {
 	}
 }
 
-func (b *builder) haproxy(files map[string]string) error {
+func (b *builder) haproxy() error {
 	a, n := b.args, b.names
 	_, err := appsv1.NewDeployment(b.ctx, n.haproxy, &appsv1.DeploymentArgs{
 		Metadata: b.meta(n.haproxy, b.labels(componentHAProxy)),
@@ -212,12 +235,7 @@ func (b *builder) haproxy(files map[string]string) error {
 			Replicas: pulumi.Int(a.HAProxyReplicas),
 			Selector: &metav1.LabelSelectorArgs{MatchLabels: b.selector(componentHAProxy)},
 			Template: &corev1.PodTemplateSpecArgs{
-				Metadata: &metav1.ObjectMetaArgs{
-					Labels: b.labels(componentHAProxy),
-					Annotations: pulumi.StringMap{ChecksumAnnotation: pulumi.String(checksum(files, func(key string) bool {
-						return key == haproxyConfigKey
-					}))},
-				},
+				Metadata: &metav1.ObjectMetaArgs{Labels: b.labels(componentHAProxy)},
 				Spec: &corev1.PodSpecArgs{
 					ServiceAccountName:           pulumi.String(n.serviceAccount),
 					AutomountServiceAccountToken: pulumi.Bool(false),
@@ -253,21 +271,21 @@ func (b *builder) haproxy(files map[string]string) error {
 					Volumes: corev1.VolumeArray{corev1.VolumeArgs{
 						Name: pulumi.String(volumeConfig),
 						ConfigMap: &corev1.ConfigMapVolumeSourceArgs{
-							Name:  b.configName,
+							Name:  pulumi.String(b.haproxyConfigName),
 							Items: corev1.KeyToPathArray{corev1.KeyToPathArgs{Key: pulumi.String(haproxyConfigKey), Path: pulumi.String(haproxyConfigKey)}},
 						},
 					}},
 				},
 			},
 		},
-	}, b.opts...)
+	}, append(b.opts, pulumi.DependsOn([]pulumi.Resource{b.secret, b.haproxyConfig}))...)
 	return err
 }
 
 // passwordRef reads the password from the Secret into an environment variable.
 func (b *builder) passwordRef() *corev1.EnvVarSourceArgs {
 	return &corev1.EnvVarSourceArgs{SecretKeyRef: &corev1.SecretKeySelectorArgs{
-		Name: b.secretName, Key: pulumi.String(passwordKey),
+		Name: pulumi.String(b.names.secret), Key: pulumi.String(passwordKey),
 	}}
 }
 

@@ -17,6 +17,10 @@ func Run(ctx *pulumi.Context) error {
 	if err != nil {
 		return err
 	}
+	settings := components.SettingsOf(cfg.Name, cfg.Release, cfg.Password)
+	if err := checkChange(ctx, settings); err != nil {
+		return err
+	}
 
 	var c *cluster
 	switch cfg.Release.Cloud {
@@ -54,7 +58,7 @@ func Run(ctx *pulumi.Context) error {
 	ctx.Export("secretName", release.SecretName)
 	ctx.Export("namespace", release.Namespace)
 	ctx.Export("loadBalancerAddress", release.LoadBalancerAddress)
-	return nil
+	return exportSettings(ctx, settings)
 }
 
 // existingCluster is the cluster of cloud none or aks: the one the kubeconfig config key names,

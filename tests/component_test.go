@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi/internals"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
@@ -21,14 +22,15 @@ import (
 func TestTheReleaseHasEveryObjectAUserNeeds(t *testing.T) {
 	r := mustRunStack(t, nil)
 	want := map[string]string{
-		"redis-namespace": typeNamespace,
-		"redis-auth":      typeSecret,
-		"redis-config":    typeConfigMap,
-		"redis":           typeStatefulSet,
-		"redis-headless":  typeService,
-		"redis-sentinel":  typeService,
-		"redis-master":    typeService,
-		"redis-haproxy":   typeDeployment,
+		"redis-namespace":      typeNamespace,
+		"redis-auth":           typeSecret,
+		"redis-config":         typeConfigMap,
+		"redis-haproxy-config": typeConfigMap,
+		"redis":                typeStatefulSet,
+		"redis-headless":       typeService,
+		"redis-sentinel":       typeService,
+		"redis-master":         typeService,
+		"redis-haproxy":        typeDeployment,
 	}
 	for name, typ := range want {
 		r.find(typ, name)
@@ -44,7 +46,11 @@ func TestEveryChildHasTheComponentAsParent(t *testing.T) {
 	require.Len(t, components, 1)
 	assert.Equal(t, "pulumi:pulumi:Stack::redis-sentinel-local", components[0].Parent)
 	for _, res := range r.resources {
-		if res.Type != typeComponent {
+		switch res.Type {
+		case typeComponent:
+		case typeStackReference:
+			assert.Equal(t, "pulumi:pulumi:Stack::redis-sentinel-local", res.Parent, "the stack reads its own last settings")
+		default:
 			assert.Equal(t, typeComponent+"::redis", res.Parent, "%s %s", res.Type, res.Name)
 		}
 	}
@@ -227,25 +233,29 @@ func TestRedisStaysBelowItsMemoryLimitAndEvictsOnlyAsACache(t *testing.T) {
 	assert.Contains(t, conf, "\nmaxmemory-policy allkeys-lru\n", "a cache evicts")
 }
 
-func TestChecksumChangesWhenAndOnlyWhenTheConfigChanges(t *testing.T) {
-	checksums := func(overrides map[string]string) (redis, haproxy string) {
+func TestAConfigChangeIsANewConfigMapThatRollsOnlyThePodsThatReadIt(t *testing.T) {
+	names := func(overrides map[string]string) (redis, haproxy string) {
 		r := mustRunStack(t, overrides)
 		var sts appsv1.StatefulSet
 		r.decode(typeStatefulSet, "redis", &sts)
 		var dep appsv1.Deployment
 		r.decode(typeDeployment, "redis-haproxy", &dep)
-		return sts.Spec.Template.Annotations[components.ChecksumAnnotation], dep.Spec.Template.Annotations[components.ChecksumAnnotation]
+		redis, haproxy = configVolume(t, sts.Spec.Template.Spec), configVolume(t, dep.Spec.Template.Spec)
+		assert.Equal(t, r.object(typeConfigMap, "redis-config")["metadata"].(map[string]any)["name"], redis, "the redis pods mount the redis ConfigMap")
+		assert.Equal(t, r.object(typeConfigMap, "redis-haproxy-config")["metadata"].(map[string]any)["name"], haproxy, "HAProxy mounts its own")
+		assert.Equal(t, true, r.object(typeConfigMap, "redis-config")["immutable"], "a content-addressed ConfigMap never changes")
+		return redis, haproxy
 	}
-	baseRedis, baseHAProxy := checksums(nil)
-	require.Regexp(t, regexp.MustCompile(`^[0-9a-f]{64}$`), baseRedis)
-	require.Regexp(t, regexp.MustCompile(`^[0-9a-f]{64}$`), baseHAProxy)
-	again, _ := checksums(nil)
-	assert.Equal(t, baseRedis, again, "same config, same checksum")
+	baseRedis, baseHAProxy := names(nil)
+	require.Regexp(t, regexp.MustCompile(`^redis-config-[0-9a-f]{10}$`), baseRedis)
+	require.Regexp(t, regexp.MustCompile(`^redis-haproxy-config-[0-9a-f]{10}$`), baseHAProxy)
+	again, _ := names(nil)
+	assert.Equal(t, baseRedis, again, "same config, same name")
 
 	for _, c := range []struct {
 		sentence       string
 		overrides      map[string]string
-		redis, haproxy bool // whether each checksum must change
+		redis, haproxy bool // whether each name must change
 	}{
 		{"a new image is no config change", map[string]string{"redisImage": "docker.io/library/redis:7.2.6-alpine"}, false, false},
 		{"more HAProxy pods lowers each one's maxconn", map[string]string{"haproxyReplicas": "3"}, false, true},
@@ -256,10 +266,22 @@ func TestChecksumChangesWhenAndOnlyWhenTheConfigChanges(t *testing.T) {
 		{"the master set name is in sentinel.conf and haproxy.cfg", map[string]string{"masterSetName": "cache"}, true, true},
 		{"more pods changes the quorum and HAProxy's servers", map[string]string{"replicas": "5"}, true, true},
 	} {
-		redis, haproxy := checksums(c.overrides)
+		redis, haproxy := names(c.overrides)
 		assert.Equal(t, c.redis, redis != baseRedis, "redis pods: %s", c.sentence)
 		assert.Equal(t, c.haproxy, haproxy != baseHAProxy, "HAProxy pods: %s", c.sentence)
 	}
+}
+
+// configVolume is the ConfigMap a pod mounts.
+func configVolume(t *testing.T, spec corev1.PodSpec) string {
+	t.Helper()
+	for _, v := range spec.Volumes {
+		if v.ConfigMap != nil {
+			return v.ConfigMap.Name
+		}
+	}
+	t.Fatal("the pod mounts no ConfigMap")
+	return ""
 }
 
 func TestRedisPodsAreHardenedProbedAndStopGracefully(t *testing.T) {
@@ -382,16 +404,18 @@ func TestHAProxyPodsTogetherStayBelowRedisMaxClients(t *testing.T) {
 	}
 }
 
-func TestTheConfigMapHoldsExactlyTheConfigFilesAndScriptsReadablyForDiffs(t *testing.T) {
+func TestTheConfigMapsHoldExactlyTheConfigFilesAndScriptsReadablyForDiffs(t *testing.T) {
 	r := mustRunStack(t, nil)
-	data := r.object(typeConfigMap, "redis-config")["data"].(map[string]any)
-	assert.ElementsMatch(t, []string{
-		"redis.conf", "sentinel.conf", "haproxy.cfg",
-		"lib.sh", "redis-start.sh", "sentinel-start.sh", "redis-prestop.sh", "probe.sh",
-	}, keysOf(data))
-	manifest := rendered(t, r.find(typeConfigMap, "redis-config"), false)
-	for key := range data {
-		assert.Contains(t, manifest, "\n  "+key+": |\n", "%s is a YAML block, so that a change shows line by line", key)
+	for name, files := range map[string][]string{
+		"redis-config":         {"redis.conf", "sentinel.conf", "lib.sh", "redis-start.sh", "sentinel-start.sh", "redis-prestop.sh", "probe.sh"},
+		"redis-haproxy-config": {"haproxy.cfg"},
+	} {
+		data := r.object(typeConfigMap, name)["data"].(map[string]any)
+		assert.ElementsMatch(t, files, keysOf(data), name)
+		manifest := rendered(t, r.find(typeConfigMap, name), false)
+		for key := range data {
+			assert.Contains(t, manifest, "\n  "+key+": |\n", "%s is a YAML block, so that a change shows line by line", key)
+		}
 	}
 }
 
@@ -460,13 +484,14 @@ func TestTheComponentExposesItsEndpoints(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		pulumi.All(rs.MasterEndpoint, rs.SentinelEndpoint, rs.MasterSetName, rs.SecretName, rs.Namespace, rs.LoadBalancerAddress).
-			ApplyT(func(values []any) error {
-				for _, v := range values {
-					got = append(got, v.(string))
-				}
-				return nil
-			})
+		// Awaited inside the program: an apply may still be pending when the run returns.
+		for _, out := range []pulumi.StringOutput{rs.MasterEndpoint, rs.SentinelEndpoint, rs.MasterSetName, rs.SecretName, rs.Namespace, rs.LoadBalancerAddress} {
+			v, err := internals.UnsafeAwaitOutput(ctx.Context(), out)
+			if err != nil {
+				return err
+			}
+			got = append(got, v.Value.(string))
+		}
 		return nil
 	}, cfg, false)
 	require.NoError(t, err)

@@ -1,6 +1,7 @@
 // Package tests holds black-box tests of the program, the component and the offline renderer.
 // They use the API as an importer would, Pulumi's mock monitor through internal/render's
-// recording mock, and real tools (shellcheck, the render binary); never the Pulumi engine.
+// recording mock, and real tools (shellcheck, the render binary); engine_test.go runs the real
+// Pulumi engine, kube_test.go a real API server, when their fixtures are there.
 package tests
 
 import (
@@ -114,13 +115,17 @@ func (r *release) decode(typ, name string, into any) {
 	require.NoError(r.t, dec.Decode(into), "%s %s is not a valid object of its kind", typ, name)
 }
 
-// configFile returns one file of the release's ConfigMap.
+// configFile returns one file of the release's ConfigMaps.
 func (r *release) configFile(key string) string {
 	r.t.Helper()
-	data := r.object(typeConfigMap, "redis-config")["data"].(map[string]any)
-	value, ok := data[key].(string)
-	require.True(r.t, ok, "the ConfigMap has no %s", key)
-	return value
+	for _, name := range []string{"redis-config", "redis-haproxy-config"} {
+		data := r.object(typeConfigMap, name)["data"].(map[string]any)
+		if value, ok := data[key].(string); ok {
+			return value
+		}
+	}
+	r.t.Fatalf("no ConfigMap has %s", key)
+	return ""
 }
 
 // Type tokens of the objects the tests look at.

@@ -69,12 +69,12 @@ func TestRenderDiffShowsObjectsAddedAndRemovedWhole(t *testing.T) {
 
 	out, code := runRender(t, "-project", localWith(t, "createNamespace: false"), "-stack", "local", "-diff", withNamespace)
 	assert.Equal(t, 1, code, out)
-	assert.Contains(t, out, "removed: namespace-redis.yaml\n--- old/namespace-redis.yaml\n+++ /dev/null\n@@ -1,7 +0,0 @@\n-apiVersion: v1\n-kind: Namespace\n")
+	assert.Contains(t, out, "removed: namespace-redis-namespace.yaml\n--- old/namespace-redis-namespace.yaml\n+++ /dev/null\n@@ -1,7 +0,0 @@\n-apiVersion: v1\n-kind: Namespace\n")
 	assert.Contains(t, out, "changed: plan.json\n", "the plan loses the Namespace too")
 
 	out, code = runRender(t, "-project", repoRoot, "-stack", "local", "-diff", withoutNamespace)
 	assert.Equal(t, 1, code, out)
-	assert.Contains(t, out, "added: namespace-redis.yaml\n--- /dev/null\n+++ new/namespace-redis.yaml\n@@ -0,0 +1,7 @@\n+apiVersion: v1\n+kind: Namespace\n")
+	assert.Contains(t, out, "added: namespace-redis-namespace.yaml\n--- /dev/null\n+++ new/namespace-redis-namespace.yaml\n@@ -0,0 +1,7 @@\n+apiVersion: v1\n+kind: Namespace\n")
 }
 
 func TestRenderDiffAgainstSomethingThatIsNotARenderExits2(t *testing.T) {

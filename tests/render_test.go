@@ -83,7 +83,7 @@ func TestRenderWritesEveryObjectOfTheLocalStackTheSameEveryTime(t *testing.T) {
 		"secret-redis-auth.yaml", "configmap-redis-config.yaml", "statefulset-redis.yaml",
 		"service-redis-headless.yaml", "service-redis-sentinel.yaml", "service-redis-master.yaml",
 		"deployment-redis-haproxy.yaml", "poddisruptionbudget-redis.yaml", "networkpolicy-redis.yaml",
-		"serviceaccount-redis.yaml", "namespace-redis.yaml", render.PlanFile,
+		"serviceaccount-redis.yaml", "namespace-redis-namespace.yaml", render.PlanFile,
 	} {
 		assert.Contains(t, a, name)
 	}

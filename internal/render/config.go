@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"sigs.k8s.io/yaml"
 )
 
@@ -47,6 +48,9 @@ type StackConfig struct {
 	Values map[string]string
 	// SecretKeys lists the keys whose value is secret.
 	SecretKeys []string
+	// StackOutputs are what a reference to a stack reads: the outputs of the stack's last update,
+	// none before the first (as for the offline render).
+	StackOutputs resource.PropertyMap
 }
 
 // secretPlaceholder stands in for a value that Pulumi.<stack>.yaml holds encrypted: rendering

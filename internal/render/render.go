@@ -33,8 +33,9 @@ type Resource struct {
 // inputs, plus a made-up name and ARN where the provider would compute them, so that values flow
 // on as they would after a create.
 type Recorder struct {
-	mu        sync.Mutex
-	resources []Resource
+	mu           sync.Mutex
+	resources    []Resource
+	stackOutputs resource.PropertyMap
 }
 
 // GeneratedPassword is what a random.RandomPassword yields under the recorder.
@@ -43,8 +44,11 @@ const GeneratedPassword = "offline-render-generated-password"
 // NewResource records a registration.
 func (r *Recorder) NewResource(args pulumi.MockResourceArgs) (string, resource.PropertyMap, error) {
 	parent := ""
-	if args.RegisterRPC != nil {
+	switch {
+	case args.RegisterRPC != nil:
 		parent = urnTypeAndName(args.RegisterRPC.GetParent())
+	case args.ReadRPC != nil:
+		parent = urnTypeAndName(args.ReadRPC.GetParent())
 	}
 	r.mu.Lock()
 	r.resources = append(r.resources, Resource{
@@ -62,8 +66,16 @@ func (r *Recorder) NewResource(args pulumi.MockResourceArgs) (string, resource.P
 	if strings.HasPrefix(args.TypeToken, "aws:") && !outputs.HasValue("arn") {
 		outputs["arn"] = resource.NewProperty("arn:aws:mock:::" + args.TypeToken + "/" + args.Name)
 	}
-	if args.TypeToken == "random:index/randomPassword:RandomPassword" {
+	switch args.TypeToken {
+	case "random:index/randomPassword:RandomPassword":
 		outputs["result"] = resource.MakeSecret(resource.NewProperty(GeneratedPassword))
+	case "pulumi:pulumi:StackReference":
+		stackOutputs := r.stackOutputs
+		if stackOutputs == nil {
+			stackOutputs = resource.PropertyMap{}
+		}
+		outputs["outputs"] = resource.NewProperty(stackOutputs)
+		outputs["secretOutputNames"] = resource.NewProperty([]resource.PropertyValue{})
 	}
 	return args.Name + "-id", outputs, nil
 }
@@ -115,7 +127,7 @@ func providerTypeAndName(ref string) string {
 // Run evaluates program under a fresh Recorder with the stack's configuration. dryRun simulates
 // a preview, in which outputs of resources not yet created are unknown.
 func Run(program pulumi.RunFunc, cfg *StackConfig, dryRun bool) (*Recorder, error) {
-	rec := &Recorder{}
+	rec := &Recorder{stackOutputs: cfg.StackOutputs}
 	err := pulumi.RunErr(program, pulumi.WithMocks(cfg.Project, cfg.Stack, rec), func(info *pulumi.RunInfo) {
 		info.Config = cfg.Values
 		info.ConfigSecretKeys = cfg.SecretKeys
@@ -141,9 +153,11 @@ const Redacted = "<redacted>"
 const Unknown = "<unknown>"
 
 // IsKubernetesObject says whether a registration is a Kubernetes object: a resource of the
-// kubernetes provider with an apiVersion and a kind (a Helm release, for one, has neither).
+// kubernetes provider with an apiVersion and a kind (a Helm release, for one, has neither), and
+// no Patch, which changes an object that something else creates.
 func IsKubernetesObject(r Resource) bool {
-	return r.Custom && strings.HasPrefix(r.Type, "kubernetes:") && r.Inputs.HasValue("apiVersion") && r.Inputs.HasValue("kind")
+	return r.Custom && strings.HasPrefix(r.Type, "kubernetes:") && !strings.HasSuffix(r.Type, "Patch") &&
+		r.Inputs.HasValue("apiVersion") && r.Inputs.HasValue("kind")
 }
 
 // Object returns a Kubernetes object's inputs as plain values, with secrets redacted unless
@@ -210,11 +224,12 @@ func Manifests(resources []Resource, showSecrets bool) (map[string][]byte, error
 		obj := Object(r, showSecrets)
 		kind, _ := obj["kind"].(string)
 		meta, _ := obj["metadata"].(map[string]any)
-		name, _ := meta["name"].(string)
-		if kind == "" || name == "" {
+		if name, _ := meta["name"].(string); kind == "" || name == "" {
 			return nil, fmt.Errorf("%s %s: no kind or metadata.name", r.Type, r.Name)
 		}
-		file := strings.ToLower(kind) + "-" + name + ".yaml"
+		// Named after the Pulumi resource, which keeps its name when the object's changes (a
+		// content-addressed ConfigMap), so that a diff of two renders shows the change in place.
+		file := strings.ToLower(kind) + "-" + r.Name + ".yaml"
 		if _, taken := files[file]; taken {
 			return nil, fmt.Errorf("two objects would be written to %s", file)
 		}

@@ -1,0 +1,115 @@
+package components
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/api/resource"
+)
+
+// Settings are the choices of a release that an update cannot change while it runs: what holds
+// the data, and what every pod, sentinel and client has agreed on. Everything else changes in
+// place or rolls the pods one at a time. A program records them after each update (the stacks
+// export them) and hands the recorded ones to CheckChange before the next.
+type Settings struct {
+	Name            string `json:"name"`
+	Namespace       string `json:"namespace"`
+	CreateNamespace bool   `json:"createNamespace"`
+	Cloud           string `json:"cloud"`
+	ClusterDomain   string `json:"clusterDomain"`
+	MasterSetName   string `json:"masterSetName"`
+	Ephemeral       bool   `json:"ephemeral"`
+	StorageClass    string `json:"storageClass"`
+	StorageSize     string `json:"storageSize"`
+	// PasswordFingerprint tells passwords apart without revealing them (PasswordFingerprint);
+	// GeneratedPassword when the component generated it. Keep these settings as a secret.
+	PasswordFingerprint string `json:"passwordFingerprint"`
+}
+
+// GeneratedPassword is the fingerprint of a password that the component generates: it never
+// changes after the first update.
+const GeneratedPassword = "generated"
+
+// PasswordFingerprint is a digest of a release's password, salted with the release's name and
+// namespace so that equal passwords of two releases do not show.
+func PasswordFingerprint(namespace, name, password string) string {
+	sum := sha256.Sum256([]byte("redis-sentinel password fingerprint\x00" + namespace + "/" + name + "\x00" + password))
+	return hex.EncodeToString(sum[:16])
+}
+
+// SettingsOf returns the Settings of a release named name with args a (defaults applied) and the
+// given password ("" when the component generates it).
+func SettingsOf(name string, a RedisSentinelArgs, password string) Settings {
+	a = a.WithDefaults(name)
+	fingerprint := GeneratedPassword
+	if password != "" {
+		fingerprint = PasswordFingerprint(a.Namespace, name, password)
+	}
+	return Settings{
+		Name: name, Namespace: a.Namespace, CreateNamespace: a.CreateNamespace, Cloud: string(a.Cloud), ClusterDomain: a.ClusterDomain,
+		MasterSetName: a.MasterSetName, Ephemeral: a.Ephemeral, StorageClass: a.StorageClass,
+		StorageSize: a.StorageSize, PasswordFingerprint: fingerprint,
+	}
+}
+
+// ChangeError refuses the change of one setting of a running release: what it would break, and
+// the safe way to get there.
+type ChangeError struct {
+	Field, From, To string
+	Why, Instead    string
+}
+
+func (e *ChangeError) Error() string {
+	return fmt.Sprintf("%s: changing %s to %s is refused on a running release: %s; instead, %s", e.Field, e.From, e.To, e.Why, e.Instead)
+}
+
+// newRelease is the migration for the settings that only a second release can change.
+const newRelease = "deploy a second release with the new value next to this one, copy the data over (make its master a replica of this one with REPLICAOF, then promote it), move the clients, and remove this release"
+
+// CheckChange reports every change from previous (what the last update recorded) to next that
+// an update cannot make without deleting data or taking every pod down; nil when there is none.
+func CheckChange(previous, next Settings) error {
+	var errs []error
+	refuse := func(field string, from, to any, why, instead string) {
+		errs = append(errs, &ChangeError{Field: field, From: fmt.Sprintf("%q", fmt.Sprint(from)), To: fmt.Sprintf("%q", fmt.Sprint(to)), Why: why, Instead: instead})
+	}
+	if previous.Name != next.Name {
+		refuse("name", previous.Name, next.Name, "every object is named after it, so the release and its volumes would be deleted and an empty one created", newRelease)
+	}
+	if previous.Namespace != next.Namespace {
+		refuse("namespace", previous.Namespace, next.Namespace, "the volumes stay in the old namespace, so the release would start empty in the new one", newRelease)
+	}
+	if previous.CreateNamespace != next.CreateNamespace {
+		refuse("createNamespace", previous.CreateNamespace, next.CreateNamespace, "the release would delete its namespace, and the volumes with it, or create one that exists",
+			"keep it (a release in a namespace of its own keeps owning it)")
+	}
+	if previous.Cloud != next.Cloud {
+		refuse("cloud", previous.Cloud, next.Cloud, "it decides the cluster and the load balancer the release runs on", "create the release as a new stack on the other cloud and move the data as for a new release: "+newRelease)
+	}
+	if previous.ClusterDomain != next.ClusterDomain {
+		refuse("clusterDomain", previous.ClusterDomain, next.ClusterDomain, "every pod knows its peers by names in this domain, and pods not yet rolled would lose them", newRelease)
+	}
+	if previous.MasterSetName != next.MasterSetName {
+		refuse("masterSetName", previous.MasterSetName, next.MasterSetName, "sentinels of rolled and of not yet rolled pods would watch different master sets, and clients ask for the old one", newRelease)
+	}
+	switch {
+	case previous.Ephemeral != next.Ephemeral:
+		refuse("ephemeral", previous.Ephemeral, next.Ephemeral, "it moves the data between volume claims and emptyDirs, and the pods would start without it", newRelease)
+	case previous.Ephemeral:
+	case previous.StorageClass != next.StorageClass:
+		refuse("storageClass", previous.StorageClass, next.StorageClass, "Kubernetes cannot change the class of a bound volume", "keep the class, or "+newRelease)
+	default:
+		from, errFrom := resource.ParseQuantity(previous.StorageSize)
+		to, errTo := resource.ParseQuantity(next.StorageSize)
+		if errFrom == nil && errTo == nil && to.Cmp(from) < 0 {
+			refuse("storageSize", previous.StorageSize, next.StorageSize, "Kubernetes cannot shrink a volume", fmt.Sprintf("keep %s or more (a larger size grows the volumes in place)", previous.StorageSize))
+		}
+	}
+	if previous.PasswordFingerprint != next.PasswordFingerprint {
+		refuse("password", "(a secret)", "(another secret)", "pods rolled onto the new password could not replicate from, or vote with, the pods not yet rolled, and clients with the old password would be refused",
+			"keep it until rotation with both passwords valid at once is supported; to change it now, "+newRelease)
+	}
+	return errors.Join(errs...)
+}
