@@ -20,13 +20,13 @@ import (
 )
 
 // release is what the lab runs of a render: the redis StatefulSet, the HAProxy Deployment, the
-// ConfigMap both mount and the names clients use.
+// files of the ConfigMaps they mount and the names clients use.
 type release struct {
 	statefulSet   appsv1.StatefulSet
 	haproxy       appsv1.Deployment
-	configMap     map[string]string
-	headless      string // the headless Service (pods' DNS subdomain)
-	masterService string // the Service in front of HAProxy
+	configMap     map[string]string // the keys of every ConfigMap
+	headless      string            // the headless Service (pods' DNS subdomain)
+	masterService string            // the Service in front of HAProxy
 	namespace     string
 }
 
@@ -79,8 +79,11 @@ func parseRelease(files map[string][]byte) (*release, error) {
 		case "Deployment":
 			err, haveHAProxy = yaml.UnmarshalStrict(body, &rel.haproxy), true
 		case "ConfigMap":
+			// The redis pods' and HAProxy's ConfigMaps have distinct keys: one map serves both.
 			var cm corev1.ConfigMap
-			err, rel.configMap = yaml.UnmarshalStrict(body, &cm), cm.Data
+			if err = yaml.UnmarshalStrict(body, &cm); err == nil {
+				rel.configMap = merge(rel.configMap, cm.Data)
+			}
 		case "Service":
 			var svc corev1.Service
 			if err = yaml.UnmarshalStrict(body, &svc); err != nil {
@@ -194,4 +197,15 @@ func (r *release) limits() (limits, error) {
 		return limits{}, err
 	}
 	return limits{downAfter: time.Duration(downAfter) * time.Millisecond, maxLag: time.Duration(maxLag) * time.Second}, nil
+}
+
+// merge adds the entries of more to m, making m when it is nil.
+func merge(m, more map[string]string) map[string]string {
+	if m == nil {
+		m = map[string]string{}
+	}
+	for k, v := range more {
+		m[k] = v
+	}
+	return m
 }
