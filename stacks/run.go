@@ -17,8 +17,8 @@ func Run(ctx *pulumi.Context) error {
 	if err != nil {
 		return err
 	}
-	settings := components.SettingsOf(cfg.Name, cfg.Release, cfg.Password)
-	if err := checkChange(ctx, settings); err != nil {
+	recorded := settingsOf(cfg)
+	if err := checkChange(ctx, recorded); err != nil {
 		return err
 	}
 
@@ -58,7 +58,9 @@ func Run(ctx *pulumi.Context) error {
 	ctx.Export("secretName", release.SecretName)
 	ctx.Export("namespace", release.Namespace)
 	ctx.Export("loadBalancerAddress", release.LoadBalancerAddress)
-	return exportSettings(ctx, settings)
+	settings, err := RecordedSettings(cfg)
+	ctx.Export(settingsOutput, pulumi.ToSecret(pulumi.ToMap(settings)))
+	return err
 }
 
 // existingCluster is the cluster of cloud none or aks: the one the kubeconfig config key names,

@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"encoding/json"
 	"strings"
 	"testing"
 
@@ -15,65 +14,69 @@ import (
 	"github.com/d3ad221e/redis-sentinel/stacks"
 )
 
-// settingsAfter returns the stack outputs that an update of the local stack with overrides
-// leaves for the next one: its settings, as stacks.Run exports them.
-func settingsAfter(t *testing.T, overrides map[string]string) resource.PropertyMap {
+// stackConfig is a stack's configuration with some keys replaced.
+func stackConfig(t *testing.T, stack string, overrides map[string]string) *render.StackConfig {
 	t.Helper()
-	cfg, err := render.LoadStackConfig(repoRoot, "local")
+	cfg, err := render.LoadStackConfig(repoRoot, stack)
 	require.NoError(t, err)
 	for key, value := range overrides {
 		cfg.Values[cfg.Project+":"+key] = value
 	}
-	var settings components.Settings
-	_, err = render.Run(func(ctx *pulumi.Context) error {
+	return cfg
+}
+
+// settingsAfter returns the stack outputs that an update of a stack with overrides leaves for
+// the next one: its settings, as stacks.Run exports them.
+func settingsAfter(t *testing.T, stack string, overrides map[string]string) resource.PropertyMap {
+	t.Helper()
+	var settings map[string]any
+	_, err := render.Run(func(ctx *pulumi.Context) error {
 		c, err := stacks.LoadConfig(ctx)
 		if err != nil {
 			return err
 		}
-		settings = components.SettingsOf(c.Name, c.Release, c.Password)
-		return nil
-	}, cfg, false)
+		settings, err = stacks.RecordedSettings(c)
+		return err
+	}, stackConfig(t, stack, overrides), false)
 	require.NoError(t, err)
-	raw, err := json.Marshal(settings)
-	require.NoError(t, err)
-	var m map[string]any
-	require.NoError(t, json.Unmarshal(raw, &m))
-	return resource.PropertyMap{"settings": resource.MakeSecret(resource.NewProperty(resource.NewPropertyMapFromMap(m)))}
+	return resource.PropertyMap{"settings": resource.MakeSecret(resource.NewProperty(resource.NewPropertyMapFromMap(settings)))}
 }
 
-// runStackAfter runs the local stack with overrides on top of what an earlier update recorded.
-func runStackAfter(t *testing.T, previous resource.PropertyMap, overrides map[string]string) (*release, error) {
+// runStackAfter runs a stack with overrides on top of what an earlier update recorded.
+func runStackAfter(t *testing.T, stack string, previous resource.PropertyMap, overrides map[string]string) (*release, error) {
 	t.Helper()
-	cfg, err := render.LoadStackConfig(repoRoot, "local")
-	require.NoError(t, err)
-	for key, value := range overrides {
-		cfg.Values[cfg.Project+":"+key] = value
-	}
+	cfg := stackConfig(t, stack, overrides)
 	cfg.StackOutputs = previous
-	rec, err := render.Run(stacksRun, cfg, true)
+	rec, err := render.Run(stacksRun, cfg, false)
 	return &release{t: t, resources: rec.Resources()}, err
 }
 
 func TestAChangeThatWouldLoseDataOrTakeEveryPodDownIsRefusedBeforeAnythingIsRegistered(t *testing.T) {
 	for _, c := range []struct {
 		sentence       string
+		stack          string
 		before, after  map[string]string
 		field, instead string
 	}{
-		{"a rename would delete the release", nil, map[string]string{"name": "cache"}, "name", "deploy a second release"},
-		{"the volumes stay in the old namespace", nil, map[string]string{"namespace": "cache"}, "namespace", "deploy a second release"},
-		{"the cluster and load balancer are the cloud's", nil, map[string]string{"cloud": "aks"}, "cloud", "as a new stack"},
-		{"peers know each other by names in the domain", nil, map[string]string{"clusterDomain": "example.internal"}, "clusterDomain", "deploy a second release"},
-		{"rolled and old sentinels would watch different sets", nil, map[string]string{"masterSetName": "cache"}, "masterSetName", "deploy a second release"},
-		{"claims to emptyDirs leaves the data behind", nil, map[string]string{"ephemeral": "true"}, "ephemeral", "deploy a second release"},
-		{"emptyDirs to claims starts without the data", map[string]string{"ephemeral": "true"}, map[string]string{"ephemeral": "false"}, "ephemeral", "deploy a second release"},
-		{"a bound volume keeps its class", nil, map[string]string{"storageClass": "fast"}, "storageClass", "keep the class"},
-		{"a volume cannot shrink", nil, map[string]string{"storageSize": "512Mi"}, "storageSize", "keep 1Gi or more"},
-		{"mixed passwords break replication mid-roll", map[string]string{"password": "first-password-0001"}, map[string]string{"password": "other-password-0002"}, "password", "keep it until rotation"},
-		{"a generated password cannot become a chosen one", nil, map[string]string{"password": "first-password-0001"}, "password", "keep it until rotation"},
+		{"a rename would delete the release", "local", nil, map[string]string{"name": "cache"}, "name", "deploy a second release"},
+		{"the volumes stay in the old namespace", "local", nil, map[string]string{"namespace": "cache"}, "namespace", "deploy a second release"},
+		{"the cluster and load balancer are the cloud's", "local", nil, map[string]string{"cloud": "aks"}, "cloud", "as a new stack"},
+		{"peers know each other by names in the domain", "local", nil, map[string]string{"clusterDomain": "example.internal"}, "clusterDomain", "deploy a second release"},
+		{"rolled and old sentinels would watch different sets", "local", nil, map[string]string{"masterSetName": "cache"}, "masterSetName", "deploy a second release"},
+		{"claims to emptyDirs leaves the data behind", "local", nil, map[string]string{"ephemeral": "true"}, "ephemeral", "deploy a second release"},
+		{"emptyDirs to claims starts without the data", "local", map[string]string{"ephemeral": "true"}, map[string]string{"ephemeral": "false"}, "ephemeral", "deploy a second release"},
+		{"a bound volume keeps its class", "local", nil, map[string]string{"storageClass": "fast"}, "storageClass", "keep the class"},
+		{"a volume cannot shrink", "local", nil, map[string]string{"storageSize": "512Mi"}, "storageSize", "keep 1Gi or more"},
+		{"mixed passwords break replication mid-roll", "local", map[string]string{"password": "first-password-0001"}, map[string]string{"password": "other-password-0002"}, "password", "keep it until rotation"},
+		{"a generated password cannot become a chosen one", "local", nil, map[string]string{"password": "first-password-0001"}, "password", "keep it until rotation"},
+		{"a GKE cluster cannot move to another region", "gke", nil, map[string]string{"gcpRegion": "europe-west4", "gkeZones": `["europe-west4-a","europe-west4-b","europe-west4-c"]`}, "gcpRegion", "create a new stack"},
+		{"a GKE control plane keeps its range", "gke", nil, map[string]string{"gkeMasterCidr": "172.16.0.32/28"}, "gkeMasterCidr", "create a new stack"},
+		{"GKE pods keep their range", "gke", nil, map[string]string{"gkePodsCidr": "10.40.0.0/14"}, "gkePodsCidr", "create a new stack"},
+		{"an EKS cluster keeps its VPC", "eks", nil, map[string]string{"eksVpcCidr": "10.1.0.0/16"}, "eksVpcCidr", "create a new stack"},
+		{"a new EKS node group would take every node at once", "eks", nil, map[string]string{"eksInstanceTypes": `["m7i.large"]`}, "eksInstanceTypes", "create a new stack"},
 	} {
 		t.Run(c.sentence, func(t *testing.T) {
-			r, err := runStackAfter(t, settingsAfter(t, c.before), mergeOverrides(c.before, c.after))
+			r, err := runStackAfter(t, c.stack, settingsAfter(t, c.stack, c.before), mergeOverrides(c.before, c.after))
 			require.Error(t, err)
 			assert.Regexp(t, `(?m)^`+c.field+`: changing ".*" to ".*" is refused on a running release: .+; instead, `, err.Error())
 			assert.Contains(t, err.Error(), c.instead)
@@ -95,11 +98,18 @@ func TestSafeChangesPassTheCheckOfTheRecordedSettings(t *testing.T) {
 		"the same password again":           {},
 		"memory, images and HAProxy pods":   {"redisMemory": "1Gi", "redisImage": "docker.io/library/redis:7.2.6-alpine", "haproxyReplicas": "3"},
 	} {
-		_, err := runStackAfter(t, settingsAfter(t, nil), after)
+		_, err := runStackAfter(t, "local", settingsAfter(t, "local", nil), after)
 		assert.NoError(t, err, sentence)
 	}
-	_, err := runStackAfter(t, nil, map[string]string{"storageSize": "512Mi"})
+	_, err := runStackAfter(t, "local", nil, map[string]string{"storageSize": "512Mi"})
 	assert.NoError(t, err, "the first update has nothing recorded to compare with")
+	for stack, after := range map[string]map[string]string{
+		"gke": {"gkeMasterAuthorizedNetworks": `["203.0.113.0/24"]`, "gkeMinNodesPerZone": "2", "gkeMachineType": "e2-standard-8"},
+		"eks": {"eksKubernetesVersion": "1.34", "eksMinNodes": "4", "eksDesiredNodes": "4", "eksPublicAccessCidrs": `["203.0.113.0/24"]`},
+	} {
+		_, err := runStackAfter(t, stack, settingsAfter(t, stack, nil), after)
+		assert.NoError(t, err, "%s: %v updates the cluster in place", stack, after)
+	}
 }
 
 func TestGrowingStorageResizesEveryClaimAndLeavesTheStatefulSetAlone(t *testing.T) {
