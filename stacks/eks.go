@@ -11,7 +11,6 @@ import (
 	"github.com/pulumi/pulumi-aws/sdk/v7/go/aws/eks"
 	"github.com/pulumi/pulumi-aws/sdk/v7/go/aws/iam"
 	"github.com/pulumi/pulumi-aws/sdk/v7/go/aws/kms"
-	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes"
 	helmv3 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/helm/v3"
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
 	storagev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/storage/v1"
@@ -286,8 +285,9 @@ func newEKSCluster(ctx *pulumi.Context, name string, e EKSConfig) (*cluster, err
 		args:        []string{"eks", "get-token", "--cluster-name", name, "--region", e.Region, "--output", "json"},
 		installHint: "Install the AWS CLI v2: https://docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html",
 	})
-	addons, err := kubernetes.NewProvider(ctx, name+"-eks-addons", &kubernetes.ProviderArgs{Kubeconfig: config},
-		pulumi.DependsOn(ready))
+	// Both kubernetes providers are identified by the cluster's ARN, not by the kubeconfig: a change
+	// of endpoint access or CA must not replace them and every object they created.
+	addons, err := newClusterProvider(ctx, name+"-eks-addons", config, cl.Arn, pulumi.DependsOn(ready))
 	if err != nil {
 		return nil, err
 	}
@@ -358,8 +358,7 @@ func newEKSCluster(ctx *pulumi.Context, name string, e EKSConfig) (*cluster, err
 
 	// The release's provider waits for the storage class and the controller, so that the volume
 	// claims bind and the LoadBalancer Service is handled by the controller its annotations name.
-	release, err := kubernetes.NewProvider(ctx, name+"-eks", &kubernetes.ProviderArgs{Kubeconfig: config},
-		pulumi.DependsOn(releaseNeeds))
+	release, err := newClusterProvider(ctx, name+"-eks", config, cl.Arn, pulumi.DependsOn(releaseNeeds))
 	if err != nil {
 		return nil, err
 	}

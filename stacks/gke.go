@@ -10,7 +10,6 @@ import (
 	"github.com/pulumi/pulumi-gcp/sdk/v7/go/gcp/container"
 	"github.com/pulumi/pulumi-gcp/sdk/v7/go/gcp/projects"
 	"github.com/pulumi/pulumi-gcp/sdk/v7/go/gcp/serviceaccount"
-	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
 
@@ -280,7 +279,10 @@ func newGKECluster(ctx *pulumi.Context, name string, g GKEConfig) (*cluster, err
 		installHint: "Install gke-gcloud-auth-plugin: gcloud components install gke-gcloud-auth-plugin",
 	})
 	// The release's provider waits for the node pool, so that no pod is created before a node exists.
-	k8s, err := kubernetes.NewProvider(ctx, name+"-gke", &kubernetes.ProviderArgs{Kubeconfig: config},
+	// The cluster's ID (projects/P/locations/L/clusters/NAME, NAME auto-named, so a new one on
+	// replacement) identifies the cluster; the endpoint in the kubeconfig changes with
+	// gkeMasterAuthorizedNetworks and must not replace the provider.
+	k8s, err := newClusterProvider(ctx, name+"-gke", config, gke.ID().ToStringOutput(),
 		pulumi.DependsOn([]pulumi.Resource{pool}))
 	if err != nil {
 		return nil, err

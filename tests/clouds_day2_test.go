@@ -1,0 +1,212 @@
+package tests
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/d3ad221e/redis-sentinel/internal/render"
+)
+
+// Day 2 of the cloud stacks: what the second `pulumi up` does to the cluster, its nodes and the
+// kubernetes providers when a key changes. The engine decides replacements from resource options
+// (ignoreChanges, dependsOn) and from which outputs an input is built, so these tests record the
+// options too, and stand in for the clouds where an output matters.
+
+// cloudMock is internal/render's recording mock plus three things the day-2 tests need: the
+// options of each registration, answers to the invokes the stacks make, and the outputs a cloud
+// computes that the tests reason about (a GKE cluster's ID and endpoint, a service account's
+// e-mail).
+type cloudMock struct {
+	*render.Recorder
+	mu       sync.Mutex
+	requests map[string]*pulumirpc.RegisterResourceRequest // by "type::name"
+	invokes  []pulumi.MockCallArgs
+}
+
+// Stand-ins for what the clouds compute. The GKE endpoint is the private address of the control
+// plane when its public endpoint is off, a public one otherwise, as on GKE.
+const (
+	mockGKEPrivateEndpoint = "172.16.0.18"
+	mockGKEPublicEndpoint  = "34.76.0.10"
+	mockGCPProject         = "mock-project"
+)
+
+// mockAddonVersion is the mock's answer to aws:eks/getAddonVersion: a version that names the
+// add-on and the Kubernetes version it was asked for, so that a test sees both followed through.
+func mockAddonVersion(addon, kubernetesVersion string, mostRecent bool) string {
+	kind := "default"
+	if mostRecent {
+		kind = "latest"
+	}
+	return fmt.Sprintf("v%s-%s-%s-eksbuild.1", kubernetesVersion, addon, kind)
+}
+
+func (m *cloudMock) NewResource(args pulumi.MockResourceArgs) (string, resource.PropertyMap, error) {
+	id, outputs, err := m.Recorder.NewResource(args)
+	if err != nil {
+		return id, outputs, err
+	}
+	m.mu.Lock()
+	m.requests[args.TypeToken+"::"+args.Name] = args.RegisterRPC
+	m.mu.Unlock()
+	switch args.TypeToken {
+	case "gcp:container/cluster:Cluster":
+		id = fmt.Sprintf("projects/%s/locations/%s/clusters/%s", mockGCPProject, args.Inputs["location"].StringValue(), args.Name)
+		endpoint := mockGKEPublicEndpoint
+		if private := args.Inputs["privateClusterConfig"]; private.IsObject() && private.ObjectValue()["enablePrivateEndpoint"].IsBool() &&
+			private.ObjectValue()["enablePrivateEndpoint"].BoolValue() {
+			endpoint = mockGKEPrivateEndpoint
+		}
+		outputs["endpoint"] = resource.NewProperty(endpoint)
+	case "gcp:serviceaccount/account:Account":
+		outputs["email"] = resource.NewProperty(args.Inputs["accountId"].StringValue() + "@" + mockGCPProject + ".iam.gserviceaccount.com")
+	}
+	return id, outputs, nil
+}
+
+func (m *cloudMock) Call(args pulumi.MockCallArgs) (resource.PropertyMap, error) {
+	m.mu.Lock()
+	m.invokes = append(m.invokes, args)
+	m.mu.Unlock()
+	if args.Token == "aws:eks/getAddonVersion:getAddonVersion" {
+		addon, version := args.Args["addonName"].StringValue(), args.Args["kubernetesVersion"].StringValue()
+		mostRecent := args.Args["mostRecent"].IsBool() && args.Args["mostRecent"].BoolValue()
+		return resource.PropertyMap{
+			"addonName":         resource.NewProperty(addon),
+			"kubernetesVersion": resource.NewProperty(version),
+			"mostRecent":        resource.NewProperty(mostRecent),
+			"version":           resource.NewProperty(mockAddonVersion(addon, version, mostRecent)),
+		}, nil
+	}
+	return m.Recorder.Call(args)
+}
+
+// day2Run is one run of a cloud stack under cloudMock.
+type day2Run struct {
+	*release
+	mock *cloudMock
+}
+
+// runDay2 runs the program with a stack file of the repository, some keys replaced, under
+// cloudMock; the configuration must be accepted.
+func runDay2(t *testing.T, stack string, overrides map[string]string) *day2Run {
+	t.Helper()
+	cfg, err := render.LoadStackConfig(repoRoot, stack)
+	require.NoError(t, err)
+	for key, value := range overrides {
+		cfg.Values[cfg.Project+":"+key] = value
+	}
+	mock := &cloudMock{Recorder: &render.Recorder{}, requests: map[string]*pulumirpc.RegisterResourceRequest{}}
+	err = pulumi.RunErr(stacksRun, pulumi.WithMocks(cfg.Project, cfg.Stack, mock), func(info *pulumi.RunInfo) {
+		info.Config = cfg.Values
+		info.ConfigSecretKeys = cfg.SecretKeys
+	})
+	require.NoError(t, err)
+	return &day2Run{release: &release{t: t, resources: mock.Resources()}, mock: mock}
+}
+
+// request returns the registration request of a resource: its options as the engine sees them.
+func (r *day2Run) request(typ, name string) *pulumirpc.RegisterResourceRequest {
+	r.t.Helper()
+	r.find(typ, name) // fails the test when there is no such resource
+	r.mock.mu.Lock()
+	defer r.mock.mu.Unlock()
+	req := r.mock.requests[typ+"::"+name]
+	require.NotNil(r.t, req, "no register request recorded for %s %s", typ, name)
+	return req
+}
+
+// dependsOn says whether the resource waits for another one: the engine creates and updates it
+// only after the other (an explicit dependsOn, or an input built from the other's outputs).
+func (r *day2Run) dependsOn(typ, name string, on render.Resource) bool {
+	r.t.Helper()
+	for _, urn := range r.request(typ, name).GetDependencies() {
+		if urnTypeName(urn) == on.Type+"::"+on.Name {
+			return true
+		}
+	}
+	return false
+}
+
+// urnTypeName turns urn:pulumi:stack::project::parentType$type::name into "type::name".
+func urnTypeName(urn string) string {
+	parts := strings.SplitN(urn, "::", 4)
+	if len(parts) < 4 {
+		return urn
+	}
+	types := strings.Split(parts[2], "$")
+	return types[len(types)-1] + "::" + parts[3]
+}
+
+const (
+	typeK8sProvider = "pulumi:providers:kubernetes"
+	typeGKECluster  = "gcp:container/cluster:Cluster"
+	typeGKEPool     = "gcp:container/nodePool:NodePool"
+	typeEKSCluster  = "aws:eks/cluster:Cluster"
+	typeEKSNodes    = "aws:eks/nodeGroup:NodeGroup"
+	typeEKSAddon    = "aws:eks/addon:Addon"
+)
+
+// providerField returns one input of a kubernetes provider as a plain value, secrets shown.
+func (r *day2Run) providerField(name, field string) any {
+	r.t.Helper()
+	return inputs(r.find(typeK8sProvider, name))[field]
+}
+
+// Flipping gkeMasterAuthorizedNetworks between empty and not flips the control plane's endpoint
+// between private and public, and so the server in the kubeconfig. Without a clusterIdentifier,
+// pulumi-kubernetes reads a new server as a new cluster and replaces the provider, and with it
+// every object of the release. The identifier is the cluster's own ID: the same for the same
+// cluster, another for another cluster.
+func TestGKEProviderKeepsItsIdentityWhenTheEndpointTurnsPrivate(t *testing.T) {
+	public := runDay2(t, "gke", nil)
+	private := runDay2(t, "gke", map[string]string{"gkeMasterAuthorizedNetworks": "[]"})
+
+	require.Contains(t, public.providerField("redis-gke", "kubeconfig"), "server: https://"+mockGKEPublicEndpoint)
+	require.Contains(t, private.providerField("redis-gke", "kubeconfig"), "server: https://"+mockGKEPrivateEndpoint,
+		"the premise: the kubeconfig names another server")
+
+	want := "projects/" + mockGCPProject + "/locations/europe-west1/clusters/redis"
+	assert.Equal(t, want, public.providerField("redis-gke", "clusterIdentifier"), "the cluster's ID")
+	assert.Equal(t, want, private.providerField("redis-gke", "clusterIdentifier"), "unchanged with the endpoint")
+
+	other := runDay2(t, "gke", map[string]string{"gcpRegion": "europe-west4",
+		"gkeZones": `["europe-west4-a","europe-west4-b","europe-west4-c"]`})
+	assert.NotEqual(t, want, other.providerField("redis-gke", "clusterIdentifier"), "another cluster, another identity")
+}
+
+func TestEKSProvidersAreIdentifiedByTheClusterARN(t *testing.T) {
+	withPublicEndpoint := runDay2(t, "eks", nil)
+	privateOnly := runDay2(t, "eks", map[string]string{"eksPublicAccessCidrs": "[]"})
+	// The cluster's name is fixed (the subnets' tags and the kubeconfig name it), so a cluster
+	// re-created under that name would have the same ARN; replacing it needs a destroy first.
+	require.Equal(t, "redis", inputs(withPublicEndpoint.find(typeEKSCluster, "redis"))["name"])
+	for _, name := range []string{"redis-eks", "redis-eks-addons"} {
+		for _, r := range []*day2Run{withPublicEndpoint, privateOnly} {
+			assert.Equal(t, "arn:aws:mock:::"+typeEKSCluster+"/redis", r.providerField(name, "clusterIdentifier"), name)
+		}
+	}
+}
+
+// Every kubernetes provider a cloud stack creates has an identifier, so that none of them can be
+// replaced by a kubeconfig change alone.
+func TestEveryClusterProviderOfTheCloudStacksHasAClusterIdentifier(t *testing.T) {
+	for _, stack := range []string{"gke", "eks"} {
+		r := runDay2(t, stack, nil)
+		providers := r.ofType(typeK8sProvider)
+		require.NotEmpty(t, providers, stack)
+		for _, p := range providers {
+			id, _ := inputs(p)["clusterIdentifier"].(string)
+			assert.NotEmpty(t, id, "%s: provider %s", stack, p.Name)
+			assert.NotContains(t, id, "https://", "%s: provider %s: the identifier must not be the endpoint", stack, p.Name)
+		}
+	}
+}
