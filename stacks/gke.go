@@ -269,7 +269,10 @@ func newGKECluster(ctx *pulumi.Context, name string, g GKEConfig) (*cluster, err
 			},
 			WorkloadMetadataConfig: &container.NodePoolNodeConfigWorkloadMetadataConfigArgs{Mode: pulumi.String("GKE_METADATA")},
 		},
-	}, gcpOpts...)
+		// initialNodeCount only sizes a new pool and cannot be updated: a new gkeMinNodesPerZone
+		// would replace the pool, every node at once. The autoscaling bounds above are updated
+		// in place and move the pool to the new minimum.
+	}, append(gcpOpts, pulumi.IgnoreChanges([]string{"initialNodeCount"}))...)
 	if err != nil {
 		return nil, err
 	}

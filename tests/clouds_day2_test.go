@@ -210,3 +210,75 @@ func TestEveryClusterProviderOfTheCloudStacksHasAClusterIdentifier(t *testing.T)
 		}
 	}
 }
+
+// changedPaths lists the dotted paths at which two inputs differ: maps are compared key by key,
+// anything else (lists included) as a whole.
+func changedPaths(prefix string, a, b map[string]any) []string {
+	var out []string
+	keys := map[string]bool{}
+	for k := range a {
+		keys[k] = true
+	}
+	for k := range b {
+		keys[k] = true
+	}
+	for k := range keys {
+		p := k
+		if prefix != "" {
+			p = prefix + "." + k
+		}
+		am, aIsMap := a[k].(map[string]any)
+		bm, bIsMap := b[k].(map[string]any)
+		switch {
+		case aIsMap && bIsMap:
+			out = append(out, changedPaths(p, am, bm)...)
+		case fmt.Sprint(a[k]) != fmt.Sprint(b[k]):
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// nodePoolUpdatableInPlace are the node pool inputs we set that GKE (pulumi-gcp v7, Terraform
+// google provider v5.10 and later) updates without a new pool; any other change replaces it.
+var nodePoolUpdatableInPlace = map[string]bool{
+	"autoscaling.minNodeCount": true,
+	"autoscaling.maxNodeCount": true,
+	"nodeLocations":            true, // nodes added or removed zone by zone
+	"nodeConfig.machineType":   true, // a surge upgrade, one node at a time (upgradeSettings)
+}
+
+// The node pool's keys are day-2 keys: a new minimum, maximum, machine type or zone list must
+// update the pool, never replace it (all its nodes at once, the PodDisruptionBudget ignored).
+func TestGKENodePoolKeysNeverReplaceThePool(t *testing.T) {
+	before := runDay2(t, "gke", nil)
+	ignored := before.request(typeGKEPool, "redis").GetIgnoreChanges()
+	assert.Contains(t, ignored, "initialNodeCount", "initialNodeCount cannot be updated: a change would replace the pool")
+
+	for _, change := range []map[string]string{
+		{"gkeMinNodesPerZone": "2"},
+		{"gkeMinNodesPerZone": "0"},
+		{"gkeMaxNodesPerZone": "5"},
+		{"gkeMachineType": "n2-standard-8"},
+		{"gkeZones": `["europe-west1-b","europe-west1-c","europe-west1-d","europe-west1-e"]`},
+	} {
+		after := runDay2(t, "gke", change)
+		paths := changedPaths("", inputs(before.find(typeGKEPool, "redis")), inputs(after.find(typeGKEPool, "redis")))
+		require.NotEmpty(t, paths, "%v: the premise: the pool changes", change)
+		for _, p := range paths {
+			assert.True(t, nodePoolUpdatableInPlace[p] || contains(ignored, strings.SplitN(p, ".", 2)[0]),
+				"%v changes the node pool's %s, which GKE cannot update in place", change, p)
+		}
+		assert.Empty(t, changedPaths("", inputs(before.find(typeGKECluster, "redis")), inputs(after.find(typeGKECluster, "redis"))),
+			"%v: the cluster is not touched", change)
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
