@@ -282,3 +282,56 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+// GKE nodes log, report metrics and pull images from their first boot, as their own service
+// account: the APIs they use are enabled and the account's roles bound before the node pool
+// (and the cluster's short-lived default pool) is created.
+func TestGKENodesRunAsTheirOwnAccountWithRolesBoundFirst(t *testing.T) {
+	r := runDay2(t, "gke", nil)
+	account := inputs(r.find("gcp:serviceaccount/account:Account", "redis-nodes"))
+	email := account["accountId"].(string) + "@" + mockGCPProject + ".iam.gserviceaccount.com"
+
+	pool := inputs(r.find(typeGKEPool, "redis"))
+	assert.Equal(t, email, path(pool, "nodeConfig", "serviceAccount"), "the pool runs as the nodes' account")
+	cluster := inputs(r.find(typeGKECluster, "redis"))
+	assert.Equal(t, email, path(cluster, "nodeConfig", "serviceAccount"), "so does the default pool GKE creates and removes")
+	assert.Contains(t, r.request(typeGKECluster, "redis").GetIgnoreChanges(), "nodeConfig",
+		"nodeConfig only shapes the removed default pool; a change must not replace the cluster")
+
+	roles := map[string]bool{}
+	for _, binding := range r.ofType("gcp:projects/iAMMember:IAMMember") {
+		in := inputs(binding)
+		if in["member"] != "serviceAccount:"+email {
+			continue
+		}
+		roles[in["role"].(string)] = true
+		assert.Equal(t, "acme-redis-prod", in["project"], binding.Name)
+		assert.True(t, r.dependsOn(typeGKEPool, "redis", binding), "the pool waits for %s", in["role"])
+		assert.True(t, r.dependsOn(typeGKECluster, "redis", binding), "the cluster (its default pool) waits for %s", in["role"])
+	}
+	for _, role := range []string{"roles/logging.logWriter", "roles/monitoring.metricWriter", "roles/monitoring.viewer",
+		"roles/stackdriver.resourceMetadata.writer", "roles/artifactregistry.reader"} {
+		assert.True(t, roles[role], "the nodes' account has %s", role)
+	}
+
+	services := r.ofType("gcp:projects/service:Service")
+	enabled := map[string]bool{}
+	for _, s := range services {
+		in := inputs(s)
+		enabled[in["service"].(string)] = true
+		assert.Equal(t, "acme-redis-prod", in["project"], s.Name)
+		assert.Equal(t, false, in["disableOnDestroy"], "%s: a destroy must not turn the API off for the whole project", s.Name)
+	}
+	for _, api := range []string{"compute.googleapis.com", "container.googleapis.com", "iam.googleapis.com",
+		"cloudresourcemanager.googleapis.com", "logging.googleapis.com", "monitoring.googleapis.com"} {
+		assert.True(t, enabled[api], "%s is enabled", api)
+	}
+	for _, res := range r.resources {
+		if !strings.HasPrefix(res.Type, "gcp:") || res.Type == "gcp:projects/service:Service" {
+			continue
+		}
+		for _, s := range services {
+			assert.True(t, r.dependsOn(res.Type, res.Name, s), "%s %s waits for %s", res.Type, res.Name, inputs(s)["service"])
+		}
+	}
+}
