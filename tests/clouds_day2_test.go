@@ -1,7 +1,9 @@
 package tests
 
 import (
+	"encoding/json"
 	"fmt"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -333,5 +335,193 @@ func TestGKENodesRunAsTheirOwnAccountWithRolesBoundFirst(t *testing.T) {
 		for _, s := range services {
 			assert.True(t, r.dependsOn(res.Type, res.Name, s), "%s %s waits for %s", res.Type, res.Name, inputs(s)["service"])
 		}
+	}
+}
+
+// iamStatement is one statement of an identity policy, as much of the grammar as ours uses.
+type iamStatement struct {
+	Sid       string
+	Effect    string
+	Action    any
+	Resource  any
+	Condition map[string]map[string]any
+}
+
+// strings of an IAM field that is one string or a list of them.
+func iamList(v any) []string {
+	switch v := v.(type) {
+	case string:
+		return []string{v}
+	case []any:
+		var out []string
+		for _, s := range v {
+			out = append(out, s.(string))
+		}
+		return out
+	}
+	return nil
+}
+
+// iamMatch matches an IAM pattern, where * stands for any characters, "/" included.
+func iamMatch(pattern, value string) bool {
+	quoted := strings.ReplaceAll(regexp.QuoteMeta(pattern), `\*`, `.*`)
+	return regexp.MustCompile(`^` + quoted + `$`).MatchString(value)
+}
+
+// apiCall is one request the controller makes: an action on a resource, with the request's
+// condition context (aws:RequestTag/..., aws:ResourceTag/..., elasticloadbalancing:CreateAction).
+type apiCall struct {
+	why      string
+	action   string
+	resource string
+	context  map[string]string
+}
+
+// allowedBy returns the Sid of a statement of the policy that allows the call, or "" (IAM denies
+// what no statement allows). Condition operators other than StringEquals and Null fail the test,
+// so that the evaluator never passes a statement it does not understand.
+func allowedBy(t *testing.T, policy []iamStatement, call apiCall) string {
+	t.Helper()
+	for _, s := range policy {
+		if s.Effect != "Allow" {
+			continue
+		}
+		matches := func(patterns []string, value string) bool {
+			for _, p := range patterns {
+				if iamMatch(p, value) {
+					return true
+				}
+			}
+			return false
+		}
+		if !matches(iamList(s.Action), call.action) || !matches(iamList(s.Resource), call.resource) {
+			continue
+		}
+		ok := true
+		for operator, keys := range s.Condition {
+			for key, want := range keys {
+				got, present := call.context[key]
+				switch operator {
+				case "StringEquals":
+					ok = ok && present && contains(iamList(want), got)
+				case "Null":
+					ok = ok && (want == "true") == !present
+				default:
+					t.Fatalf("statement %s: condition operator %s is not understood by this test", s.Sid, operator)
+				}
+			}
+		}
+		if ok {
+			return s.Sid
+		}
+	}
+	return ""
+}
+
+func loadBalancerControllerPolicy(t *testing.T) []iamStatement {
+	t.Helper()
+	r := runDay2(t, "eks", nil)
+	text := inputs(r.find("aws:iam/policy:Policy", "redis-lb-controller"))["policy"].(string)
+	// An IAM managed policy holds at most 6144 characters, whitespace not counted.
+	assert.LessOrEqual(t, len(strings.Join(strings.Fields(text), "")), 6144, "the policy fits in a managed policy")
+	var document struct {
+		Version   string
+		Statement []iamStatement
+	}
+	require.NoError(t, json.Unmarshal([]byte(text), &document))
+	require.Equal(t, "2012-10-17", document.Version)
+	return document.Statement
+}
+
+// What the AWS Load Balancer Controller v2.13 does for our release: an internal NLB with IP
+// targets, a TCP listener, and the security groups it manages for NLBs; then, on later
+// reconciles, tag updates, attribute changes and deletion. Account, IDs and names are examples.
+var nlbControllerCalls = func() []apiCall {
+	const (
+		arn      = "arn:aws:elasticloadbalancing:eu-west-1:111122223333:"
+		lb       = arn + "loadbalancer/net/k8s-redis-redismas-0123456789/50dc6c495c0c9188"
+		tg       = arn + "targetgroup/k8s-redis-redismas-0123456789/73e2d6bc24d8a067"
+		listener = arn + "listener/net/k8s-redis-redismas-0123456789/50dc6c495c0c9188/f2f7dc8efc522ab2"
+		sg       = "arn:aws:ec2:eu-west-1:111122223333:security-group/sg-0123456789abcdef0"
+		cluster  = "aws:RequestTag/elbv2.k8s.aws/cluster"
+		owned    = "aws:ResourceTag/elbv2.k8s.aws/cluster"
+	)
+	creating := func(action string) map[string]string {
+		return map[string]string{"elasticloadbalancing:CreateAction": action, cluster: "redis"}
+	}
+	var calls []apiCall
+	for _, read := range []string{"ec2:DescribeAvailabilityZones", "ec2:DescribeSubnets", "ec2:DescribeVpcs", "ec2:DescribeRouteTables",
+		"ec2:DescribeSecurityGroups", "ec2:GetSecurityGroupsForVpc", "ec2:DescribeNetworkInterfaces", "ec2:DescribeInstances",
+		"elasticloadbalancing:DescribeLoadBalancers", "elasticloadbalancing:DescribeLoadBalancerAttributes",
+		"elasticloadbalancing:DescribeListeners", "elasticloadbalancing:DescribeListenerAttributes",
+		"elasticloadbalancing:DescribeTargetGroups", "elasticloadbalancing:DescribeTargetGroupAttributes",
+		"elasticloadbalancing:DescribeTargetHealth", "elasticloadbalancing:DescribeTags",
+		"elasticloadbalancing:DescribeCapacityReservation"} {
+		calls = append(calls, apiCall{"discovery", read, "*", nil})
+	}
+	return append(calls,
+		apiCall{"the ELB service-linked role", "iam:CreateServiceLinkedRole", "arn:aws:iam::111122223333:role/aws-service-role/elasticloadbalancing.amazonaws.com/AWSServiceRoleForElasticLoadBalancing",
+			map[string]string{"iam:AWSServiceName": "elasticloadbalancing.amazonaws.com"}},
+		apiCall{"the NLB's security group", "ec2:CreateSecurityGroup", "*", map[string]string{cluster: "redis"}},
+		apiCall{"tagged as it is created", "ec2:CreateTags", sg, map[string]string{"ec2:CreateAction": "CreateSecurityGroup", cluster: "redis"}},
+		apiCall{"the nodes' security group lets the NLB in", "ec2:AuthorizeSecurityGroupIngress", "arn:aws:ec2:eu-west-1:111122223333:security-group/sg-0fedcba9876543210", nil},
+		apiCall{"the NLB", "elasticloadbalancing:CreateLoadBalancer", "*", map[string]string{cluster: "redis"}},
+		apiCall{"tagged as it is created", "elasticloadbalancing:AddTags", lb, creating("CreateLoadBalancer")},
+		apiCall{"its target group", "elasticloadbalancing:CreateTargetGroup", "*", map[string]string{cluster: "redis"}},
+		apiCall{"tagged as it is created", "elasticloadbalancing:AddTags", tg, creating("CreateTargetGroup")},
+		apiCall{"its TCP listener", "elasticloadbalancing:CreateListener", lb, nil},
+		apiCall{"tagged as it is created (v2.13 tags listeners)", "elasticloadbalancing:AddTags", listener, creating("CreateListener")},
+		apiCall{"pod IPs as targets", "elasticloadbalancing:RegisterTargets", tg, nil},
+		apiCall{"pods gone", "elasticloadbalancing:DeregisterTargets", tg, nil},
+		apiCall{"attributes", "elasticloadbalancing:ModifyLoadBalancerAttributes", lb, map[string]string{owned: "redis"}},
+		apiCall{"attributes", "elasticloadbalancing:ModifyTargetGroupAttributes", tg, map[string]string{owned: "redis"}},
+		apiCall{"health check", "elasticloadbalancing:ModifyTargetGroup", tg, map[string]string{owned: "redis"}},
+		apiCall{"listener attributes", "elasticloadbalancing:ModifyListenerAttributes", listener, map[string]string{owned: "redis"}},
+		apiCall{"listener settings", "elasticloadbalancing:ModifyListener", listener, nil},
+		apiCall{"security groups of the NLB", "elasticloadbalancing:SetSecurityGroups", lb, map[string]string{owned: "redis"}},
+		apiCall{"subnets of the NLB", "elasticloadbalancing:SetSubnets", lb, map[string]string{owned: "redis"}},
+		apiCall{"tag reconcile", "elasticloadbalancing:AddTags", lb, map[string]string{owned: "redis"}},
+		apiCall{"tag reconcile", "elasticloadbalancing:RemoveTags", tg, map[string]string{owned: "redis"}},
+		apiCall{"tag reconcile on the listener", "elasticloadbalancing:AddTags", listener, map[string]string{owned: "redis"}},
+		apiCall{"tag reconcile on the listener", "elasticloadbalancing:RemoveTags", listener, map[string]string{owned: "redis"}},
+		apiCall{"tag reconcile", "ec2:CreateTags", sg, map[string]string{owned: "redis"}},
+		apiCall{"Service deleted", "elasticloadbalancing:DeleteListener", listener, nil},
+		apiCall{"Service deleted", "elasticloadbalancing:DeleteTargetGroup", tg, map[string]string{owned: "redis"}},
+		apiCall{"Service deleted", "elasticloadbalancing:DeleteLoadBalancer", lb, map[string]string{owned: "redis"}},
+		apiCall{"Service deleted", "ec2:DeleteSecurityGroup", sg, map[string]string{owned: "redis"}},
+	)
+}()
+
+// The controller's policy is trimmed to what an NLB needs. Whatever v2.13 does for our NLB must be
+// allowed (the listener is tagged as it is created: without AddTags on listener ARNs the NLB is
+// never finished), and what we left out, or what is not the controller's own, must be denied.
+func TestLoadBalancerControllerPolicyAllowsWhatTheControllerDoesForAnNLB(t *testing.T) {
+	policy := loadBalancerControllerPolicy(t)
+	for _, call := range nlbControllerCalls {
+		assert.NotEmpty(t, allowedBy(t, policy, call), "%s: %s on %s with %v is denied", call.why, call.action, call.resource, call.context)
+	}
+
+	const arn = "arn:aws:elasticloadbalancing:eu-west-1:111122223333:"
+	for _, call := range []apiCall{
+		{"a listener not created by the controller", "elasticloadbalancing:AddTags",
+			arn + "listener/net/other/50dc6c495c0c9188/f2f7dc8efc522ab2", nil},
+		{"taking over someone else's load balancer", "elasticloadbalancing:AddTags",
+			arn + "loadbalancer/net/other/50dc6c495c0c9188", map[string]string{"aws:RequestTag/elbv2.k8s.aws/cluster": "redis"}},
+		{"rewriting the ownership tag", "elasticloadbalancing:AddTags", arn + "loadbalancer/net/k8s-x/1",
+			map[string]string{"aws:ResourceTag/elbv2.k8s.aws/cluster": "redis", "aws:RequestTag/elbv2.k8s.aws/cluster": "other"}},
+		{"deleting a load balancer not created by the controller", "elasticloadbalancing:DeleteLoadBalancer", arn + "loadbalancer/net/other/1", nil},
+		{"deleting a security group not created by the controller", "ec2:DeleteSecurityGroup", "arn:aws:ec2:eu-west-1:111122223333:security-group/sg-1", nil},
+		{"the service-linked role of another service", "iam:CreateServiceLinkedRole", "*", map[string]string{"iam:AWSServiceName": "ecs.amazonaws.com"}},
+		{"ALB listener rules (left out)", "elasticloadbalancing:CreateRule", arn + "listener/app/k8s-x/1/2", nil},
+		{"ALBs (left out)", "elasticloadbalancing:AddTags", arn + "listener/app/k8s-x/1/2",
+			map[string]string{"elasticloadbalancing:CreateAction": "CreateListener", "aws:RequestTag/elbv2.k8s.aws/cluster": "redis"}},
+		{"WAF (left out)", "wafv2:AssociateWebACL", "*", nil},
+		{"WAF (left out)", "elasticloadbalancing:SetWebAcl", "*", nil},
+		{"Shield (left out)", "shield:CreateProtection", "*", nil},
+		{"Cognito (left out)", "cognito-idp:DescribeUserPoolClient", "*", nil},
+		{"TLS certificates (left out)", "acm:ListCertificates", "*", nil},
+		{"ALB IP pools (left out)", "elasticloadbalancing:ModifyIpPools", "*", map[string]string{"aws:ResourceTag/elbv2.k8s.aws/cluster": "redis"}},
+	} {
+		assert.Empty(t, allowedBy(t, policy, call), "%s: %s on %s is allowed", call.why, call.action, call.resource)
 	}
 }
