@@ -230,7 +230,11 @@ func newEKSCluster(ctx *pulumi.Context, name string, e EKSConfig) (*cluster, err
 		return nil, err
 	}
 	nodes, err := eks.NewNodeGroup(ctx, name, &eks.NodeGroupArgs{
-		ClusterName:   cl.Name,
+		ClusterName: cl.Name,
+		// The nodes follow the control plane: a new eksKubernetesVersion upgrades the control
+		// plane, then the nodes, a node at a time (updateConfig) with the PodDisruptionBudgets
+		// respected. Left unset, the nodes would stay on the version they were created with.
+		Version:       cl.Version,
 		NodeRoleArn:   nodeRole.Arn,
 		SubnetIds:     subnetIDs,
 		InstanceTypes: pulumi.ToStringArray(e.InstanceTypes),
@@ -247,7 +251,22 @@ func newEKSCluster(ctx *pulumi.Context, name string, e EKSConfig) (*cluster, err
 	ready := []pulumi.Resource{nodes}
 	addon := func(addonName string, args *eks.AddonArgs, deps ...pulumi.Resource) (*eks.Addon, error) {
 		args.ClusterName, args.AddonName = cl.Name, pulumi.String(addonName)
+		// An explicit version, the newest EKS publishes for the control plane's Kubernetes
+		// version. Left unset, EKS installs its default once and never upgrades it: after a
+		// Kubernetes upgrade kube-proxy and coredns would lag behind. The add-ons depend on the
+		// node group, so they move after the control plane and the nodes. When EKS publishes a
+		// newer build, the next pulumi up shows it in the preview and updates the add-on in place.
+		args.AddonVersion = eks.GetAddonVersionOutput(ctx, eks.GetAddonVersionOutputArgs{
+			AddonName:         pulumi.String(addonName),
+			KubernetesVersion: cl.Version,
+			MostRecent:        pulumi.Bool(true),
+		}, pulumi.Provider(provider)).Version()
+		// This program owns the add-ons' configuration (configurationValues): on an update, as on
+		// creation, fields edited by hand in the cluster are set back, so every upgrade starts
+		// from what the code says. PRESERVE would carry hand edits into a new version they were
+		// never tested with; NONE would fail the update.
 		args.ResolveConflictsOnCreate = pulumi.String("OVERWRITE")
+		args.ResolveConflictsOnUpdate = pulumi.String("OVERWRITE")
 		a, err := eks.NewAddon(ctx, name+"-"+addonName, args, append(awsOpts, pulumi.DependsOn(append([]pulumi.Resource{nodes}, deps...)))...)
 		if err == nil {
 			ready = append(ready, a)

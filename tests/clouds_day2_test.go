@@ -525,3 +525,35 @@ func TestLoadBalancerControllerPolicyAllowsWhatTheControllerDoesForAnNLB(t *test
 		assert.Empty(t, allowedBy(t, policy, call), "%s: %s on %s is allowed", call.why, call.action, call.resource)
 	}
 }
+
+// A new eksKubernetesVersion upgrades the control plane and everything that must match it: the
+// node group's version is the cluster's, and each add-on is pinned to a version EKS publishes
+// for that Kubernetes version (the newest), looked up through the stack's AWS provider.
+func TestEKSNodesAndAddonsFollowTheControlPlaneVersion(t *testing.T) {
+	for _, version := range []string{"1.33", "1.34"} {
+		r := runDay2(t, "eks", map[string]string{"eksKubernetesVersion": version})
+		require.Equal(t, version, inputs(r.find(typeEKSCluster, "redis"))["version"])
+		nodes := r.find(typeEKSNodes, "redis")
+		assert.Equal(t, version, inputs(nodes)["version"], "the nodes run the control plane's version")
+
+		addons := r.ofType(typeEKSAddon)
+		require.Len(t, addons, 5)
+		for _, a := range addons {
+			in := inputs(a)
+			name := in["addonName"].(string)
+			assert.Equal(t, mockAddonVersion(name, version, true), in["addonVersion"],
+				"%s: pinned to the newest version for Kubernetes %s", name, version)
+			assert.Equal(t, "OVERWRITE", in["resolveConflictsOnUpdate"], "%s: an upgrade starts from what the code says", name)
+			assert.True(t, r.dependsOn(typeEKSAddon, a.Name, nodes), "%s moves after the nodes", name)
+		}
+
+		lookups := 0
+		for _, call := range r.mock.invokes {
+			if call.Token == "aws:eks/getAddonVersion:getAddonVersion" {
+				lookups++
+				assert.Contains(t, call.Provider, "pulumi:providers:aws::redis-aws", "looked up in the stack's region")
+			}
+		}
+		assert.Equal(t, len(addons), lookups, "one lookup per add-on")
+	}
+}
