@@ -216,7 +216,11 @@ func newEKSCluster(ctx *pulumi.Context, name string, e EKSConfig) (*cluster, err
 			BootstrapClusterCreatorAdminPermissions: pulumi.Bool(true),
 		},
 		EnabledClusterLogTypes: pulumi.ToStringArray([]string{"api", "audit", "authenticator"}),
-	}, append(awsOpts, pulumi.DependsOn(clusterPolicies))...)
+		// bootstrapClusterCreatorAdminPermissions is read only when the cluster is created and
+		// cannot be updated: a difference (a provider that reads it back otherwise) must not
+		// replace the cluster.
+	}, append(awsOpts, pulumi.DependsOn(clusterPolicies),
+		pulumi.IgnoreChanges([]string{"accessConfig.bootstrapClusterCreatorAdminPermissions"}))...)
 	if err != nil {
 		return nil, err
 	}

@@ -282,12 +282,13 @@ func newGKECluster(ctx *pulumi.Context, name string, g GKEConfig) (*cluster, err
 		// account too, not as the Compute Engine default one (which may lack the roles, or be
 		// disabled by an organization policy). It describes only that short-lived pool, so
 		// changes to it are ignored: adding it to an existing cluster changes nothing (several
-		// of its fields would otherwise replace the cluster).
+		// of its fields would otherwise replace the cluster). initialNodeCount sizes the same
+		// pool and cannot be updated either.
 		NodeConfig: &container.ClusterNodeConfigArgs{
 			ServiceAccount: nodes.Email,
 			OauthScopes:    pulumi.ToStringArray([]string{"https://www.googleapis.com/auth/cloud-platform"}),
 		},
-	}, append(gcpOpts, nodesReady, pulumi.IgnoreChanges([]string{"nodeConfig"}))...)
+	}, append(gcpOpts, nodesReady, pulumi.IgnoreChanges([]string{"nodeConfig", "initialNodeCount"}))...)
 	if err != nil {
 		return nil, err
 	}

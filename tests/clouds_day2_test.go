@@ -557,3 +557,68 @@ func TestEKSNodesAndAddonsFollowTheControlPlaneVersion(t *testing.T) {
 		assert.Equal(t, len(addons), lookups, "one lookup per add-on")
 	}
 }
+
+// Inputs of the clusters, node group and add-ons we set that the clouds update in place
+// (pulumi-gcp v7.38, pulumi-aws v7.41); a change of any other one replaces the resource.
+var updatableInPlace = map[string]map[string]bool{
+	typeGKECluster: {
+		"masterAuthorizedNetworksConfig.cidrBlocks":  true,
+		"privateClusterConfig.enablePrivateEndpoint": true, // updatable since late 2022 (magic-modules #6780)
+		"releaseChannel.channel":                     true,
+		"deletionProtection":                         true,
+	},
+	typeEKSCluster: {
+		"version":                        true,
+		"vpcConfig.endpointPublicAccess": true,
+		"vpcConfig.publicAccessCidrs":    true,
+	},
+	typeEKSNodes: {
+		"version":                   true,
+		"scalingConfig.minSize":     true,
+		"scalingConfig.maxSize":     true,
+		"scalingConfig.desiredSize": true,
+	},
+	typeEKSAddon: {"addonVersion": true},
+}
+
+// The keys users change week by week update the cluster, its nodes and add-ons in place, and the
+// inputs only read at creation are ignored afterwards. (The keys that do replace the cluster,
+// such as the region, the network or the control plane's range, are listed in the report of
+// this change and belong to the "refused" class.)
+func TestCloudDayTwoKeysUpdateClustersInPlace(t *testing.T) {
+	for _, c := range []struct {
+		stack    string
+		override map[string]string
+	}{
+		{"gke", map[string]string{"gkeMasterAuthorizedNetworks": "[]"}},
+		{"gke", map[string]string{"gkeMasterAuthorizedNetworks": `["203.0.113.0/24","198.51.100.0/24"]`}},
+		{"gke", map[string]string{"gkeReleaseChannel": "STABLE"}},
+		{"gke", map[string]string{"gkeDeletionProtection": "false"}},
+		{"eks", map[string]string{"eksKubernetesVersion": "1.34"}},
+		{"eks", map[string]string{"eksPublicAccessCidrs": "[]"}},
+		{"eks", map[string]string{"eksMinNodes": "4", "eksDesiredNodes": "4"}},
+		{"eks", map[string]string{"eksMaxNodes": "9"}},
+	} {
+		before, after := runDay2(t, c.stack, nil), runDay2(t, c.stack, c.override)
+		changed := 0
+		for _, res := range after.resources {
+			allowed, watched := updatableInPlace[res.Type]
+			if !watched {
+				continue
+			}
+			paths := changedPaths("", inputs(before.find(res.Type, res.Name)), inputs(res))
+			changed += len(paths)
+			for _, p := range paths {
+				assert.True(t, allowed[p], "%v changes %s %s's %s, which is not updated in place", c.override, res.Type, res.Name, p)
+			}
+		}
+		assert.NotZero(t, changed, "%v: the premise: something changes", c.override)
+	}
+
+	gke := runDay2(t, "gke", nil)
+	assert.Subset(t, gke.request(typeGKECluster, "redis").GetIgnoreChanges(), []string{"initialNodeCount", "nodeConfig"},
+		"the default pool's inputs are read only at creation")
+	eks := runDay2(t, "eks", nil)
+	assert.Contains(t, eks.request(typeEKSCluster, "redis").GetIgnoreChanges(), "accessConfig.bootstrapClusterCreatorAdminPermissions",
+		"read only at creation")
+}
