@@ -144,8 +144,9 @@ func prefixLength(n *net.IPNet) int {
 	return ones
 }
 
-// gkeAPIs are the Google APIs the stack calls or its nodes use; a new project has none of them
-// enabled but Service Usage, which enables them.
+// gkeAPIs are the Google APIs the stack calls or its nodes use. A project may have any of them
+// off (a new one has compute, container and iam off); Service Usage, on in every project,
+// turns them on.
 var gkeAPIs = []string{
 	"compute.googleapis.com",              // the VPC, Cloud NAT, the nodes' VMs
 	"container.googleapis.com",            // the cluster and its node pool
@@ -314,8 +315,9 @@ func newGKECluster(ctx *pulumi.Context, name string, g GKEConfig) (*cluster, err
 			WorkloadMetadataConfig: &container.NodePoolNodeConfigWorkloadMetadataConfigArgs{Mode: pulumi.String("GKE_METADATA")},
 		},
 		// initialNodeCount only sizes a new pool and cannot be updated: a new gkeMinNodesPerZone
-		// would replace the pool, every node at once. The autoscaling bounds above are updated
-		// in place and move the pool to the new minimum.
+		// would replace the pool (a new pool, then the whole old one drained and deleted, not a
+		// node at a time). The autoscaling bounds above are updated in place and move the pool
+		// to the new minimum.
 	}, append(gcpOpts, nodesReady, pulumi.IgnoreChanges([]string{"initialNodeCount"}))...)
 	if err != nil {
 		return nil, err

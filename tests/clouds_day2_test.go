@@ -251,7 +251,7 @@ var nodePoolUpdatableInPlace = map[string]bool{
 }
 
 // The node pool's keys are day-2 keys: a new minimum, maximum, machine type or zone list must
-// update the pool, never replace it (all its nodes at once, the PodDisruptionBudget ignored).
+// update the pool, never replace it (a new pool, then the whole old one drained and deleted).
 func TestGKENodePoolKeysNeverReplaceThePool(t *testing.T) {
 	before := runDay2(t, "gke", nil)
 	ignored := before.request(typeGKEPool, "redis").GetIgnoreChanges()
