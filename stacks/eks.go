@@ -11,7 +11,6 @@ import (
 	"github.com/pulumi/pulumi-aws/sdk/v7/go/aws/eks"
 	"github.com/pulumi/pulumi-aws/sdk/v7/go/aws/iam"
 	"github.com/pulumi/pulumi-aws/sdk/v7/go/aws/kms"
-	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes"
 	helmv3 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/helm/v3"
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
 	storagev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/storage/v1"
@@ -217,7 +216,11 @@ func newEKSCluster(ctx *pulumi.Context, name string, e EKSConfig) (*cluster, err
 			BootstrapClusterCreatorAdminPermissions: pulumi.Bool(true),
 		},
 		EnabledClusterLogTypes: pulumi.ToStringArray([]string{"api", "audit", "authenticator"}),
-	}, append(awsOpts, pulumi.DependsOn(clusterPolicies))...)
+		// bootstrapClusterCreatorAdminPermissions is read only when the cluster is created and
+		// cannot be updated: a difference (a provider that reads it back otherwise) must not
+		// replace the cluster.
+	}, append(awsOpts, pulumi.DependsOn(clusterPolicies),
+		pulumi.IgnoreChanges([]string{"accessConfig.bootstrapClusterCreatorAdminPermissions"}))...)
 	if err != nil {
 		return nil, err
 	}
@@ -231,7 +234,11 @@ func newEKSCluster(ctx *pulumi.Context, name string, e EKSConfig) (*cluster, err
 		return nil, err
 	}
 	nodes, err := eks.NewNodeGroup(ctx, name, &eks.NodeGroupArgs{
-		ClusterName:   cl.Name,
+		ClusterName: cl.Name,
+		// The nodes follow the control plane: a new eksKubernetesVersion upgrades the control
+		// plane, then the nodes, a node at a time (updateConfig) with the PodDisruptionBudgets
+		// respected. Left unset, the nodes would stay on the version they were created with.
+		Version:       cl.Version,
 		NodeRoleArn:   nodeRole.Arn,
 		SubnetIds:     subnetIDs,
 		InstanceTypes: pulumi.ToStringArray(e.InstanceTypes),
@@ -248,7 +255,22 @@ func newEKSCluster(ctx *pulumi.Context, name string, e EKSConfig) (*cluster, err
 	ready := []pulumi.Resource{nodes}
 	addon := func(addonName string, args *eks.AddonArgs, deps ...pulumi.Resource) (*eks.Addon, error) {
 		args.ClusterName, args.AddonName = cl.Name, pulumi.String(addonName)
+		// An explicit version, the newest EKS publishes for the control plane's Kubernetes
+		// version. Left unset, EKS installs its default once and never upgrades it: after a
+		// Kubernetes upgrade kube-proxy and coredns would lag behind. The add-ons depend on the
+		// node group, so they move after the control plane and the nodes. When EKS publishes a
+		// newer build, the next pulumi up shows it in the preview and updates the add-on in place.
+		args.AddonVersion = eks.GetAddonVersionOutput(ctx, eks.GetAddonVersionOutputArgs{
+			AddonName:         pulumi.String(addonName),
+			KubernetesVersion: cl.Version,
+			MostRecent:        pulumi.Bool(true),
+		}, pulumi.Provider(provider)).Version()
+		// This program owns the add-ons' configuration (configurationValues): on an update, as on
+		// creation, fields edited by hand in the cluster are set back, so every upgrade starts
+		// from what the code says. PRESERVE would carry hand edits into a new version they were
+		// never tested with; NONE would fail the update.
 		args.ResolveConflictsOnCreate = pulumi.String("OVERWRITE")
+		args.ResolveConflictsOnUpdate = pulumi.String("OVERWRITE")
 		a, err := eks.NewAddon(ctx, name+"-"+addonName, args, append(awsOpts, pulumi.DependsOn(append([]pulumi.Resource{nodes}, deps...)))...)
 		if err == nil {
 			ready = append(ready, a)
@@ -286,8 +308,9 @@ func newEKSCluster(ctx *pulumi.Context, name string, e EKSConfig) (*cluster, err
 		args:        []string{"eks", "get-token", "--cluster-name", name, "--region", e.Region, "--output", "json"},
 		installHint: "Install the AWS CLI v2: https://docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html",
 	})
-	addons, err := kubernetes.NewProvider(ctx, name+"-eks-addons", &kubernetes.ProviderArgs{Kubeconfig: config},
-		pulumi.DependsOn(ready))
+	// Both kubernetes providers are identified by the cluster's ARN, not by the kubeconfig: a change
+	// of endpoint access or CA must not replace them and every object they created.
+	addons, err := newClusterProvider(ctx, name+"-eks-addons", config, cl.Arn, pulumi.DependsOn(ready))
 	if err != nil {
 		return nil, err
 	}
@@ -358,8 +381,7 @@ func newEKSCluster(ctx *pulumi.Context, name string, e EKSConfig) (*cluster, err
 
 	// The release's provider waits for the storage class and the controller, so that the volume
 	// claims bind and the LoadBalancer Service is handled by the controller its annotations name.
-	release, err := kubernetes.NewProvider(ctx, name+"-eks", &kubernetes.ProviderArgs{Kubeconfig: config},
-		pulumi.DependsOn(releaseNeeds))
+	release, err := newClusterProvider(ctx, name+"-eks", config, cl.Arn, pulumi.DependsOn(releaseNeeds))
 	if err != nil {
 		return nil, err
 	}

@@ -4,13 +4,13 @@ import (
 	"fmt"
 	"net"
 	"regexp"
+	"strings"
 
 	"github.com/pulumi/pulumi-gcp/sdk/v7/go/gcp"
 	"github.com/pulumi/pulumi-gcp/sdk/v7/go/gcp/compute"
 	"github.com/pulumi/pulumi-gcp/sdk/v7/go/gcp/container"
 	"github.com/pulumi/pulumi-gcp/sdk/v7/go/gcp/projects"
 	"github.com/pulumi/pulumi-gcp/sdk/v7/go/gcp/serviceaccount"
-	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
 
@@ -144,7 +144,20 @@ func prefixLength(n *net.IPNet) int {
 	return ones
 }
 
-// nodeRoles are the least roles GKE nodes need: logs, metrics and pulling images.
+// gkeAPIs are the Google APIs the stack calls or its nodes use. A project may have any of them
+// off (a new one has compute, container and iam off); Service Usage, on in every project,
+// turns them on.
+var gkeAPIs = []string{
+	"compute.googleapis.com",              // the VPC, Cloud NAT, the nodes' VMs
+	"container.googleapis.com",            // the cluster and its node pool
+	"iam.googleapis.com",                  // the nodes' service account
+	"cloudresourcemanager.googleapis.com", // the project IAM bindings of that account
+	"logging.googleapis.com",              // what the nodes and the control plane log
+	"monitoring.googleapis.com",           // and their metrics
+}
+
+// nodeRoles are the least roles GKE nodes need: logs, metrics and pulling images (the
+// artifactregistry reader for images in the project's Artifact Registry).
 var nodeRoles = []string{
 	"roles/logging.logWriter",
 	"roles/monitoring.metricWriter",
@@ -162,6 +175,22 @@ func newGKECluster(ctx *pulumi.Context, name string, g GKEConfig) (*cluster, err
 		return nil, err
 	}
 	gcpOpts := []pulumi.ResourceOption{pulumi.Provider(provider)}
+
+	// Every other GCP resource waits for the APIs it is created through. They stay enabled on
+	// destroy: other workloads of the project may use them.
+	var apis []pulumi.Resource
+	for _, api := range gkeAPIs {
+		service, err := projects.NewService(ctx, name+"-api-"+strings.TrimSuffix(api, ".googleapis.com"), &projects.ServiceArgs{
+			Project:          pulumi.String(g.Project),
+			Service:          pulumi.String(api),
+			DisableOnDestroy: pulumi.Bool(false),
+		}, gcpOpts...)
+		if err != nil {
+			return nil, err
+		}
+		apis = append(apis, service)
+	}
+	gcpOpts = append(gcpOpts, pulumi.DependsOn(apis))
 
 	networkID, subnetworkID := pulumi.String(g.Network).ToStringOutput(), pulumi.String(g.Subnetwork).ToStringOutput()
 	if g.Network == "" {
@@ -208,15 +237,20 @@ func newGKECluster(ctx *pulumi.Context, name string, g GKEConfig) (*cluster, err
 	if err != nil {
 		return nil, err
 	}
+	// Nodes start logging and pulling images as they boot: their roles are bound first.
+	var nodeBindings []pulumi.Resource
 	for _, role := range nodeRoles {
-		if _, err := projects.NewIAMMember(ctx, name+"-nodes-"+role[len("roles/"):], &projects.IAMMemberArgs{
+		binding, err := projects.NewIAMMember(ctx, name+"-nodes-"+role[len("roles/"):], &projects.IAMMemberArgs{
 			Project: pulumi.String(g.Project),
 			Role:    pulumi.String(role),
 			Member:  pulumi.Sprintf("serviceAccount:%s", nodes.Email),
-		}, gcpOpts...); err != nil {
+		}, gcpOpts...)
+		if err != nil {
 			return nil, err
 		}
+		nodeBindings = append(nodeBindings, binding)
 	}
+	nodesReady := pulumi.DependsOn(nodeBindings)
 
 	var authorized container.ClusterMasterAuthorizedNetworksConfigCidrBlockArray
 	for _, cidr := range g.MasterAuthorizedNetworks {
@@ -245,7 +279,17 @@ func newGKECluster(ctx *pulumi.Context, name string, g GKEConfig) (*cluster, err
 		DatapathProvider:    pulumi.String("ADVANCED_DATAPATH"),
 		EnableShieldedNodes: pulumi.Bool(true),
 		DeletionProtection:  pulumi.Bool(g.DeletionProtection),
-	}, gcpOpts...)
+		// GKE creates the cluster with a default pool before it removes it; its nodes run as our
+		// account too, not as the Compute Engine default one (which may lack the roles, or be
+		// disabled by an organization policy). It describes only that short-lived pool, so
+		// changes to it are ignored: adding it to an existing cluster changes nothing (several
+		// of its fields would otherwise replace the cluster). initialNodeCount sizes the same
+		// pool and cannot be updated either.
+		NodeConfig: &container.ClusterNodeConfigArgs{
+			ServiceAccount: nodes.Email,
+			OauthScopes:    pulumi.ToStringArray([]string{"https://www.googleapis.com/auth/cloud-platform"}),
+		},
+	}, append(gcpOpts, nodesReady, pulumi.IgnoreChanges([]string{"nodeConfig", "initialNodeCount"}))...)
 	if err != nil {
 		return nil, err
 	}
@@ -270,7 +314,11 @@ func newGKECluster(ctx *pulumi.Context, name string, g GKEConfig) (*cluster, err
 			},
 			WorkloadMetadataConfig: &container.NodePoolNodeConfigWorkloadMetadataConfigArgs{Mode: pulumi.String("GKE_METADATA")},
 		},
-	}, gcpOpts...)
+		// initialNodeCount only sizes a new pool and cannot be updated: a new gkeMinNodesPerZone
+		// would replace the pool (a new pool, then the whole old one drained and deleted, not a
+		// node at a time). The autoscaling bounds above are updated in place and move the pool
+		// to the new minimum.
+	}, append(gcpOpts, nodesReady, pulumi.IgnoreChanges([]string{"initialNodeCount"}))...)
 	if err != nil {
 		return nil, err
 	}
@@ -280,7 +328,10 @@ func newGKECluster(ctx *pulumi.Context, name string, g GKEConfig) (*cluster, err
 		installHint: "Install gke-gcloud-auth-plugin: gcloud components install gke-gcloud-auth-plugin",
 	})
 	// The release's provider waits for the node pool, so that no pod is created before a node exists.
-	k8s, err := kubernetes.NewProvider(ctx, name+"-gke", &kubernetes.ProviderArgs{Kubeconfig: config},
+	// The cluster's ID (projects/P/locations/L/clusters/NAME, NAME auto-named, so a new one on
+	// replacement) identifies the cluster; the endpoint in the kubeconfig changes with
+	// gkeMasterAuthorizedNetworks and must not replace the provider.
+	k8s, err := newClusterProvider(ctx, name+"-gke", config, gke.ID().ToStringOutput(),
 		pulumi.DependsOn([]pulumi.Resource{pool}))
 	if err != nil {
 		return nil, err
