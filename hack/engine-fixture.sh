@@ -72,14 +72,9 @@ provider_source() {
 	(cd "$dir/cmd/pulumi-resource-kubernetes" && VERSION=$provider_version GOWORK=off GOFLAGS="${GOFLAGS:+$GOFLAGS }-mod=mod" go run generate.go)
 }
 
-build() {
+# build_binaries is build_cached's (hack/lib.sh) step for this fixture.
+build_binaries() {
 	local start=$SECONDS
-	if built; then
-		log "already built in $cache ($stamp): $((SECONDS - start))s"
-		return
-	fi
-	log "building $stamp into $cache"
-	rm -f "$cache/stamp"
 	mkdir -p "$bin"
 
 	cli_module "$cache/cli-module"
@@ -92,14 +87,12 @@ build() {
 		-o "$bin/" ./cmd/pulumi-resource-kubernetes
 	log "pulumi-resource-kubernetes built: $((SECONDS - start))s"
 
-	echo "$stamp" >"$cache/stamp"
-	log "built in $((SECONDS - start))s"
 }
 
 case "${1:-}" in
 build)
 	[ $# -eq 1 ] || usage
-	build
+	build_cached "$cache" "$stamp"
 	;;
 bin)
 	[ $# -eq 1 ] || usage

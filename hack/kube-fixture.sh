@@ -91,14 +91,9 @@ etcd_module() {
 	EOF
 }
 
-build() {
+# build_binaries is build_cached's (hack/lib.sh) step for this fixture.
+build_binaries() {
 	local start=$SECONDS
-	if built; then
-		log "already built in $cache ($stamp): $((SECONDS - start))s"
-		return
-	fi
-	log "building $stamp into $cache"
-	rm -f "$cache/stamp"
 	mkdir -p "$bin" "$crds"
 
 	local kube_src version_flags pkg
@@ -123,8 +118,6 @@ build() {
 	cp "$operator/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml" "$crds/servicemonitors.yaml"
 	chmod 644 "$crds/servicemonitors.yaml"
 
-	echo "$stamp" >"$cache/stamp"
-	log "built in $((SECONDS - start))s"
 }
 
 # port_in_use says whether a TCP port is listened on, on any address of this network namespace.
@@ -307,7 +300,7 @@ stop() {
 case "${1:-}" in
 build)
 	[ $# -eq 1 ] || usage
-	build
+	build_cached "$cache" "$stamp"
 	;;
 start)
 	[ $# -eq 2 ] || usage

@@ -25,3 +25,18 @@ go_build() {
 	shift
 	(cd "$dir" && GOWORK=off CGO_ENABLED=0 GOFLAGS="${GOFLAGS:+$GOFLAGS }-mod=mod" go build -trimpath "$@")
 }
+
+# build_cached CACHE STAMP builds into CACHE once: unless the sourcing script's `built` finds what
+# STAMP names there, it runs the script's `build_binaries`, then writes the stamp `built` reads.
+build_cached() {
+	local cache=$1 stamp=$2 start=$SECONDS
+	if built; then
+		log "already built in $cache ($stamp): $((SECONDS - start))s"
+		return
+	fi
+	log "building $stamp into $cache"
+	rm -f "$cache/stamp"
+	build_binaries
+	echo "$stamp" >"$cache/stamp"
+	log "built in $((SECONDS - start))s"
+}
