@@ -229,10 +229,14 @@ func TestEveryActionIsPinnedToAMajorVersionAndCIRunsTheCIScript(t *testing.T) {
 	assert.Contains(t, runs, "CI=true .ci/run")
 }
 
-func TestTheCIScriptsAreShellcheckClean(t *testing.T) {
+func TestTheCIAndFixtureScriptsAreShellcheckClean(t *testing.T) {
 	shellcheck := requireTool(t, "shellcheck", "shellcheck")
-	scripts := []string{filepath.Join(repoRoot, ".ci", "run"), filepath.Join(repoRoot, ".ci", "manifest-diff")}
-	out, err := exec.Command(shellcheck, scripts...).CombinedOutput()
+	fixtures, err := filepath.Glob(filepath.Join(repoRoot, "hack", "*.sh"))
+	require.NoError(t, err)
+	require.NotEmpty(t, fixtures)
+	scripts := append([]string{filepath.Join(repoRoot, ".ci", "run"), filepath.Join(repoRoot, ".ci", "manifest-diff")}, fixtures...)
+	// -x -P: the fixtures source hack/lib.sh by a path relative to the repository.
+	out, err := exec.Command(shellcheck, append([]string{"-x", "-P", repoRoot}, scripts...)...).CombinedOutput()
 	assert.NoError(t, err, "shellcheck:\n%s", out)
 }
 
