@@ -180,7 +180,12 @@ func (b *builder) resizeClaims(sts pulumi.Resource) error {
 	for i := 0; i < b.args.Replicas; i++ {
 		claim := fmt.Sprintf("%s-%s-%d", volumeData, b.names.base, i)
 		if _, err := corev1.NewPersistentVolumeClaimPatch(b.ctx, claim, &corev1.PersistentVolumeClaimPatchArgs{
-			Metadata: &metav1.ObjectMetaPatchArgs{Name: pulumi.String(claim), Namespace: pulumi.String(b.args.Namespace)},
+			Metadata: &metav1.ObjectMetaPatchArgs{
+				Name: pulumi.String(claim), Namespace: pulumi.String(b.args.Namespace),
+				// The StatefulSet controller created the claim and owns its size; without force the
+				// API server refuses a new size as a conflict of field managers.
+				Annotations: pulumi.StringMap{"pulumi.com/patchForce": pulumi.String("true")},
+			},
 			Spec: &corev1.PersistentVolumeClaimSpecPatchArgs{
 				Resources: &corev1.VolumeResourceRequirementsPatchArgs{
 					Requests: pulumi.StringMap{"storage": pulumi.String(b.args.StorageSize)},

@@ -121,6 +121,8 @@ func TestGrowingStorageResizesEveryClaimAndLeavesTheStatefulSetAlone(t *testing.
 		name := obj["metadata"].(map[string]any)["name"]
 		assert.Equal(t, "data-redis-"+string(rune('0'+i)), name, "the StatefulSet controller's claim names")
 		assert.Equal(t, "redis", obj["metadata"].(map[string]any)["namespace"])
+		assert.Equal(t, "true", obj["metadata"].(map[string]any)["annotations"].(map[string]any)["pulumi.com/patchForce"],
+			"the controller that created the claim owns its size: a new one without force is a conflict")
 		assert.Equal(t, "20Gi", obj["spec"].(map[string]any)["resources"].(map[string]any)["requests"].(map[string]any)["storage"])
 	}
 	assert.Empty(t, mustRunStack(t, map[string]string{"ephemeral": "true"}).ofType("kubernetes:core/v1:PersistentVolumeClaimPatch"), "no claims, no patches")
