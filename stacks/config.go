@@ -25,7 +25,8 @@ type Config struct {
 	HAProxyImage    string
 	MetricsImage    string
 	// Kubeconfig of an existing cluster (cloud none or aks); empty uses the ambient one.
-	Kubeconfig string
+	// KubeconfigCluster is the name of the cluster its current context uses.
+	Kubeconfig, KubeconfigCluster string
 	// AllowPublicControlPlane is the explicit opt-in to a cluster API reachable from 0.0.0.0/0.
 	AllowPublicControlPlane bool
 	GKE                     GKEConfig
@@ -192,6 +193,10 @@ func LoadConfig(ctx *pulumi.Context) (*Config, error) {
 	}
 	if c.Kubeconfig != "" && rel.Cloud != components.CloudNone && rel.Cloud != components.CloudAKS {
 		r.fail("kubeconfig", "(a secret)", fmt.Sprintf("empty for cloud %s, whose stack creates the cluster; a kubeconfig is for cloud none or aks", rel.Cloud))
+	} else if c.Kubeconfig != "" {
+		if c.KubeconfigCluster = currentCluster(c.Kubeconfig); c.KubeconfigCluster == "" {
+			r.fail("kubeconfig", "(a secret)", "a kubeconfig whose current-context names one of its clusters")
+		}
 	}
 	for key, image := range map[string]string{"redisImage": c.RedisImage, "haproxyImage": c.HAProxyImage, "metricsImage": c.MetricsImage} {
 		r.match(key, image, imagePattern, "an image reference such as docker.io/library/redis:7.2.5-alpine")

@@ -29,6 +29,15 @@ func settingsOf(cfg *Config) settings {
 	s := settings{Settings: components.SettingsOf(cfg.Name, cfg.Release, cfg.Password)}
 	list := func(l []string) string { return strings.Join(l, ",") }
 	switch cfg.Release.Cloud {
+	case components.CloudNone, components.CloudAKS:
+		// The release's objects belong to the default provider (the ambient kubeconfig) or to one
+		// built from the kubeconfig key: a move between them, or to another cluster, would
+		// replace every object.
+		cluster := "ambient kubeconfig"
+		if cfg.Kubeconfig != "" {
+			cluster = "cluster " + cfg.KubeconfigCluster
+		}
+		s.Cluster = map[string]string{"kubeconfig": cluster}
 	case components.CloudGKE:
 		g := cfg.GKE
 		s.Cluster = map[string]string{
@@ -57,7 +66,7 @@ func checkClusterChange(previous, next map[string]string) error {
 		if value, ok := next[key]; ok && value != previous[key] {
 			errs = append(errs, &components.ChangeError{
 				Field: key, From: fmt.Sprintf("%q", previous[key]), To: fmt.Sprintf("%q", value),
-				Why:     "the cloud can only replace the cluster (or its node group) for it, and the release's nodes and volumes would go with the old one",
+				Why:     "the release would be replaced (its cluster, node group or Kubernetes provider), and its nodes and volumes would go with the old one",
 				Instead: "keep it, or create a new stack with the new value, deploy the release there, move the data and the clients, and destroy this stack",
 			})
 		}

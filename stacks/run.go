@@ -5,7 +5,6 @@
 package stacks
 
 import (
-	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/d3ad221e/redis-sentinel/components"
@@ -73,9 +72,7 @@ func existingCluster(ctx *pulumi.Context, cfg *Config) (*cluster, error) {
 	if cfg.Kubeconfig == "" {
 		return c, nil
 	}
-	provider, err := kubernetes.NewProvider(ctx, cfg.Name+"-cluster", &kubernetes.ProviderArgs{
-		Kubeconfig: c.kubeconfig,
-	})
+	provider, err := newClusterProvider(ctx, cfg.Name+"-cluster", c.kubeconfig, pulumi.String(cfg.KubeconfigCluster).ToStringOutput())
 	c.provider = provider
 	return c, err
 }

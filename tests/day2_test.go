@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -69,6 +70,8 @@ func TestAChangeThatWouldLoseDataOrTakeEveryPodDownIsRefusedBeforeAnythingIsRegi
 		{"a volume cannot shrink", "local", nil, map[string]string{"storageSize": "512Mi"}, "storageSize", "keep 1Gi or more"},
 		{"mixed passwords break replication mid-roll", "local", map[string]string{"password": "first-password-0001"}, map[string]string{"password": "other-password-0002"}, "password", "keep it until rotation"},
 		{"a generated password cannot become a chosen one", "local", nil, map[string]string{"password": "first-password-0001"}, "password", "keep it until rotation"},
+		{"objects of the ambient kubeconfig's provider would be replaced", "local", nil, map[string]string{"kubeconfig": testKubeconfig("kind-redis", "https://127.0.0.1:6443")}, "kubeconfig", "create a new stack"},
+		{"another cluster would get an empty release", "local", map[string]string{"kubeconfig": testKubeconfig("kind-redis", "https://127.0.0.1:6443")}, map[string]string{"kubeconfig": testKubeconfig("kind-other", "https://127.0.0.1:6443")}, "kubeconfig", "create a new stack"},
 		{"a GKE cluster cannot move to another region", "gke", nil, map[string]string{"gcpRegion": "europe-west4", "gkeZones": `["europe-west4-a","europe-west4-b","europe-west4-c"]`}, "gcpRegion", "create a new stack"},
 		{"a GKE control plane keeps its range", "gke", nil, map[string]string{"gkeMasterCidr": "172.16.0.32/28"}, "gkeMasterCidr", "create a new stack"},
 		{"GKE pods keep their range", "gke", nil, map[string]string{"gkePodsCidr": "10.40.0.0/14"}, "gkePodsCidr", "create a new stack"},
@@ -103,6 +106,9 @@ func TestSafeChangesPassTheCheckOfTheRecordedSettings(t *testing.T) {
 	}
 	_, err := runStackAfter(t, "local", nil, map[string]string{"storageSize": "512Mi"})
 	assert.NoError(t, err, "the first update has nothing recorded to compare with")
+	kind := map[string]string{"kubeconfig": testKubeconfig("kind-redis", "https://127.0.0.1:6443")}
+	_, err = runStackAfter(t, "local", settingsAfter(t, "local", kind), map[string]string{"kubeconfig": testKubeconfig("kind-redis", "https://127.0.0.1:7443")})
+	assert.NoError(t, err, "a new endpoint or new credentials of the same cluster")
 	for stack, after := range map[string]map[string]string{
 		"gke": {"gkeMasterAuthorizedNetworks": `["203.0.113.0/24"]`, "gkeMinNodesPerZone": "2", "gkeMachineType": "e2-standard-8"},
 		"eks": {"eksKubernetesVersion": "1.34", "eksMinNodes": "4", "eksDesiredNodes": "4", "eksPublicAccessCidrs": `["203.0.113.0/24"]`},
@@ -145,4 +151,29 @@ func TestThePasswordFingerprintRevealsNeitherThePasswordNorThatTwoReleasesShareO
 	assert.NotEqual(t, a, components.PasswordFingerprint("redis", "cache", "first-password-0001"), "salted with the release")
 	assert.False(t, strings.Contains(a, "first"))
 	assert.Len(t, a, 32)
+}
+
+// testKubeconfig is a kubeconfig whose current context uses cluster name at server.
+func testKubeconfig(name, server string) string {
+	return fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters:
+- name: %[1]s
+  cluster: {server: %[2]q}
+contexts:
+- name: %[1]s
+  context: {cluster: %[1]s, user: %[1]s}
+users:
+- name: %[1]s
+  user: {token: test}
+current-context: %[1]s
+`, name, server)
+}
+
+func TestTheLocalProviderIsIdentifiedByTheKubeconfigsClusterName(t *testing.T) {
+	r := mustRunStack(t, map[string]string{"kubeconfig": testKubeconfig("kind-redis", "https://127.0.0.1:6443")})
+	provider := r.find("pulumi:providers:kubernetes", "redis-cluster")
+	assert.Equal(t, "kind-redis", provider.Inputs["clusterIdentifier"].StringValue(), "a new server address or token of the same cluster replaces nothing")
+	_, err := runStack(t, map[string]string{"kubeconfig": "current-context: nowhere\n"}, false)
+	assert.ErrorContains(t, err, "kubeconfig: \"(a secret)\" is not allowed: a kubeconfig whose current-context names one of its clusters")
 }
