@@ -402,8 +402,8 @@ func TestEveryConfigChangeIsARollingUpdateInPlaceOrARefusal(t *testing.T) {
 	}
 }
 
-// cloudOnlyKey says whether only the gke or eks stack reads a key (or, for kubeconfig, only a
-// stack with a cluster of its own, which the render mode of this test has not).
+// cloudOnlyKey says whether only the gke or eks stack reads a key; kubeconfig would point this
+// test, which renders, at a cluster: tests/day2_test.go checks it with the mocks.
 func cloudOnlyKey(key string) bool {
 	for _, prefix := range []string{"gcp", "gke", "aws", "eks"} {
 		if strings.HasPrefix(key, prefix) {
