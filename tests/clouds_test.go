@@ -230,7 +230,7 @@ func TestTheReleaseUsesTheNewClustersProvider(t *testing.T) {
 }
 
 func TestAKubeconfigForAnExistingClusterIsUsed(t *testing.T) {
-	r := mustRunStack(t, map[string]string{"kubeconfig": "apiVersion: v1\nkind: Config\n"})
+	r := mustRunStack(t, map[string]string{"kubeconfig": testKubeconfig("kind-redis", "https://127.0.0.1:6443")})
 	provider := r.find("pulumi:providers:kubernetes", "redis-cluster")
 	assert.True(t, provider.Inputs["kubeconfig"].ContainsSecrets(), "the kubeconfig stays a secret")
 	for _, res := range r.ofType(typeStatefulSet) {
