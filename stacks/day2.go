@@ -4,7 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
@@ -62,7 +63,7 @@ func settingsOf(cfg *Config) settings {
 // release go with the old one.
 func checkClusterChange(previous, next map[string]string) error {
 	var errs []error
-	for _, key := range sortedKeys(previous) {
+	for _, key := range slices.Sorted(maps.Keys(previous)) {
 		if value, ok := next[key]; ok && value != previous[key] {
 			errs = append(errs, &components.ChangeError{
 				Field: key, From: fmt.Sprintf("%q", previous[key]), To: fmt.Sprintf("%q", value),
@@ -72,15 +73,6 @@ func checkClusterChange(previous, next map[string]string) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // checkChange refuses, before anything else is registered, a configuration that the release
