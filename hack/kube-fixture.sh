@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A real Kubernetes control plane for the tests, on loopback only: etcd, kube-apiserver (with its
 # default admission plugins, PodSecurity among them) and kube-controller-manager, built from
-# source with Go. There is no scheduler and no kubelet: pods are created and stay Pending.
+# source with Go. There is no scheduler and no kubelet: pods are created and stay Pending
+# (hack/node-fixture.sh adds a node, with the kubelet, kube-scheduler and kube-proxy built here).
 #
 #   hack/kube-fixture.sh build      build the binaries and fetch the ServiceMonitor CRD into the cache
 #   hack/kube-fixture.sh start DIR  start the control plane with its data and logs in DIR; write
@@ -22,7 +23,9 @@ prometheus_operator_version=v0.94.0
 cache=${REDIS_SENTINEL_KUBE_CACHE:-/var/cache/redis-sentinel/kube-$kube_version}
 bin=$cache/bin
 crds=$cache/crds
-binaries=(etcd kube-apiserver kube-controller-manager kubectl)
+binaries=(etcd kube-apiserver kube-controller-manager kubectl kube-scheduler kubelet kube-proxy)
+# The Service range of the cluster; hack/node-fixture.sh routes it to its node's bridge.
+service_range=10.0.0.0/24
 stamp="kubernetes $kube_version etcd $etcd_version prometheus-operator $prometheus_operator_version"
 
 # shellcheck source=hack/lib.sh
@@ -106,7 +109,8 @@ build_binaries() {
 	done
 	go_build "$cache/kube-module" -ldflags "$version_flags" -o "$bin/" \
 		k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-		k8s.io/kubernetes/cmd/kubectl
+		k8s.io/kubernetes/cmd/kubectl k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubelet \
+		k8s.io/kubernetes/cmd/kube-proxy
 	log "kubernetes built: $((SECONDS - start))s"
 
 	etcd_module "$cache/etcd-module"
@@ -118,42 +122,6 @@ build_binaries() {
 	cp "$operator/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml" "$crds/servicemonitors.yaml"
 	chmod 644 "$crds/servicemonitors.yaml"
 
-}
-
-# port_in_use says whether a TCP port is listened on, on any address of this network namespace.
-port_in_use() {
-	local hex
-	hex=$(printf '%04X' "$1")
-	awk -v port="$hex" 'FNR > 1 && $4 == "0A" { split($2, a, ":"); if (a[2] == port) found = 1 }
-		END { exit !found }' /proc/net/tcp /proc/net/tcp6
-}
-
-# free_ports prints N distinct ports that nothing listens on, below the ephemeral range.
-free_ports() {
-	local -a ports=()
-	local port
-	while [ "${#ports[@]}" -lt "$1" ]; do
-		port=$((20000 + RANDOM % 12000))
-		if ! port_in_use "$port" && [[ " ${ports[*]} " != *" $port "* ]]; then
-			ports+=("$port")
-		fi
-	done
-	echo "${ports[@]}"
-}
-
-# running says whether pid is a live process of the fixture in dir: its command line names dir.
-# A zombie has an empty command line, and a reused pid names another one.
-running() {
-	local cmdline
-	cmdline=$(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null) || return 1
-	[[ "$cmdline" == *"$2/"* ]]
-}
-
-launch() {
-	local dir=$1 name=$2
-	shift 2
-	"$@" >"$dir/$name.log" 2>&1 </dev/null &
-	echo "$name $!" >>"$dir/pids"
 }
 
 kubeconfig() {
@@ -179,15 +147,71 @@ kubeconfig() {
 	EOF
 }
 
+# The components, in the order they start: launch_NAME DIR PORTS... starts NAME on the ports
+# start_component (hack/lib.sh) picked, and ready_NAME DIR PORTS... says whether it answers.
+launch_etcd() {
+	etcd_port=$2
+	local peer_port=$3
+	# --unsafe-no-fsync: the data is thrown away with DIR, and fsync on a shared disk is slow.
+	launch "$1" etcd "$bin/etcd" --name fixture --data-dir "$1/etcd" --unsafe-no-fsync \
+		--listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
+		--listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
+		--initial-cluster "fixture=http://127.0.0.1:$peer_port" --log-level warn
+}
+
+ready_etcd() {
+	http_get "$2" /health | grep -q '"health":"true"'
+}
+
+launch_kube_apiserver() {
+	api_port=$2
+	# The "kubernetes" Service's endpoints would be 127.0.0.1, which Endpoints refuse: no reconciler.
+	# Privileged containers are allowed, as in GKE, EKS and kubeadm clusters: PodSecurity decides.
+	# A node's kubelet (hack/node-fixture.sh) is reached at its InternalIP, for exec and logs.
+	launch "$1" kube-apiserver "$bin/kube-apiserver" --etcd-servers "http://127.0.0.1:$etcd_port" \
+		--allow-privileged \
+		--bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
+		--endpoint-reconciler-type none --tls-cert-file "$1/serving.crt" \
+		--tls-private-key-file "$1/serving.key" --cert-dir "$1/apiserver-certs" \
+		--token-auth-file "$1/tokens.csv" --authorization-mode RBAC \
+		--service-account-issuer https://kubernetes.default.svc.cluster.local \
+		--service-account-key-file "$1/sa.pub" --service-account-signing-key-file "$1/sa.key" \
+		--service-cluster-ip-range "$service_range" --kubelet-preferred-address-types InternalIP
+}
+
+ready_kube_apiserver() {
+	"$bin/kubectl" --server "https://127.0.0.1:$2" --certificate-authority "$1/serving.crt" \
+		--token "$admin_token" get --raw /readyz
+}
+
+launch_kube_controller_manager() {
+	launch "$1" kube-controller-manager "$bin/kube-controller-manager" \
+		--kubeconfig "$1/controller-manager.kubeconfig" \
+		--authentication-kubeconfig "$1/controller-manager.kubeconfig" \
+		--authorization-kubeconfig "$1/controller-manager.kubeconfig" \
+		--bind-address 127.0.0.1 --secure-port "$2" --cert-dir "$1/controller-manager-certs" \
+		--leader-elect=false --service-account-private-key-file "$1/sa.key" \
+		--root-ca-file "$1/serving.crt" --service-cluster-ip-range "$service_range"
+}
+
+# Ready: the controller-manager has given the default namespace its ServiceAccount, so the
+# serviceaccount controller and the API work.
+ready_kube_controller_manager() {
+	"$bin/kubectl" --kubeconfig "$1/kubeconfig" get serviceaccount default -n default
+}
+
+# abort DIR stops what start began in DIR and exits: start_component has printed the cause.
+abort() {
+	stop "$1" || true
+	exit 1
+}
+
 start() {
 	local start=$SECONDS dir
 	built || fail "not built in $cache: run $0 build first"
 	mkdir -p "$1"
 	dir=$(cd "$1" && pwd -P)
 	[ ! -e "$dir/pids" ] || fail "$dir/pids exists: stop that fixture first ($0 stop $dir)"
-
-	local etcd_port peer_port api_port kcm_port
-	read -r etcd_port peer_port api_port kcm_port <<<"$(free_ports 4)"
 
 	# The API server's serving certificate (self-signed, for 127.0.0.1), the service-account
 	# key pair and the bearer tokens of the admin and of the controller-manager.
@@ -196,7 +220,7 @@ start() {
 		-keyout "$dir/serving.key" -out "$dir/serving.crt" 2>/dev/null
 	openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$dir/sa.key" 2>/dev/null
 	openssl pkey -in "$dir/sa.key" -pubout -out "$dir/sa.pub"
-	local admin_token kcm_token
+	local kcm_token
 	admin_token=$(openssl rand -hex 24)
 	kcm_token=$(openssl rand -hex 24)
 	umask 077
@@ -204,57 +228,18 @@ start() {
 		echo "$admin_token,fixture-admin,fixture-admin,system:masters"
 		echo "$kcm_token,system:kube-controller-manager,kube-controller-manager,system:masters"
 	} >"$dir/tokens.csv"
-	kubeconfig "https://127.0.0.1:$api_port" "$dir/serving.crt" "$admin_token" >"$dir/kubeconfig"
-	kubeconfig "https://127.0.0.1:$api_port" "$dir/serving.crt" "$kcm_token" >"$dir/controller-manager.kubeconfig"
 	umask 022
 	ln -sfn "$bin/kubectl" "$dir/kubectl"
 	ln -sfn "$crds" "$dir/crds"
 
-	# --unsafe-no-fsync: the data is thrown away with DIR, and fsync on a shared disk is slow.
-	launch "$dir" etcd "$bin/etcd" --name fixture --data-dir "$dir/etcd" --unsafe-no-fsync \
-		--listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
-		--listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
-		--initial-cluster "fixture=http://127.0.0.1:$peer_port" --log-level warn
-	# The "kubernetes" Service's endpoints would be 127.0.0.1, which Endpoints refuse: no reconciler.
-	# Privileged containers are allowed, as in GKE, EKS and kubeadm clusters: PodSecurity decides.
-	launch "$dir" kube-apiserver "$bin/kube-apiserver" --etcd-servers "http://127.0.0.1:$etcd_port" \
-		--allow-privileged \
-		--bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
-		--endpoint-reconciler-type none --tls-cert-file "$dir/serving.crt" \
-		--tls-private-key-file "$dir/serving.key" --cert-dir "$dir/apiserver-certs" \
-		--token-auth-file "$dir/tokens.csv" --authorization-mode RBAC \
-		--service-account-issuer https://kubernetes.default.svc.cluster.local \
-		--service-account-key-file "$dir/sa.pub" --service-account-signing-key-file "$dir/sa.key" \
-		--service-cluster-ip-range 10.0.0.0/24
-	launch "$dir" kube-controller-manager "$bin/kube-controller-manager" \
-		--kubeconfig "$dir/controller-manager.kubeconfig" \
-		--authentication-kubeconfig "$dir/controller-manager.kubeconfig" \
-		--authorization-kubeconfig "$dir/controller-manager.kubeconfig" \
-		--bind-address 127.0.0.1 --secure-port "$kcm_port" --cert-dir "$dir/controller-manager-certs" \
-		--leader-elect=false --service-account-private-key-file "$dir/sa.key" \
-		--root-ca-file "$dir/serving.crt" --service-cluster-ip-range 10.0.0.0/24
-
-	# Ready: the API server answers /readyz, and the controller-manager has given the default
-	# namespace its ServiceAccount (so the serviceaccount controller and the API work).
-	local kubectl=("$bin/kubectl" --kubeconfig "$dir/kubeconfig")
-	until "${kubectl[@]}" get --raw /readyz >/dev/null 2>&1 &&
-		"${kubectl[@]}" get serviceaccount default -n default >/dev/null 2>&1; do
-		local name pid
-		while read -r name pid; do
-			if ! running "$pid" "$dir"; then
-				log "$name exited; the end of $dir/$name.log:"
-				tail -n 20 "$dir/$name.log" >&2
-				stop "$dir" || true
-				exit 1
-			fi
-		done <"$dir/pids"
-		if [ $((SECONDS - start)) -ge 180 ]; then
-			log "not ready after 180s; see the logs in $dir"
-			stop "$dir" || true
-			exit 1
-		fi
-		sleep 1
-	done
+	# Each component starts once the one it needs answers, so that a failure names its cause.
+	start_component "$dir" etcd 2 60 || abort "$dir"
+	start_component "$dir" kube-apiserver 1 120 || abort "$dir"
+	umask 077
+	kubeconfig "https://127.0.0.1:$api_port" "$dir/serving.crt" "$admin_token" >"$dir/kubeconfig"
+	kubeconfig "https://127.0.0.1:$api_port" "$dir/serving.crt" "$kcm_token" >"$dir/controller-manager.kubeconfig"
+	umask 022
+	start_component "$dir" kube-controller-manager 1 120 || abort "$dir"
 	log "ready in $((SECONDS - start))s: $dir/kubectl --kubeconfig $dir/kubeconfig"
 }
 

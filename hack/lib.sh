@@ -40,3 +40,100 @@ build_cached() {
 	echo "$stamp" >"$cache/stamp"
 	log "built in $((SECONDS - start))s"
 }
+# port_in_use says whether a TCP port is listened on, on any address of this network namespace.
+port_in_use() {
+	local hex
+	hex=$(printf '%04X' "$1")
+	awk -v port="$hex" 'FNR > 1 && $4 == "0A" { split($2, a, ":"); if (a[2] == port) found = 1 }
+		END { exit !found }' /proc/net/tcp /proc/net/tcp6
+}
+
+# free_ports prints N distinct ports that nothing listens on, below the ephemeral range.
+free_ports() {
+	local -a ports=()
+	local port
+	while [ "${#ports[@]}" -lt "$1" ]; do
+		port=$((20000 + RANDOM % 12000))
+		if ! port_in_use "$port" && [[ " ${ports[*]} " != *" $port "* ]]; then
+			ports+=("$port")
+		fi
+	done
+	echo "${ports[@]}"
+}
+
+# running says whether pid is a live process of the fixture in dir: its command line names dir.
+# A zombie has an empty command line, and a reused pid names another one.
+running() {
+	local cmdline
+	cmdline=$(tr '\0' ' ' 2>/dev/null <"/proc/$1/cmdline") || return 1
+	[[ "$cmdline" == *"$2/"* ]]
+}
+
+launch() {
+	local dir=$1 name=$2
+	shift 2
+	"$@" >"$dir/$name.log" 2>&1 </dev/null &
+	echo "$name $!" >>"$dir/pids"
+}
+
+# http_get PORT PATH prints the response of 127.0.0.1:PORT to a plain HTTP GET of PATH.
+http_get() {
+	(
+		exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+		printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$2" >&3
+		timeout 5 cat <&3
+	)
+}
+
+# dump_logs DIR prints the end of the log of every component started in DIR, so that a failure
+# shows its cause wherever it began.
+dump_logs() {
+	local name pid state
+	while read -r name pid; do
+		state=exited
+		if running "$pid" "$1"; then
+			state=running
+		fi
+		log "the end of $1/$name.log (pid $pid, $state):"
+		tail -n 20 "$1/$name.log" >&2 || true
+	done <"$1/pids"
+}
+
+# start_component DIR NAME NPORTS TIMEOUT picks NPORTS free ports and runs the sourcing script's
+# launch_NAME DIR PORTS..., then waits up to TIMEOUT seconds for its ready_NAME DIR PORTS...
+# (NAME's dashes become underscores). A port taken between the pick and the bind is retried with
+# other ports, up to three times. On failure it prints every component's log and returns 1.
+start_component() {
+	local dir=$1 name=$2 nports=$3 timeout=$4 fn=${2//-/_} attempt pid deadline start=$SECONDS
+	local -a ports=()
+	for attempt in 1 2 3; do
+		if [ "$nports" -gt 0 ]; then
+			read -r -a ports <<<"$(free_ports "$nports")"
+		fi
+		"launch_$fn" "$dir" "${ports[@]}"
+		pid=$(awk -v name="$name" '$1 == name { pid = $2 } END { print pid }' "$dir/pids")
+		deadline=$((SECONDS + timeout))
+		until "ready_$fn" "$dir" "${ports[@]}" >/dev/null 2>&1; do
+			if ! running "$pid" "$dir"; then
+				if grep -q 'address already in use' "$dir/$name.log"; then
+					log "$name: a port was taken after it was picked (attempt $attempt); picking others"
+					continue 2
+				fi
+				log "$name exited before it was ready"
+				dump_logs "$dir"
+				return 1
+			fi
+			if [ "$SECONDS" -ge "$deadline" ]; then
+				log "$name not ready after ${timeout}s"
+				dump_logs "$dir"
+				return 1
+			fi
+			sleep 0.5
+		done
+		log "$name ready in $((SECONDS - start))s"
+		return 0
+	done
+	log "$name: its ports were taken three times"
+	dump_logs "$dir"
+	return 1
+}
