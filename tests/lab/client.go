@@ -19,6 +19,8 @@ import (
 
 // clientConfig is what the lab tells the client (in the environment, as JSON).
 type clientConfig struct {
+	DNSServer      string   `json:"dnsServer"` // the only resolver the client asks
+	Subnets        []string `json:"subnets"`   // the only addresses it dials (see mustBeAllowed)
 	Password       string   `json:"password"`
 	MasterService  string   `json:"masterService"` // DNS name of the endpoint clients use
 	HealthService  string   `json:"healthService"` // DNS name of HAProxy's health check
@@ -101,7 +103,7 @@ func (c *client) emit(e event) {
 	_ = c.out.Encode(e)
 }
 
-// lookup resolves a name through the lab's DNS server only.
+// lookup resolves a name through the configured DNS server only.
 func (c *client) lookup(ctx context.Context, name string, port int) ([]string, error) {
 	addrs, err := c.resolver.LookupHost(ctx, name)
 	if err != nil {
@@ -132,12 +134,19 @@ func runClient() error {
 	if err := json.Unmarshal([]byte(os.Getenv(clientEnv)), &cfg); err != nil {
 		return fmt.Errorf("lab client: bad config: %v", err)
 	}
+	if err := allowSubnets(cfg.Subnets); err != nil {
+		return fmt.Errorf("lab client: %v", err)
+	}
+	dnsServer := net.JoinHostPort(cfg.DNSServer, "53")
+	if err := mustBeAllowed(dnsServer); err != nil {
+		return fmt.Errorf("lab client: %v", err)
+	}
 	c := &client{
 		cfg: cfg,
 		out: json.NewEncoder(os.Stdout),
 		resolver: &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
-			return d.DialContext(ctx, "udp", net.JoinHostPort(bridgeAddr, "53"))
+			return d.DialContext(ctx, "udp", dnsServer)
 		}},
 		acked: map[string]map[string]ack{},
 	}
@@ -282,7 +291,7 @@ func (c *client) monitor() {
 	}
 	timeout := time.Duration(c.cfg.SampleInterval) * 8 / 10
 	httpClient := &http.Client{Timeout: timeout, Transport: &http.Transport{DisableKeepAlives: true, DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-		if err := mustBeLabAddress(addr); err != nil {
+		if err := mustBeAllowed(addr); err != nil {
 			return nil, err
 		}
 		var d net.Dialer

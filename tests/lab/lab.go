@@ -1,8 +1,6 @@
 package lab
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -52,13 +50,7 @@ type cluster struct {
 	redis  []*pod // by ordinal; nil while a pod does not exist
 	podsMu sync.Mutex
 	proxy  *pod
-	client *exec.Cmd
-	input  *bufio.Writer
-
-	mu      sync.Mutex
-	writes  []event
-	samples []event
-	waiters []chan event // each gets every event as it arrives
+	*clientProcess
 }
 
 // running is the cluster that exists now, for CloseOnSignal.
@@ -223,128 +215,16 @@ func (c *cluster) startClient() error {
 	for i := range c.redis {
 		pods = append(pods, c.podName(i))
 	}
-	cfg, err := json.Marshal(clientConfig{
+	cfg := clientConfig{
+		DNSServer: bridgeAddr, Subnets: []string{labSubnet.String()},
 		Password: labPassword, MasterService: c.serviceName(c.rel.masterService), HealthService: c.serviceName(c.rel.masterService),
 		Pods: pods, PodDomain: c.rel.podDomain(), MasterSet: c.rel.env("MASTER_SET"),
 		RedisPort: redisPort, SentinelPort: sentinelPort, HealthPort: healthPort,
 		WriteInterval: Duration(writeInterval), SampleInterval: Duration(sampleInterval),
-	})
-	if err != nil {
-		return err
 	}
-	c.client = exec.Command("nsenter", "--net=/run/netns/"+ns, "--", self)
-	c.client.Env = append(os.Environ(), roleEnv+"="+roleClient, clientEnv+"="+string(cfg))
-	c.client.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	logFile, err := os.Create(filepath.Join(c.dir, "client.log"))
-	if err != nil {
-		return err
-	}
-	c.client.Stderr = logFile
-	in, err := c.client.StdinPipe()
-	if err != nil {
-		return err
-	}
-	c.input = bufio.NewWriter(in)
-	out, err := c.client.StdoutPipe()
-	if err != nil {
-		return err
-	}
-	if err := c.client.Start(); err != nil {
-		return err
-	}
-	record, err := os.Create(filepath.Join(c.dir, "events.jsonl"))
-	if err != nil {
-		return err
-	}
-	go func() {
-		defer record.Close()
-		lines := bufio.NewScanner(out)
-		lines.Buffer(make([]byte, 1<<20), 1<<20)
-		for lines.Scan() {
-			_, _ = record.Write(append(lines.Bytes(), '\n'))
-			var e event
-			if json.Unmarshal(lines.Bytes(), &e) != nil {
-				continue
-			}
-			c.mu.Lock()
-			switch e.Kind {
-			case "write":
-				c.writes = append(c.writes, e)
-			case "sample":
-				c.samples = append(c.samples, e)
-			}
-			waiters := append([]chan event(nil), c.waiters...)
-			c.mu.Unlock()
-			for _, w := range waiters {
-				select {
-				case w <- e:
-				default: // a full waiter is not reading any more
-				}
-			}
-		}
-	}()
-	return nil
-}
-
-// subscribe returns a channel that gets every event from now on, until unsubscribe.
-func (c *cluster) subscribe() chan event {
-	ch := make(chan event, 4096)
-	c.mu.Lock()
-	c.waiters = append(c.waiters, ch)
-	c.mu.Unlock()
-	return ch
-}
-
-func (c *cluster) unsubscribe(ch chan event) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for i, w := range c.waiters {
-		if w == ch {
-			c.waiters = append(c.waiters[:i], c.waiters[i+1:]...)
-			return
-		}
-	}
-}
-
-// waitFor sends cmd to the client (if not empty) and waits until an event satisfies ok.
-func (c *cluster) waitFor(cmd string, timeout time.Duration, ok func(event) bool) (event, error) {
-	ch := c.subscribe()
-	defer c.unsubscribe(ch)
-	if cmd != "" {
-		if err := c.command(cmd); err != nil {
-			return event{}, err
-		}
-	}
-	deadline := time.After(timeout)
-	for {
-		select {
-		case e := <-ch:
-			if ok(e) {
-				return e, nil
-			}
-		case <-deadline:
-			return event{}, fmt.Errorf("lab: condition not met within %s", timeout)
-		}
-	}
-}
-
-func (c *cluster) command(cmd string) error {
-	if _, err := fmt.Fprintln(c.input, cmd); err != nil {
-		return err
-	}
-	return c.input.Flush()
-}
-
-// stopAndCheck stops the writers and has the client look up every acknowledged key.
-func (c *cluster) stopAndCheck() (*checkResult, error) {
-	if _, err := c.waitFor("stop", 30*time.Second, func(e event) bool { return e.Kind == "stopped" }); err != nil {
-		return nil, err
-	}
-	e, err := c.waitFor("check", 60*time.Second, func(e event) bool { return e.Kind == "check" })
-	if err != nil {
-		return nil, err
-	}
-	return e.Check, nil
+	cmd := exec.Command("nsenter", "--net=/run/netns/"+ns, "--", self)
+	c.clientProcess, err = startClientProcess(cmd, cfg, c.dir)
+	return err
 }
 
 // close stops everything the cluster started and removes its namespaces.
@@ -356,10 +236,8 @@ func (c *cluster) close() error {
 		}
 		running.Unlock()
 	}()
-	if c.client != nil && c.client.Process != nil {
-		_ = c.command("quit")
-		_ = syscall.Kill(-c.client.Process.Pid, syscall.SIGKILL)
-		_ = c.client.Wait()
+	if c.clientProcess != nil {
+		c.clientProcess.kill()
 	}
 	for i, p := range c.redis {
 		if p != nil {
@@ -379,11 +257,4 @@ func (c *cluster) close() error {
 	}
 	removeCreatedMountPoints()
 	return err
-}
-
-// events returns copies of what the client reported so far.
-func (c *cluster) events() (writes, samples []event) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]event(nil), c.writes...), append([]event(nil), c.samples...)
 }

@@ -20,18 +20,43 @@ const (
 	firstPodIP = 10           // pods get 10.123.0.10, .11, ... (a re-created pod gets a new one)
 )
 
-// mustBeLabAddress refuses to dial anything outside the lab's subnet: with the routes above a
-// stray address could not leave anyway, and this makes a mistake loud instead of a time-out.
-func mustBeLabAddress(addr string) error {
+// allowedSubnets are the only addresses this process dials: the lab's subnet, or what the client
+// was told (the real node's pod and Service ranges, which exist only in its namespace).
+var allowedSubnets = []netip.Prefix{labSubnet}
+
+// allowSubnets replaces allowedSubnets with the given prefixes; it refuses an empty list.
+func allowSubnets(prefixes []string) error {
+	if len(prefixes) == 0 {
+		return fmt.Errorf("no subnets to dial: the client must be told which")
+	}
+	var out []netip.Prefix
+	for _, p := range prefixes {
+		prefix, err := netip.ParsePrefix(p)
+		if err != nil {
+			return fmt.Errorf("subnet %q: %v", p, err)
+		}
+		out = append(out, prefix)
+	}
+	allowedSubnets = out
+	return nil
+}
+
+// mustBeAllowed refuses to dial anything outside allowedSubnets: the namespaces have no route
+// out anyway, and this makes a mistake loud instead of a time-out.
+func mustBeAllowed(addr string) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return err
 	}
 	ip, err := netip.ParseAddr(host)
-	if err != nil || !labSubnet.Contains(ip) {
-		return fmt.Errorf("lab: refusing to dial %s: only addresses in %s are allowed", addr, labSubnet)
+	if err == nil {
+		for _, p := range allowedSubnets {
+			if p.Contains(ip) {
+				return nil
+			}
+		}
 	}
-	return nil
+	return fmt.Errorf("lab: refusing to dial %s: only addresses in %v are allowed", addr, allowedSubnets)
 }
 
 // network is the set of namespaces and links of one lab run.

@@ -24,10 +24,10 @@ type errReply string
 
 func (e errReply) Error() string { return string(e) }
 
-// dial connects to addr, which must be inside the lab's network (see mustBeLabAddress), and
+// dial connects to addr, which must be inside the allowed subnets (see mustBeAllowed), and
 // authenticates with password when it is set.
 func dial(addr, password string, timeout time.Duration) (*conn, error) {
-	if err := mustBeLabAddress(addr); err != nil {
+	if err := mustBeAllowed(addr); err != nil {
 		return nil, err
 	}
 	c, err := net.DialTimeout("tcp", addr, timeout)

@@ -254,8 +254,8 @@ func (p *pod) volumeDir(ct *container, path string) (string, error) {
 // converged reports whether a sample shows the release at rest: every node answers, exactly one
 // is master, every other replicates from it with its link up, every sentinel names it, and
 // HAProxy reports healthy.
-func (c *cluster) converged(e event) bool {
-	if e.Kind != "sample" || e.Health != 200 || len(e.Nodes) != len(c.redis) || len(e.Sentinels) != len(c.redis) {
+func (r *release) converged(e event) bool {
+	if e.Kind != "sample" || e.Health != 200 || len(e.Nodes) != r.replicas() || len(e.Sentinels) != r.replicas() {
 		return false
 	}
 	var masters []string
@@ -267,7 +267,7 @@ func (c *cluster) converged(e event) bool {
 	if len(masters) != 1 {
 		return false
 	}
-	fqdn := masters[0] + "." + c.rel.podDomain()
+	fqdn := masters[0] + "." + r.podDomain()
 	for pod, n := range e.Nodes {
 		if pod != masters[0] && (n.Role != "slave" || n.Master != fqdn || n.Link != "up") {
 			return false
@@ -294,7 +294,7 @@ func Run(s Scenario, setup string, rel *release, dir string) (r *Result, err err
 	if err != nil {
 		return r, err
 	}
-	if _, err := c.waitFor("", bootstrapTimeout, c.converged); err != nil {
+	if _, err := c.waitFor("", bootstrapTimeout, c.rel.converged); err != nil {
 		return r, fmt.Errorf("bootstrap: %v", err)
 	}
 	r.Bootstrap = time.Since(start).Seconds()
@@ -309,9 +309,9 @@ func Run(s Scenario, setup string, rel *release, dir string) (r *Result, err err
 	// The run ends once the release stayed converged for `settle` without a break, or at the
 	// deadline (then it did not converge, which the result shows).
 	deadline := time.Now().Add(convergeTimeout)
-	notConverged := func(e event) bool { return e.Kind == "sample" && !c.converged(e) }
+	notConverged := func(e event) bool { return e.Kind == "sample" && !c.rel.converged(e) }
 	for time.Now().Before(deadline) {
-		if _, err := c.waitFor("", time.Until(deadline), c.converged); err != nil {
+		if _, err := c.waitFor("", time.Until(deadline), c.rel.converged); err != nil {
 			break
 		}
 		if _, err := c.waitFor("", settle, notConverged); err != nil {
@@ -324,7 +324,7 @@ func Run(s Scenario, setup string, rel *release, dir string) (r *Result, err err
 		return r, err
 	}
 	writes, samples := c.events()
-	r.measure(writes, samples, check, eventStart, end, c.converged)
+	r.measure(writes, samples, check, eventStart, end, c.rel.converged)
 	if setup == SetupOurs {
 		l, err := rel.limits()
 		if err != nil {

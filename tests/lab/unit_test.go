@@ -1,11 +1,13 @@
 package lab
 
 import (
+	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	appsv1 "k8s.io/api/apps/v1"
 )
 
 // The lab's own logic, without root or processes: these run in every `go test ./...`.
@@ -37,12 +39,24 @@ func TestMountOrderMountsWhatHidesASourceLast(t *testing.T) {
 }
 
 func TestTheClientDialsOnlyInsideTheLab(t *testing.T) {
-	assert.NoError(t, mustBeLabAddress("10.123.0.10:6379"))
+	assert.NoError(t, mustBeAllowed("10.123.0.10:6379"))
 	for _, addr := range []string{"10.0.0.1:6379", "127.0.0.1:6379", "8.8.8.8:53", "redis:6379"} {
-		assert.Error(t, mustBeLabAddress(addr), addr)
+		assert.Error(t, mustBeAllowed(addr), addr)
 	}
 	_, err := dial("192.168.1.1:6379", "", time.Second)
 	assert.ErrorContains(t, err, "refusing to dial")
+}
+
+func TestTheClientDialsOnlyTheSubnetsItIsTold(t *testing.T) {
+	t.Cleanup(func() { allowedSubnets = []netip.Prefix{labSubnet} })
+	require.NoError(t, allowSubnets([]string{"10.244.0.0/24", "10.0.0.0/24"}))
+	assert.NoError(t, mustBeAllowed("10.244.0.7:6379"))
+	assert.NoError(t, mustBeAllowed("10.0.0.12:6379"))
+	for _, addr := range []string{"10.123.0.10:6379", "10.245.0.1:6379", "192.0.2.1:53"} {
+		assert.Error(t, mustBeAllowed(addr), addr)
+	}
+	assert.Error(t, allowSubnets(nil))
+	assert.Error(t, allowSubnets([]string{"10.244.0.0"}))
 }
 
 func TestLongestGapCountsTheEdges(t *testing.T) {
@@ -74,7 +88,8 @@ func TestSelectRefusesUnknownScenarios(t *testing.T) {
 }
 
 func TestConvergedNeedsOneMasterFollowedByAllAndNamedByAllSentinels(t *testing.T) {
-	c := &cluster{rel: &release{headless: "h", namespace: "ns"}, redis: make([]*pod, 3)}
+	replicas := int32(3)
+	c := &release{headless: "h", namespace: "ns", statefulSet: appsv1.StatefulSet{Spec: appsv1.StatefulSetSpec{Replicas: &replicas}}}
 	fqdn := func(p string) string { return p + ".h.ns.svc.cluster.local" }
 	good := event{Kind: "sample", Health: 200,
 		Nodes: map[string]nodeState{
