@@ -85,6 +85,12 @@ http_get() {
 	)
 }
 
+# https_get PORT PATH does the same over TLS, without checking the server's certificate.
+https_get() {
+	printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$2" |
+		timeout 5 openssl s_client -quiet -connect "127.0.0.1:$1" 2>/dev/null
+}
+
 # dump_logs DIR prints the end of the log of every component started in DIR, so that a failure
 # shows its cause wherever it began.
 dump_logs() {
