@@ -183,8 +183,14 @@ func (b *builder) resizeClaims(sts pulumi.Resource) error {
 			Metadata: &metav1.ObjectMetaPatchArgs{
 				Name: pulumi.String(claim), Namespace: pulumi.String(b.args.Namespace),
 				// The StatefulSet controller created the claim and owns its size; without force the
-				// API server refuses a new size as a conflict of field managers.
-				Annotations: pulumi.StringMap{"pulumi.com/patchForce": pulumi.String("true")},
+				// API server refuses a new size as a conflict of field managers. No await: the
+				// provider waits for a claim of a WaitForFirstConsumer class (GKE's and EKS's
+				// defaults) to be Pending, and this one is Bound already, so every update hung five
+				// minutes and failed (seen on the real node); the StatefulSet's await covers the pods.
+				Annotations: pulumi.StringMap{
+					"pulumi.com/patchForce": pulumi.String("true"),
+					"pulumi.com/skipAwait":  pulumi.String("true"),
+				},
 			},
 			Spec: &corev1.PersistentVolumeClaimSpecPatchArgs{
 				Resources: &corev1.VolumeResourceRequirementsPatchArgs{

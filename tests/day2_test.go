@@ -129,6 +129,8 @@ func TestGrowingStorageResizesEveryClaimAndLeavesTheStatefulSetAlone(t *testing.
 		assert.Equal(t, "redis", obj["metadata"].(map[string]any)["namespace"])
 		assert.Equal(t, "true", obj["metadata"].(map[string]any)["annotations"].(map[string]any)["pulumi.com/patchForce"],
 			"the controller that created the claim owns its size: a new one without force is a conflict")
+		assert.Equal(t, "true", obj["metadata"].(map[string]any)["annotations"].(map[string]any)["pulumi.com/skipAwait"],
+			"the provider would wait for a bound claim of a WaitForFirstConsumer class to be Pending: five minutes, then fail")
 		assert.Equal(t, "20Gi", obj["spec"].(map[string]any)["resources"].(map[string]any)["requests"].(map[string]any)["storage"])
 	}
 	assert.Empty(t, mustRunStack(t, map[string]string{"ephemeral": "true"}).ofType("kubernetes:core/v1:PersistentVolumeClaimPatch"), "no claims, no patches")
