@@ -205,12 +205,6 @@ func (c *cluster) startClient() error {
 	}
 	redisPort, _ := strconv.Atoi(c.rel.env("REDIS_PORT"))
 	sentinelPort, _ := strconv.Atoi(c.rel.env("SENTINEL_PORT"))
-	healthPort := 0
-	for _, p := range c.rel.haproxy.Spec.Template.Spec.Containers[0].Ports {
-		if p.Name == "health" {
-			healthPort = int(p.ContainerPort)
-		}
-	}
 	var pods []string
 	for i := range c.redis {
 		pods = append(pods, c.podName(i))
@@ -219,7 +213,7 @@ func (c *cluster) startClient() error {
 		DNSServer: bridgeAddr, Subnets: []string{labSubnet.String()},
 		Password: labPassword, MasterService: c.serviceName(c.rel.masterService), HealthService: c.serviceName(c.rel.masterService),
 		Pods: pods, PodDomain: c.rel.podDomain(), MasterSet: c.rel.env("MASTER_SET"),
-		RedisPort: redisPort, SentinelPort: sentinelPort, HealthPort: healthPort,
+		RedisPort: redisPort, SentinelPort: sentinelPort, HealthPort: c.rel.healthPort(),
 		WriteInterval: Duration(writeInterval), SampleInterval: Duration(sampleInterval),
 	}
 	cmd := exec.Command("nsenter", "--net=/run/netns/"+ns, "--", self)

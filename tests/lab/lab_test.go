@@ -52,7 +52,7 @@ func TestFailoverLab(t *testing.T) {
 			t.Fatalf("the lab needs %s: %v", tool, err)
 		}
 	}
-	setups, err := Setups(filepath.Join("..", ".."), *manifests)
+	setups, err := Setups(repoRoot, *manifests)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +94,11 @@ func TestFailoverLab(t *testing.T) {
 		t.Fatal(err)
 	}
 	if *benchmarks != "" {
-		if err := os.WriteFile(*benchmarks, []byte(benchmarksPage(*mode, table)), 0o644); err != nil {
+		page := benchmarksPage(*mode, table)
+		if old, err := os.ReadFile(*benchmarks); err == nil && nodeSection(string(old)) != "" {
+			page = withNodeSection(page, strings.TrimSuffix(strings.TrimPrefix(nodeSection(string(old)), nodeSectionBegin), nodeSectionEnd))
+		}
+		if err := os.WriteFile(*benchmarks, []byte(page), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}

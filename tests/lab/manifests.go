@@ -117,6 +117,16 @@ func (r *release) env(name string) string {
 	return ""
 }
 
+// healthPort is the port of HAProxy's health check.
+func (r *release) healthPort() int {
+	for _, p := range r.haproxy.Spec.Template.Spec.Containers[0].Ports {
+		if p.Name == "health" {
+			return int(p.ContainerPort)
+		}
+	}
+	return 0
+}
+
 func (r *release) replicas() int { return int(*r.statefulSet.Spec.Replicas) }
 
 func (r *release) podDomain() string {

@@ -33,6 +33,9 @@ type Result struct {
 	Converge float64      `json:"convergeSeconds"`
 	Check    *checkResult `json:"check"`
 	Targets  []Target     `json:"targets,omitempty"`
+	// Notes are what a scenario measured besides the table's columns (a rolling update's gap
+	// per pod, say).
+	Notes []string `json:"notes,omitempty"`
 	// Error says why the run did not finish; its figures are then not measurements.
 	Error string `json:"error,omitempty"`
 }

@@ -2,6 +2,7 @@ package lab
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -109,4 +110,15 @@ func TestConvergedNeedsOneMasterFollowedByAllAndNamedByAllSentinels(t *testing.T
 	unhealthy := good
 	unhealthy.Health = 503
 	assert.False(t, c.converged(unhealthy))
+}
+
+func TestTheNodeSectionIsReplacedInPlaceAndKeptByTheLabsPage(t *testing.T) {
+	page := withNodeSection("# lab\n\n| table |\n", "## node\nfigures 1")
+	assert.Equal(t, "# lab\n\n| table |\n\n"+nodeSectionBegin+"\n## node\nfigures 1\n"+nodeSectionEnd+"\n", page)
+	again := withNodeSection(page, "## node\nfigures 2")
+	assert.Contains(t, again, "figures 2")
+	assert.NotContains(t, again, "figures 1")
+	assert.Equal(t, 1, strings.Count(again, nodeSectionBegin))
+	assert.Equal(t, nodeSectionBegin+"\n## node\nfigures 2\n"+nodeSectionEnd, nodeSection(again))
+	assert.Empty(t, nodeSection("# lab only"))
 }

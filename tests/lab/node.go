@@ -1,0 +1,265 @@
+package lab
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// The real node: hack/node-fixture.sh runs a single-node cluster (kubelet, containerd, runc,
+// kube-proxy, CoreDNS) in a network namespace of its own, and the test runs inside that namespace:
+// the Pulumi engine, kubectl and the client. The release is the local stack, applied with
+// `pulumi up`; the scenarios act on it as a user or a failing machine would.
+
+// nodeFixture is a started node: its directory and what hack/node-fixture.sh wrote there.
+type nodeFixture struct {
+	dir string
+	env map[string]string // node.env: POD_RANGE, SERVICE_RANGE, NODE_IP, CONTAINERD_ADDRESS
+}
+
+func openNodeFixture(dir string) (*nodeFixture, error) {
+	raw, err := os.ReadFile(filepath.Join(dir, "node.env"))
+	if err != nil {
+		return nil, err
+	}
+	env := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			return nil, fmt.Errorf("node.env: %q is not KEY=VALUE", line)
+		}
+		env[k] = v
+	}
+	for _, k := range []string{"POD_RANGE", "SERVICE_RANGE", "NODE_IP", "CONTAINERD_ADDRESS"} {
+		if env[k] == "" {
+			return nil, fmt.Errorf("node.env lacks %s", k)
+		}
+	}
+	return &nodeFixture{dir: dir, env: env}, nil
+}
+
+// noRouteOut checks, before any traffic, that this process's network namespace cannot reach
+// anything outside the node: connecting a UDP socket (which sends nothing) needs a route.
+func noRouteOut() error {
+	for _, addr := range []string{"192.0.2.1:9", "8.8.8.8:53", "10.123.0.1:9", "172.16.0.1:9", "192.168.0.1:9", "[2001:db8::1]:9"} {
+		c, err := net.Dial("udp", addr)
+		if err == nil {
+			c.Close()
+			return fmt.Errorf("%s is routable from the node's namespace: traffic could leave", addr)
+		}
+	}
+	return nil
+}
+
+// kubectl runs kubectl against the node's cluster and returns its standard output.
+func (n *nodeFixture) kubectl(args ...string) (string, error) {
+	cmd := exec.Command(filepath.Join(n.dir, "kubectl"), append([]string{"--kubeconfig", filepath.Join(n.dir, "kubeconfig")}, args...)...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return string(out), fmt.Errorf("kubectl %s: %v: %s", strings.Join(args, " "), err, stderr.String())
+	}
+	return string(out), nil
+}
+
+// ctr runs containerd's client against the node's containerd, in the kubelet's namespace.
+func (n *nodeFixture) ctr(args ...string) error {
+	out, err := exec.Command("ctr", append([]string{"--address", n.env["CONTAINERD_ADDRESS"], "-n", "k8s.io"}, args...)...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("ctr %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	return nil
+}
+
+// podInfo is what the scenarios read of a pod.
+type podInfo struct {
+	Metadata struct {
+		Name              string  `json:"name"`
+		UID               string  `json:"uid"`
+		DeletionTimestamp *string `json:"deletionTimestamp"`
+	} `json:"metadata"`
+	Status struct {
+		PodIP      string `json:"podIP"`
+		Conditions []struct {
+			Type   string `json:"type"`
+			Status string `json:"status"`
+		} `json:"conditions"`
+		ContainerStatuses []struct {
+			Name        string `json:"name"`
+			ContainerID string `json:"containerID"`
+			Ready       bool   `json:"ready"`
+		} `json:"containerStatuses"`
+	} `json:"status"`
+}
+
+func (p podInfo) ready() bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == "Ready" {
+			return c.Status == "True"
+		}
+	}
+	return false
+}
+
+// containerID returns the containerd ID of one of the pod's containers.
+func (p podInfo) containerID(name string) (string, error) {
+	for _, c := range p.Status.ContainerStatuses {
+		if c.Name == name {
+			if id, ok := strings.CutPrefix(c.ContainerID, "containerd://"); ok {
+				return id, nil
+			}
+		}
+	}
+	return "", fmt.Errorf("pod %s has no running container %s", p.Metadata.Name, name)
+}
+
+func (n *nodeFixture) pods(namespace, selector string) ([]podInfo, error) {
+	out, err := n.kubectl("get", "pods", "-n", namespace, "-l", selector, "-o", "json")
+	if err != nil {
+		return nil, err
+	}
+	var list struct {
+		Items []podInfo `json:"items"`
+	}
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		return nil, err
+	}
+	sort.Slice(list.Items, func(i, j int) bool { return list.Items[i].Metadata.Name < list.Items[j].Metadata.Name })
+	return list.Items, nil
+}
+
+// readyEndpoints counts the ready endpoints of a Service, over its EndpointSlices.
+func (n *nodeFixture) readyEndpoints(namespace, service string) (int, error) {
+	out, err := n.kubectl("get", "endpointslices", "-n", namespace, "-l", "kubernetes.io/service-name="+service, "-o", "json")
+	if err != nil {
+		return 0, err
+	}
+	var list struct {
+		Items []struct {
+			Endpoints []struct {
+				Conditions struct {
+					Ready *bool `json:"ready"`
+				} `json:"conditions"`
+			} `json:"endpoints"`
+		} `json:"items"`
+	}
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		return 0, err
+	}
+	ready := 0
+	for _, s := range list.Items {
+		for _, e := range s.Endpoints {
+			if e.Conditions.Ready == nil || *e.Conditions.Ready {
+				ready++
+			}
+		}
+	}
+	return ready, nil
+}
+
+// watch samples f every interval until stop is closed, and returns what it saw, in order.
+func watch[T any](interval time.Duration, stop <-chan struct{}, f func() (T, error)) func() []timed[T] {
+	var mu sync.Mutex
+	var seen []timed[T]
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		for {
+			if v, err := f(); err == nil {
+				mu.Lock()
+				seen = append(seen, timed[T]{at: time.Now(), v: v})
+				mu.Unlock()
+			}
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() []timed[T] {
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		return seen
+	}
+}
+
+type timed[T any] struct {
+	at time.Time
+	v  T
+}
+
+// followLogs streams a container's log into a buffer until the container ends; wait returns it.
+func (n *nodeFixture) followLogs(namespace, pod, container string) (wait func() string, err error) {
+	cmd := exec.CommandContext(context.Background(), filepath.Join(n.dir, "kubectl"), "--kubeconfig", filepath.Join(n.dir, "kubeconfig"),
+		"logs", "-f", "-n", namespace, pod, "-c", container, "--since=1s")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	var b strings.Builder
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		lines := bufio.NewScanner(out)
+		for lines.Scan() {
+			b.WriteString(lines.Text() + "\n")
+		}
+	}()
+	return func() string {
+		select {
+		case <-done:
+		case <-time.After(90 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		_ = cmd.Wait()
+		return b.String()
+	}, nil
+}
+
+// zombies counts the defunct processes each container of each pod sees (a container that shares
+// its pod's PID namespace sees the pod's). A container without a shell (the exporter's image is
+// FROM scratch) cannot be asked: it is listed in unasked.
+func (n *nodeFixture) zombies(namespace, selector string) (counts map[string]int, unasked []string, err error) {
+	pods, err := n.pods(namespace, selector)
+	if err != nil {
+		return nil, nil, err
+	}
+	counts = map[string]int{}
+	for _, p := range pods {
+		for _, c := range p.Status.ContainerStatuses {
+			out, err := n.kubectl("exec", "-n", namespace, p.Metadata.Name, "-c", c.Name, "--",
+				"sh", "-c", `n=0; for s in /proc/[0-9]*/stat; do read -r line < "$s" 2>/dev/null || continue; case "${line##*) }" in Z*) n=$((n+1));; esac; done; echo "$n"`)
+			if err != nil && strings.Contains(err.Error(), `exec: "sh": executable file not found`) {
+				unasked = append(unasked, p.Metadata.Name+"/"+c.Name)
+				continue
+			}
+			if err != nil {
+				return nil, nil, err
+			}
+			var count int
+			if _, err := fmt.Sscan(strings.TrimSpace(out), &count); err != nil {
+				return nil, nil, fmt.Errorf("%s/%s: zombie count %q: %v", p.Metadata.Name, c.Name, out, err)
+			}
+			counts[p.Metadata.Name+"/"+c.Name] = count
+		}
+	}
+	return counts, unasked, nil
+}

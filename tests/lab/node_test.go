@@ -1,0 +1,444 @@
+package lab
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/d3ad221e/redis-sentinel/tests/enginestack"
+)
+
+// nodeEnv runs the release on a real node: "fast" (what .ci/run runs) or "full". The test starts
+// hack/node-fixture.sh in a temporary directory (REDIS_SENTINEL_NODE_DIR names another), then
+// runs itself again inside the node's network namespace, with nodeInsideEnv set.
+// REDIS_SENTINEL_NODE_BENCHMARKS names a BENCHMARKS.md whose real-node section the run rewrites.
+const (
+	nodeEnv           = "REDIS_SENTINEL_NODE"
+	nodeDirEnv        = "REDIS_SENTINEL_NODE_DIR"
+	nodeInsideEnv     = "REDIS_SENTINEL_NODE_INSIDE"
+	nodeBenchmarksEnv = "REDIS_SENTINEL_NODE_BENCHMARKS"
+)
+
+var repoRoot = filepath.Join("..", "..")
+
+func TestOnARealNode(t *testing.T) {
+	mode := os.Getenv(nodeEnv)
+	if mode != "fast" && mode != "full" {
+		t.Skipf("set %s=fast or full to run it, as root, after hack/node-fixture.sh build and hack/engine-fixture.sh build", nodeEnv)
+	}
+	if dir := os.Getenv(nodeInsideEnv); dir != "" {
+		runOnNode(t, dir, mode)
+		return
+	}
+	script, err := filepath.Abs(filepath.Join(repoRoot, "hack", "node-fixture.sh"))
+	require.NoError(t, err)
+	dir := os.Getenv(nodeDirEnv)
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	start := time.Now()
+	out, err := exec.Command(script, "start", dir).CombinedOutput()
+	require.NoError(t, err, "hack/node-fixture.sh start:\n%s", out)
+	t.Logf("node started in %.1fs", time.Since(start).Seconds())
+	t.Cleanup(func() {
+		if t.Failed() {
+			logs, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+			more, _ := filepath.Glob(filepath.Join(dir, "control-plane", "*.log"))
+			for _, log := range append(logs, more...) {
+				tail, _ := exec.Command("tail", "-n", "15", log).Output()
+				t.Logf("the end of %s:\n%s", log, tail)
+			}
+		}
+		out, err := exec.Command(script, "stop", dir).CombinedOutput()
+		assert.NoError(t, err, "hack/node-fixture.sh stop (it checks that no process, mount, cgroup or namespace is left):\n%s", out)
+	})
+	self, err := os.Executable()
+	require.NoError(t, err)
+	inside := exec.Command(script, "exec", dir, self, "-test.run", "^TestOnARealNode$", "-test.v", "-test.timeout", "60m")
+	inside.Env = append(os.Environ(), nodeInsideEnv+"="+dir)
+	inside.Stdout, inside.Stderr = os.Stdout, os.Stderr
+	require.NoError(t, inside.Run(), "the test inside the node's namespace failed: its output is above")
+}
+
+// nodeRelease is the local stack applied to the node, with what the client needs to know.
+type nodeRelease struct {
+	*nodeFixture
+	rel    *release
+	engine *enginestack.Stack
+	out    string // where the runs keep their logs
+}
+
+func runOnNode(t *testing.T, dir, mode string) {
+	require.NoError(t, noRouteOut(), "checked before any traffic")
+	n, err := openNodeFixture(dir)
+	require.NoError(t, err)
+	t.Setenv("KUBECONFIG", filepath.Join(dir, "kubeconfig"))
+	if os.Getenv(enginestack.Env) == "" {
+		t.Setenv(enginestack.Env, "1") // the engine from hack/engine-fixture.sh's cache
+	}
+	setups, err := Setups(repoRoot, "")
+	require.NoError(t, err)
+	r := &nodeRelease{nodeFixture: n, rel: setups[SetupOurs], engine: enginestack.New(t, repoRoot, nil), out: t.TempDir()}
+	t.Cleanup(func() {
+		if t.Failed() {
+			r.diagnose(t)
+		}
+	})
+
+	start := time.Now()
+	up := r.engine.Up()
+	require.NoError(t, up.Err, "pulumi up of the local stack on the node:\n%s", up.Log)
+	t.Logf("pulumi up: %d resources in %.1fs; pods:\n%s", len(up.Changed()), time.Since(start).Seconds(), r.podTable(t))
+
+	var results []*Result
+	for _, s := range nodeScenarios {
+		if mode != "full" && !s.Fast {
+			continue
+		}
+		t.Run(s.Name, func(t *testing.T) {
+			res, err := r.run(t, s)
+			results = append(results, res)
+			if err != nil {
+				res.Error = err.Error()
+				t.Fatalf("%s: %v", s.Name, err)
+			}
+			t.Logf("endpoint gap %.2f s, sentinel gap %.2f s, lost plain %d/%d, lost WAIT 1 %d/%d, two masters %.2f s, converged %.2f s",
+				res.EndpointGap, res.SentinelGap, res.LostPlain, res.AckedPlain, res.LostWait1, res.AckedWait1, res.TwoMasters, res.Converge)
+			for _, miss := range res.Missed() {
+				t.Errorf("target missed: %s: want %s, got %s", miss.Name, miss.Want, miss.Got)
+			}
+		})
+	}
+
+	zombies, unasked, err := r.zombies(r.rel.namespace, "app.kubernetes.io/instance="+r.rel.statefulSet.Name)
+	require.NoError(t, err)
+	t.Logf("zombies %.1f min after the release started: %v (not asked, no shell: %v)", time.Since(start).Minutes(), zombies, unasked)
+	for container, count := range zombies {
+		assert.Zero(t, count, "defunct processes in %s", container)
+	}
+	zombieNote := fmt.Sprintf("Defunct processes %.1f minutes after the release started, per container: %v", time.Since(start).Minutes(), zombies)
+	if len(unasked) > 0 {
+		zombieNote += fmt.Sprintf(" (not counted, no shell in the image: %s)", strings.Join(unasked, ", "))
+	}
+	table := Markdown(results)
+	t.Logf("results on the real node:\n%s", table)
+	js, err := json.MarshalIndent(results, "", "  ")
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(r.out, "results.json"), js, 0o644))
+	if path := os.Getenv(nodeBenchmarksEnv); path != "" && !t.Failed() {
+		old, err := os.ReadFile(path)
+		require.NoError(t, err)
+		section := nodeBenchmarks(mode, time.Since(start), up, results, zombieNote)
+		require.NoError(t, os.WriteFile(path, []byte(withNodeSection(string(old), section)), 0o644))
+	}
+}
+
+// nodeBenchmarks is BENCHMARKS.md's section of the real node: what ran, the table, the notes,
+// and what this runtime does not show.
+func nodeBenchmarks(mode string, took time.Duration, up enginestack.Plan, results []*Result, zombieNote string) string {
+	images, _ := exec.Command(filepath.Join(repoRoot, "hack", "node-images.sh"), "list").Output()
+	var held []string
+	for _, line := range strings.Split(strings.TrimSpace(string(images)), "\n") {
+		if f := strings.Split(line, "\t"); len(f) == 3 {
+			what, _, _ := strings.Cut(f[2], ":")
+			held = append(held, fmt.Sprintf("`%s` holds %s", f[0], what))
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, `## On a real node
+
+Regenerate with (as root, from the repository root, after `+"`hack/node-fixture.sh build`"+` and `+"`hack/engine-fixture.sh build`"+`):
+
+    REDIS_SENTINEL_NODE=full REDIS_SENTINEL_NODE_BENCHMARKS="$PWD/BENCHMARKS.md" go test ./tests/lab -run TestOnARealNode -timeout 60m -v
+
+Ran %s, mode %q, %.0f s in all: Kubernetes v1.36.4 (kubelet, kube-proxy in iptables mode,
+kube-scheduler) built here, Debian's containerd and runc, the CNI bridge, CoreDNS, on cgroup v1,
+one node. The release is the local stack, applied with `+"`pulumi up`"+` through the real engine
+(%d resources). Images built from Debian packages under the manifests' names: %s.
+The client writes a new key every 10 ms through the HAProxy Service (a ClusterIP, kube-proxy's
+rules) and through Sentinel (the pods' DNS names from CoreDNS), from the node's network namespace.
+
+`, time.Now().UTC().Format("2006-01-02 15:04 MST"), mode, took.Seconds(), len(up.Changed()), strings.Join(held, "; "))
+	b.WriteString(Markdown(results))
+	b.WriteString("\n")
+	for _, r := range results {
+		for _, n := range r.Notes {
+			fmt.Fprintf(&b, "- %s: %s\n", r.Title, n)
+		}
+	}
+	fmt.Fprintf(&b, "- %s\n", zombieNote)
+	b.WriteString(`
+What this runtime does not show: more than one node (spread and anti-affinity, a node lost with its
+disk, zone failures); NetworkPolicies (the bridge CNI enforces none); a cloud LoadBalancer; the
+images' own userland versions (redis 7.0.15 and haproxy 2.6.12 from Debian, BusyBox 1.35, under the
+tags the manifests name); volumes that can grow (local PersistentVolumes).
+`)
+	return b.String()
+}
+
+// startClient starts the client in this namespace: writes through the HAProxy Service and
+// through Sentinel (the headless Service's names), samples every pod, and HAProxy's health on the
+// first HAProxy pod.
+func (r *nodeRelease) startClient(dir string) (*clientProcess, error) {
+	proxies, err := r.pods(r.rel.namespace, "app.kubernetes.io/component=haproxy")
+	if err != nil || len(proxies) == 0 {
+		return nil, fmt.Errorf("no HAProxy pod: %v", err)
+	}
+	var redisPort, sentinelPort int
+	fmt.Sscan(r.rel.env("REDIS_PORT"), &redisPort)
+	fmt.Sscan(r.rel.env("SENTINEL_PORT"), &sentinelPort)
+	var pods []string
+	for i := range r.rel.replicas() {
+		pods = append(pods, fmt.Sprintf("%s-%d", r.rel.statefulSet.Name, i))
+	}
+	proxyName := strings.ReplaceAll(proxies[0].Status.PodIP, ".", "-") + "." + r.rel.namespace + ".pod.cluster.local"
+	cfg := clientConfig{
+		DNSServer: r.env["NODE_IP"], Subnets: []string{r.env["POD_RANGE"], r.env["SERVICE_RANGE"]},
+		Password:      r.engine.Password(),
+		MasterService: fmt.Sprintf("%s.%s.svc.cluster.local", r.rel.masterService, r.rel.namespace), HealthService: proxyName,
+		Pods: pods, PodDomain: r.rel.podDomain(), MasterSet: r.rel.env("MASTER_SET"),
+		RedisPort: redisPort, SentinelPort: sentinelPort, HealthPort: r.rel.healthPort(),
+		WriteInterval: Duration(writeInterval), SampleInterval: Duration(sampleInterval),
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	return startClientProcess(exec.Command(self), cfg, dir)
+}
+
+// nodeScenario is one thing that happens to the release on the node.
+type nodeScenario struct {
+	Name, Title string
+	Fast        bool
+	act         func(t *testing.T, r *nodeRelease, c *clientProcess, res *Result) error
+	targets     func(r *Result, l limits) []Target
+}
+
+var nodeScenarios = []nodeScenario{
+	{Name: "master-crash", Title: "master crash (SIGKILL of redis-server by containerd)", Fast: true,
+		act: func(t *testing.T, r *nodeRelease, c *clientProcess, _ *Result) error {
+			master, err := r.master(c)
+			if err != nil {
+				return err
+			}
+			id, err := master.containerID("redis")
+			if err != nil {
+				return err
+			}
+			return r.ctr("tasks", "kill", "--signal", "SIGKILL", id)
+		},
+		targets: func(r *Result, l limits) []Target {
+			return []Target{endpointGapWithin(r, l.downAfter+2*time.Second, true), noWait1Lost(r), converges(r)}
+		}},
+	{Name: "planned-restart", Title: "planned restart: kubectl delete pod of the master (preStop, SIGTERM)", Fast: true,
+		act: restartMasterPod,
+		targets: func(r *Result, _ limits) []Target {
+			return []Target{endpointGapWithin(r, time.Second, false), endpointGapWithin(r, plannedRestartGate, true), noWait1Lost(r), converges(r)}
+		}},
+	{Name: "rolling-update", Title: "rolling update from a config change applied with pulumi up", Fast: true,
+		act: rollingUpdate,
+		targets: func(r *Result, _ limits) []Target {
+			return []Target{endpointGapWithin(r, plannedRestartGate, true), noWait1Lost(r), converges(r)}
+		}},
+}
+
+// master returns the pod the client's latest sample shows as the only master.
+func (r *nodeRelease) master(c *clientProcess) (podInfo, error) {
+	_, samples := c.events()
+	if len(samples) == 0 {
+		return podInfo{}, fmt.Errorf("no sample yet")
+	}
+	var masters []string
+	for pod, s := range samples[len(samples)-1].Nodes {
+		if s.Role == "master" {
+			masters = append(masters, pod)
+		}
+	}
+	if len(masters) != 1 {
+		return podInfo{}, fmt.Errorf("the latest sample shows masters %v", masters)
+	}
+	pods, err := r.pods(r.rel.namespace, "app.kubernetes.io/instance="+r.rel.statefulSet.Name+",app.kubernetes.io/component=redis")
+	if err != nil {
+		return podInfo{}, err
+	}
+	for _, p := range pods {
+		if p.Metadata.Name == masters[0] {
+			return p, nil
+		}
+	}
+	return podInfo{}, fmt.Errorf("no pod %s", masters[0])
+}
+
+// restartMasterPod deletes the master pod as `kubectl delete pod` does, and checks that the
+// preStop hook's lines reach the container's log.
+func restartMasterPod(t *testing.T, r *nodeRelease, c *clientProcess, res *Result) error {
+	master, err := r.master(c)
+	if err != nil {
+		return err
+	}
+	logs, err := r.followLogs(r.rel.namespace, master.Metadata.Name, "redis")
+	if err != nil {
+		return err
+	}
+	if _, err := r.kubectl("delete", "pod", "-n", r.rel.namespace, master.Metadata.Name, "--wait=false"); err != nil {
+		return err
+	}
+	log := logs()
+	t.Logf("the old master's log from its deletion on:\n%s", log)
+	if !strings.Contains(log, "preStop:") {
+		t.Errorf("the preStop hook's lines are not in `kubectl logs` of %s", master.Metadata.Name)
+	} else {
+		res.Notes = append(res.Notes, "the preStop hook's lines are in `kubectl logs` of the old master")
+	}
+	return nil
+}
+
+// rollingUpdate changes a sentinel setting with pulumi up: a new ConfigMap, every pod rolled.
+// It logs the longest write gap while each pod was replaced, and their sum.
+func rollingUpdate(t *testing.T, r *nodeRelease, c *clientProcess, res *Result) error {
+	stop := make(chan struct{})
+	selector := "app.kubernetes.io/instance=" + r.rel.statefulSet.Name + ",app.kubernetes.io/component=redis"
+	seen := watch(250*time.Millisecond, stop, func() ([]podInfo, error) { return r.pods(r.rel.namespace, selector) })
+	before := r.engine.Set(map[string]any{"failoverTimeoutMilliseconds": 61000})
+	up := r.engine.Up()
+	// The provider's await ends when the controller counts the last pod ready; the samples go on
+	// until they see it too.
+	allReady := func() bool {
+		pods, err := r.pods(r.rel.namespace, selector)
+		if err != nil || len(pods) != r.rel.replicas() {
+			return false
+		}
+		for _, p := range pods {
+			if !p.ready() || p.Metadata.DeletionTimestamp != nil {
+				return false
+			}
+		}
+		return true
+	}
+	for deadline := time.Now().Add(time.Minute); !allReady() && time.Now().Before(deadline); {
+		time.Sleep(250 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond)
+	close(stop)
+	if up.Err != nil {
+		return fmt.Errorf("pulumi up: %v\n%s", up.Err, up.Log)
+	}
+	t.Logf("pulumi up (failoverTimeoutMilliseconds %v -> 61000):\n%s", before["failoverTimeoutMilliseconds"], up)
+	// Each pod's window: from the first sample where it is going (deleted or not ready) to the
+	// first where its successor is ready.
+	windows := map[string][2]time.Time{}
+	var order []string
+	for _, s := range seen() {
+		for _, p := range s.v {
+			w, ok := windows[p.Metadata.Name]
+			going := p.Metadata.DeletionTimestamp != nil || !p.ready()
+			switch {
+			case going && !ok:
+				windows[p.Metadata.Name] = [2]time.Time{s.at}
+				order = append(order, p.Metadata.Name)
+			case !going && ok && w[1].IsZero():
+				w[1] = s.at
+				windows[p.Metadata.Name] = w
+			}
+		}
+	}
+	writes, _ := c.events()
+	var total float64
+	for _, pod := range order {
+		w := windows[pod]
+		if w[1].IsZero() {
+			return fmt.Errorf("pod %s did not come back ready during the update", pod)
+		}
+		gap := longestGap(writes, "endpoint", w[0].UnixNano(), w[1].UnixNano())
+		total += gap
+		note := fmt.Sprintf("%s replaced and ready again in %.1f s, longest endpoint write gap meanwhile %.2f s", pod, w[1].Sub(w[0]).Seconds(), gap)
+		res.Notes = append(res.Notes, note)
+		t.Log(note)
+	}
+	note := fmt.Sprintf("%d pods rolled in the order %v; endpoint write gaps summed over the pods: %.2f s", len(order), order, total)
+	res.Notes = append(res.Notes, note)
+	t.Log(note)
+	if len(order) != r.rel.replicas() {
+		return fmt.Errorf("the update rolled %v, not every one of %d pods", order, r.rel.replicas())
+	}
+	return nil
+}
+
+// run runs one scenario on the release, with a client of its own, as the lab's Run does.
+func (r *nodeRelease) run(t *testing.T, s nodeScenario) (*Result, error) {
+	res := &Result{Scenario: s.Name, Title: s.Title, Setup: "ours, real node"}
+	dir := filepath.Join(r.out, s.Name)
+	c, err := r.startClient(dir)
+	if err != nil {
+		return res, err
+	}
+	defer c.kill()
+	start := time.Now()
+	if _, err := c.waitFor("", bootstrapTimeout, r.rel.converged); err != nil {
+		return res, fmt.Errorf("not converged before the scenario: %v", err)
+	}
+	res.Bootstrap = time.Since(start).Seconds()
+	time.Sleep(warmUp)
+	eventStart := time.Now()
+	if err := s.act(t, r, c, res); err != nil {
+		return res, err
+	}
+	deadline := time.Now().Add(convergeTimeout)
+	notConverged := func(e event) bool { return e.Kind == "sample" && !r.rel.converged(e) }
+	for time.Now().Before(deadline) {
+		if _, err := c.waitFor("", time.Until(deadline), r.rel.converged); err != nil {
+			break
+		}
+		if _, err := c.waitFor("", settle, notConverged); err != nil {
+			break
+		}
+	}
+	end := time.Now()
+	check, err := c.stopAndCheck()
+	if err != nil {
+		return res, err
+	}
+	writes, samples := c.events()
+	res.measure(writes, samples, check, eventStart, end, r.rel.converged)
+	l, err := r.rel.limits()
+	if err != nil {
+		return res, err
+	}
+	res.Targets = s.targets(res, l)
+	return res, nil
+}
+
+// podTable is `kubectl get pods -o wide` of every namespace.
+func (r *nodeRelease) podTable(t *testing.T) string {
+	out, err := r.kubectl("get", "pods", "-A", "-o", "wide")
+	if err != nil {
+		t.Log(err)
+	}
+	return out
+}
+
+// diagnose logs what a failure needs: the pods, the events and every container's log.
+func (r *nodeRelease) diagnose(t *testing.T) {
+	t.Logf("pods:\n%s", r.podTable(t))
+	for _, args := range [][]string{
+		{"get", "events", "-A", "--sort-by=.lastTimestamp"},
+		{"describe", "pods", "-n", r.rel.namespace},
+		{"logs", "-n", r.rel.namespace, "-l", "app.kubernetes.io/instance=" + r.rel.statefulSet.Name, "--all-containers", "--prefix", "--tail=40"},
+	} {
+		out, err := r.kubectl(args...)
+		t.Logf("kubectl %s:\n%s%v", strings.Join(args, " "), out, err)
+	}
+	t.Logf("the runs' client logs and events are in %s", r.out)
+}
