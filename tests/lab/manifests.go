@@ -27,7 +27,9 @@ type release struct {
 	configMap     map[string]string // the keys of every ConfigMap
 	headless      string            // the headless Service (pods' DNS subdomain)
 	masterService string            // the Service in front of HAProxy
-	namespace     string
+	// sentinelService is the ClusterIP Service of the sentinels (the real node's test watches it).
+	sentinelService string
+	namespace       string
 }
 
 // renderStack renders a stack exactly as `cmd/render -stack NAME` does, in memory.
@@ -94,13 +96,15 @@ func parseRelease(files map[string][]byte) (*release, error) {
 				rel.headless = svc.Name
 			case svc.Spec.Selector["app.kubernetes.io/component"] == "haproxy":
 				rel.masterService = svc.Name
+			case len(svc.Spec.Ports) == 1 && svc.Spec.Ports[0].Name == "sentinel":
+				rel.sentinelService = svc.Name
 			}
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: %v", name, err)
 		}
 	}
-	if !haveSTS || !haveHAProxy || rel.configMap == nil || rel.headless == "" || rel.masterService == "" {
+	if !haveSTS || !haveHAProxy || rel.configMap == nil || rel.headless == "" || rel.masterService == "" || rel.sentinelService == "" {
 		return nil, fmt.Errorf("lab: the render lacks the StatefulSet, the HAProxy Deployment, the ConfigMap or a Service")
 	}
 	rel.namespace = rel.statefulSet.Namespace
