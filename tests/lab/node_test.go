@@ -89,11 +89,16 @@ func runOnNode(t *testing.T, dir, mode string) {
 	setups, err := Setups(repoRoot, "")
 	require.NoError(t, err)
 	rel := setups[SetupOurs]
-	r := &nodeRelease{nodeFixture: n, rel: rel, engine: enginestack.New(t, repoRoot, nil), out: t.TempDir(), proxies: int(*rel.haproxy.Spec.Replicas)}
+	// The runs' logs and events outlive a failed test, for its diagnosis.
+	out, err := os.MkdirTemp("", "node-report-")
+	require.NoError(t, err)
+	r := &nodeRelease{nodeFixture: n, rel: rel, engine: enginestack.New(t, repoRoot, nil), out: out, proxies: int(*rel.haproxy.Spec.Replicas)}
 	t.Cleanup(func() {
 		if t.Failed() {
 			r.diagnose(t)
+			return
 		}
+		assert.NoError(t, os.RemoveAll(out))
 	})
 
 	start := time.Now()
@@ -213,7 +218,7 @@ func (r *nodeRelease) startClient(dir string) (*clientProcess, error) {
 		MasterService: fmt.Sprintf("%s.%s.svc.cluster.local", r.rel.masterService, r.rel.namespace), HealthService: proxyName,
 		Pods: pods, PodDomain: r.rel.podDomain(), MasterSet: r.rel.env("MASTER_SET"),
 		RedisPort: redisPort, SentinelPort: sentinelPort, HealthPort: r.rel.healthPort(),
-		WriteInterval: Duration(writeInterval), SampleInterval: Duration(sampleInterval),
+		WriteInterval: Duration(writeInterval), SampleInterval: Duration(nodeSampleInterval),
 	}
 	self, err := os.Executable()
 	if err != nil {
@@ -224,6 +229,11 @@ func (r *nodeRelease) startClient(dir string) (*clientProcess, error) {
 	}
 	return startClientProcess(exec.Command(self), cfg, dir)
 }
+
+// nodeSampleInterval is twice the lab's: every health sample here resolves HAProxy's pod name
+// through CoreDNS and goes through the bridge, and the lab's 40 ms budget for it was missed now
+// and then on a loaded machine, which counted as "not converged".
+const nodeSampleInterval = 2 * sampleInterval
 
 // nodeScenario is one thing that happens to the release on the node.
 type nodeScenario struct {
@@ -507,5 +517,5 @@ func (r *nodeRelease) diagnose(t *testing.T) {
 		out, err := r.kubectl(args...)
 		t.Logf("kubectl %s:\n%s%v", strings.Join(args, " "), out, err)
 	}
-	t.Logf("the runs' client logs and events are in %s", r.out)
+	t.Logf("the runs' client logs and events are kept in %s", r.out)
 }
