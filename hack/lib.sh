@@ -121,7 +121,7 @@ start_component() {
 		deadline=$((SECONDS + timeout))
 		until "ready_$fn" "$dir" "${ports[@]}" >/dev/null 2>&1; do
 			if ! running "$pid" "$dir"; then
-				if grep -q 'address already in use' "$dir/$name.log"; then
+				if grep -qi 'address already in use' "$dir/$name.log"; then
 					log "$name: a port was taken after it was picked (attempt $attempt); picking others"
 					continue 2
 				fi
