@@ -126,6 +126,14 @@ func (b *builder) policies() error {
 			Spec: &policyv1.PodDisruptionBudgetSpecArgs{
 				MaxUnavailable: pulumi.Int(1),
 				Selector:       &metav1.LabelSelectorArgs{MatchLabels: b.selector(budget.component)},
+				// A pod that is not Ready (crash-looping, a bad image, a replica that cannot sync)
+				// already counts as unavailable. With the default, IfHealthyBudget, it could only be
+				// evicted while the budget still had room, so it blocked every node drain and
+				// cluster upgrade for as long as it stayed unready. AlwaysAllow lets it go; a
+				// Ready pod is still evicted only while currentHealthy stays at or above
+				// desiredHealthy, and evicting an unready pod does not lower currentHealthy, so
+				// a drain never takes a second healthy pod.
+				UnhealthyPodEvictionPolicy: pulumi.String("AlwaysAllow"),
 			},
 		}, b.opts...); err != nil {
 			return err

@@ -425,6 +425,8 @@ func TestDisruptionBudgetsAndNetworkPolicies(t *testing.T) {
 		var pdb policyv1.PodDisruptionBudget
 		r.decode(typePDB, name, &pdb)
 		assert.Equal(t, 1, pdb.Spec.MaxUnavailable.IntValue(), name)
+		require.NotNil(t, pdb.Spec.UnhealthyPodEvictionPolicy, "%s: the default (IfHealthyBudget) lets a pod that never gets ready block every node drain", name)
+		assert.Equal(t, policyv1.AlwaysAllow, *pdb.Spec.UnhealthyPodEvictionPolicy, name)
 	}
 
 	var policy networkingv1.NetworkPolicy
