@@ -86,7 +86,8 @@ type RedisSentinelArgs struct {
 	// LoadBalancer puts a LoadBalancer Service in front of HAProxy. It is internal for gke, eks and
 	// aks; any other cloud needs PublicLoadBalancer, an explicit opt-in to a public address.
 	LoadBalancer bool
-	// LoadBalancerSourceRanges limits which client CIDRs the load balancer accepts.
+	// LoadBalancerSourceRanges are the client CIDRs the load balancer and the NetworkPolicy admit;
+	// at least one with LoadBalancer (0.0.0.0/0, for everyone, only with PublicLoadBalancer).
 	LoadBalancerSourceRanges []string
 	// PublicLoadBalancer accepts a LoadBalancer without internal annotations.
 	PublicLoadBalancer bool
@@ -294,6 +295,12 @@ func (a RedisSentinelArgs) validateLoadBalancer(fail func(field string, value an
 	}
 	if _, internal := internalLoadBalancerAnnotations[a.Cloud]; !internal && !a.PublicLoadBalancer {
 		fail("loadBalancer", true, fmt.Sprintf("false for cloud %q, which has no internal load balancer annotation; use gke, eks or aks, or set publicLoadBalancer: true to accept a public address", a.Cloud))
+	}
+	// Without ranges a load balancer admits every address that reaches it: the whole network for
+	// an internal one, the internet for a public one. Nobody should get that by leaving a key out.
+	if len(a.LoadBalancerSourceRanges) == 0 {
+		fail("loadBalancerSourceRanges", a.LoadBalancerSourceRanges,
+			`at least one client CIDR when loadBalancer is true, such as ["10.0.0.0/8"]; to admit every address, write ["0.0.0.0/0"] with publicLoadBalancer: true`)
 	}
 	return CheckCIDRs("loadBalancerSourceRanges", a.LoadBalancerSourceRanges, false, a.PublicLoadBalancer, "publicLoadBalancer")
 }

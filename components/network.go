@@ -81,12 +81,10 @@ func (b *builder) loadBalancer() (pulumi.StringOutput, error) {
 	spec := &corev1.ServiceSpecArgs{
 		Type: pulumi.String("LoadBalancer"),
 		// Local keeps the client's address, which the NetworkPolicy's source ranges match.
-		ExternalTrafficPolicy: pulumi.String("Local"),
-		Selector:              b.selector(componentHAProxy),
-		Ports:                 corev1.ServicePortArray{servicePort("redis", RedisPort)},
-	}
-	if len(a.LoadBalancerSourceRanges) > 0 {
-		spec.LoadBalancerSourceRanges = pulumi.ToStringArray(a.LoadBalancerSourceRanges)
+		ExternalTrafficPolicy:    pulumi.String("Local"),
+		Selector:                 b.selector(componentHAProxy),
+		Ports:                    corev1.ServicePortArray{servicePort("redis", RedisPort)},
+		LoadBalancerSourceRanges: pulumi.ToStringArray(a.LoadBalancerSourceRanges),
 	}
 	service, err := corev1.NewService(b.ctx, n.loadBalancer, &corev1.ServiceArgs{Metadata: meta, Spec: spec}, b.opts...)
 	if err != nil {
@@ -161,7 +159,7 @@ func (b *builder) policies() error {
 		networkingv1.NetworkPolicyIngressRuleArgs{From: networkingv1.NetworkPolicyPeerArray{clients}, Ports: ports(RedisPort)},
 	}
 	if a.LoadBalancer {
-		// Without source ranges the load balancer's own reach (internal to the network) is the limit.
+		// Never empty (Validate): a rule without peers would admit every source.
 		var from networkingv1.NetworkPolicyPeerArray
 		for _, cidr := range a.LoadBalancerSourceRanges {
 			from = append(from, networkingv1.NetworkPolicyPeerArgs{IpBlock: &networkingv1.IPBlockArgs{Cidr: pulumi.String(cidr)}})

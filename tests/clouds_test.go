@@ -319,6 +319,8 @@ var invalidCloudConfigs = []struct {
 	{"Graviton and x86 in one node group", "eks", map[string]string{"eksInstanceTypes": `["m6i.large","m7g.large"]`}, []string{`eksInstanceTypes[1]: "m7g.large"`, "same architecture as m6i.large"}},
 	{"more desired nodes than the maximum", "eks", map[string]string{"eksDesiredNodes": "9"}, []string{"eksDesiredNodes: 9", "from eksMinNodes (3) to eksMaxNodes (6)"}},
 	{"a public API open to the internet without the opt-in", "eks", map[string]string{"eksPublicAccessCidrs": `["0.0.0.0/0"]`}, []string{`eksPublicAccessCidrs[0]: "0.0.0.0/0"`, "allowPublicControlPlane"}},
+	{"the stack's internal NLB with its source ranges emptied", "eks", map[string]string{"loadBalancerSourceRanges": "[]"}, []string{"loadBalancerSourceRanges: [] is not allowed", "at least one client CIDR"}},
+	{"the stack's internal load balancer with its source ranges emptied", "gke", map[string]string{"loadBalancerSourceRanges": "[]"}, []string{"loadBalancerSourceRanges: [] is not allowed", "at least one client CIDR"}},
 	{"an opt-in that is not a boolean", "eks", map[string]string{"eksLoadBalancerController": "sometimes"}, []string{`eksLoadBalancerController: "sometimes"`}},
 }
 

@@ -81,12 +81,12 @@ func TestLoadBalancerIsInternalWithExactlyTheAnnotationsOfItsCloud(t *testing.T)
 		"aks": {"service.beta.kubernetes.io/azure-load-balancer-internal": "true"},
 	} {
 		t.Run(cloud, func(t *testing.T) {
-			r := mustRunOn(t, cloud, map[string]string{"loadBalancer": "true", "loadBalancerSourceRanges": "[]"})
+			r := mustRunOn(t, cloud, map[string]string{"loadBalancer": "true", "loadBalancerSourceRanges": `["192.168.0.0/16"]`})
 			lb := r.object(typeService, "redis-master-lb")
 			assert.Equal(t, want, lb["metadata"].(map[string]any)["annotations"])
 			spec := lb["spec"].(map[string]any)
 			assert.Equal(t, "LoadBalancer", spec["type"])
-			assert.NotContains(t, spec, "loadBalancerSourceRanges", "no ranges given, none set")
+			assert.Equal(t, []any{"192.168.0.0/16"}, spec["loadBalancerSourceRanges"])
 			assert.Equal(t, map[string]any{
 				"app.kubernetes.io/name": "redis-sentinel", "app.kubernetes.io/instance": "redis", "app.kubernetes.io/component": "haproxy",
 			}, spec["selector"], "the load balancer leads to HAProxy, which leads to the master")
@@ -129,7 +129,7 @@ func TestNoLoadBalancerUnlessAskedForAndInternal(t *testing.T) {
 }
 
 func TestAPublicLoadBalancerIsAnExplicitMarkedChoice(t *testing.T) {
-	r := mustRunStack(t, map[string]string{"loadBalancer": "true", "publicLoadBalancer": "true"})
+	r := mustRunStack(t, map[string]string{"loadBalancer": "true", "publicLoadBalancer": "true", "loadBalancerSourceRanges": `["203.0.113.0/24"]`})
 	lb := r.object(typeService, "redis-master-lb")
 	assert.Equal(t, map[string]any{components.PublicLoadBalancerAnnotation: "true"}, lb["metadata"].(map[string]any)["annotations"])
 

@@ -322,7 +322,7 @@ var day2Changes = []day2Change{
 	{"cloud", map[string]any{"cloud": "aks"}, "", ""},
 	{"masterSetName", map[string]any{"masterSetName": "cache"}, "", ""},
 	{"clusterDomain", map[string]any{"clusterDomain": "example.internal"}, "", ""},
-	{"loadBalancer", map[string]any{"loadBalancer": true, "publicLoadBalancer": true}, "no internal annotation for cloud none", ""},
+	{"loadBalancer", map[string]any{"loadBalancer": true, "publicLoadBalancer": true, "loadBalancerSourceRanges": []string{"10.10.0.0/16"}}, "no internal annotation for cloud none; ranges are required", ""},
 	{"publicLoadBalancer", nil, "covered with loadBalancer", ""},
 	{"loadBalancerSourceRanges", map[string]any{"loadBalancerSourceRanges": []string{"10.20.0.0/16"}}, "", ""},
 	{"clientLabels", map[string]any{"clientLabels": map[string]string{"app.example.com/cache": "true"}}, "", ""},

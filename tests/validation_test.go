@@ -42,6 +42,8 @@ var invalidConfigs = []struct {
 	{"the whole internet as a source range without the opt-in", map[string]string{"cloud": "eks", "loadBalancer": "true", "loadBalancerSourceRanges": `["10.0.0.0/8","0.0.0.0/0"]`}, []string{`loadBalancerSourceRanges[1]: "0.0.0.0/0"`}},
 	{"source ranges that are not a list", map[string]string{"cloud": "gke", "loadBalancer": "true", "loadBalancerSourceRanges": "10.0.0.0/8"}, []string{`loadBalancerSourceRanges: "10.0.0.0/8"`, "list of CIDRs"}},
 	{"source ranges without a load balancer", map[string]string{"loadBalancerSourceRanges": `["10.0.0.0/8"]`}, []string{"loadBalancerSourceRanges: [10.0.0.0/8]", "unless loadBalancer is true"}},
+	{"an internal load balancer without source ranges would admit the whole network", map[string]string{"cloud": "aks", "loadBalancer": "true", "loadBalancerSourceRanges": "[]"}, []string{"loadBalancerSourceRanges: [] is not allowed", "at least one client CIDR when loadBalancer is true"}},
+	{"a public load balancer without source ranges would admit the internet", map[string]string{"loadBalancer": "true", "publicLoadBalancer": "true"}, []string{"loadBalancerSourceRanges: [] is not allowed", `["0.0.0.0/0"]`}},
 	{"the public opt-in without a load balancer", map[string]string{"publicLoadBalancer": "true"}, []string{"publicLoadBalancer: true", "only together with loadBalancer"}},
 	{"a negative down-after", map[string]string{"downAfterMilliseconds": "-5000"}, []string{`downAfterMilliseconds: "-5000"`}},
 	{"a down-after so short that starting masters look dead", map[string]string{"downAfterMilliseconds": "500"}, []string{"downAfterMilliseconds: 500", "from 2000"}},
@@ -109,4 +111,23 @@ func TestTheComponentRefusesInvalidArgsBeforeRegisteringAnything(t *testing.T) {
 	assert.Equal(t, []string{"cloud", "replicas", "downAfterMilliseconds"}, fieldErrors,
 		"quorum is judged only once replicas is valid")
 	assert.Empty(t, r.resources)
+}
+
+// The component's own args are checked like the stack's keys: a load balancer needs the client
+// ranges it admits, written out, the whole internet included.
+func TestTheComponentRefusesALoadBalancerWithoutSourceRanges(t *testing.T) {
+	for _, args := range []components.RedisSentinelArgs{
+		{Cloud: components.CloudEKS, LoadBalancer: true},
+		{Cloud: components.CloudNone, LoadBalancer: true, PublicLoadBalancer: true, LoadBalancerSourceRanges: []string{}},
+	} {
+		r, err := runComponent(t, &args, false)
+		require.Error(t, err, "%+v", args)
+		assert.Contains(t, err.Error(), "loadBalancerSourceRanges: [] is not allowed: at least one client CIDR when loadBalancer is true")
+		assert.Empty(t, r.resources)
+	}
+	r, err := runComponent(t, &components.RedisSentinelArgs{
+		LoadBalancer: true, PublicLoadBalancer: true, LoadBalancerSourceRanges: []string{"0.0.0.0/0"},
+	}, false)
+	require.NoError(t, err, "the whole internet, written out, with the public opt-in")
+	assert.Equal(t, []any{"0.0.0.0/0"}, path(r.object(typeService, "redis-master-lb"), "spec", "loadBalancerSourceRanges"))
 }
