@@ -159,12 +159,29 @@ func (b *builder) policies() error {
 		networkingv1.NetworkPolicyIngressRuleArgs{From: networkingv1.NetworkPolicyPeerArray{clients}, Ports: ports(RedisPort)},
 	}
 	if a.LoadBalancer {
-		// Never empty (Validate): a rule without peers would admit every source.
+		// Never empty (Validate): a rule without peers would admit every source. The cluster's
+		// own ranges are cut out of each range: its pods have addresses there too (on EKS and
+		// with Azure CNI, addresses of the very subnets that clients use), and they are clients
+		// only with the labels.
 		var from networkingv1.NetworkPolicyPeerArray
 		for _, cidr := range a.LoadBalancerSourceRanges {
-			from = append(from, networkingv1.NetworkPolicyPeerArgs{IpBlock: &networkingv1.IPBlockArgs{Cidr: pulumi.String(cidr)}})
+			var except []string
+			for _, own := range a.ClusterNetworks {
+				if cidrInside(own, cidr) {
+					except = append(except, own)
+				}
+			}
+			from = append(from, networkingv1.NetworkPolicyPeerArgs{IpBlock: &networkingv1.IPBlockArgs{
+				Cidr: pulumi.String(cidr), Except: pulumi.ToStringArray(except),
+			}})
 		}
 		haproxyRules = append(haproxyRules, networkingv1.NetworkPolicyIngressRuleArgs{From: from, Ports: ports(RedisPort)})
+	}
+	if a.loadBalancerChecksPods() {
+		// The load balancer's health checks come from its own addresses, inside the cluster's
+		// network, to every HAProxy pod: open the health port to every source. It answers one
+		// thing, whether this HAProxy routes to a master; the Redis port stays closed to them.
+		haproxyRules = append(haproxyRules, networkingv1.NetworkPolicyIngressRuleArgs{Ports: ports(haproxyHealthPort)})
 	}
 
 	redisRules := networkingv1.NetworkPolicyIngressRuleArray{

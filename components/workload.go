@@ -260,7 +260,7 @@ func (b *builder) haproxy() error {
 						// Ready only while it can route to a master that the sentinels confirm.
 						ReadinessProbe: &corev1.ProbeArgs{
 							HttpGet: &corev1.HTTPGetActionArgs{
-								Path: pulumi.String("/healthz"), Port: pulumi.Int(haproxyHealthPort),
+								Path: pulumi.String(haproxyHealthPath), Port: pulumi.Int(haproxyHealthPort),
 							},
 							PeriodSeconds: pulumi.Int(2), FailureThreshold: pulumi.Int(2),
 						},

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
@@ -129,6 +130,17 @@ func (r *reader) cidrs(key string, list []string, allowEverything bool, optIn st
 	r.errs = append(r.errs, components.CheckCIDRs(key, list, true, allowEverything, optIn)...)
 }
 
+// addNetworks appends to the configured cluster networks those that the stack creates for the
+// cluster and so knows itself, each once.
+func addNetworks(configured, created []string) []string {
+	for _, n := range created {
+		if !slices.Contains(configured, n) {
+			configured = append(configured, n)
+		}
+	}
+	return configured
+}
+
 var imagePattern = regexp.MustCompile(`^[a-z0-9]+([._/-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$`)
 
 var passwordPattern = regexp.MustCompile(`^[!#-&(-\[\]-~]{16,512}$`)
@@ -170,6 +182,7 @@ func LoadConfig(ctx *pulumi.Context) (*Config, error) {
 	r.bool("loadBalancer", &rel.LoadBalancer)
 	r.object("loadBalancerSourceRanges", &rel.LoadBalancerSourceRanges, `a list of CIDRs such as ["10.0.0.0/8"]`)
 	r.bool("publicLoadBalancer", &rel.PublicLoadBalancer)
+	r.object("clusterNetworks", &rel.ClusterNetworks, `a list of CIDRs such as ["10.244.0.0/16"]`)
 	r.object("clientLabels", &rel.ClientLabels, `a map of label keys to values such as {"redis-client": "true"}`)
 	metrics := true
 	r.bool("metrics", &metrics)
@@ -187,9 +200,11 @@ func LoadConfig(ctx *pulumi.Context) (*Config, error) {
 	switch rel.Cloud {
 	case components.CloudGKE:
 		c.GKE = readGKEConfig(r, c.Name, c.AllowPublicControlPlane)
+		rel.ClusterNetworks = addNetworks(rel.ClusterNetworks, c.GKE.createdNetworks())
 	case components.CloudEKS:
 		c.EKS = readEKSConfig(r, c.AllowPublicControlPlane)
 		rel.AWSInTreeLoadBalancer = !c.EKS.LoadBalancerController
+		rel.ClusterNetworks = addNetworks(rel.ClusterNetworks, c.EKS.createdNetworks())
 	}
 	if c.Kubeconfig != "" && rel.Cloud != components.CloudNone && rel.Cloud != components.CloudAKS {
 		r.fail("kubeconfig", "(a secret)", fmt.Sprintf("empty for cloud %s, whose stack creates the cluster; a kubeconfig is for cloud none or aks", rel.Cloud))

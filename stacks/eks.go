@@ -108,6 +108,16 @@ func readEKSConfig(r *reader, allowPublicControlPlane bool) EKSConfig {
 	return e
 }
 
+// createdNetworks is the VPC that the stack creates: the VPC CNI gives every pod an address of
+// its private subnets, and nothing but the cluster lives in it. Nothing for an existing VPC,
+// whose range the stack does not know, or for an invalid eksVpcCidr, which readEKSConfig reports.
+func (e EKSConfig) createdNetworks() []string {
+	if _, err := network(e.VPCCIDR); err != nil || len(e.PrivateSubnetIDs) > 0 {
+		return nil
+	}
+	return []string{e.VPCCIDR}
+}
+
 // maxEKSZones: each zone's private subnet takes an eighth of the VPC; the last eighth holds the
 // public subnets.
 const maxEKSZones = 6

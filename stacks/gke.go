@@ -101,6 +101,22 @@ func readGKEConfig(r *reader, name string, allowPublicControlPlane bool) GKEConf
 	return g
 }
 
+// createdNetworks are the ranges of the nodes and pods in the VPC that the stack creates; nothing
+// (the stack cannot know them) for an existing network, or for ranges that are invalid, which
+// readGKEConfig reports.
+func (g GKEConfig) createdNetworks() []string {
+	if g.Network != "" {
+		return nil
+	}
+	var out []string
+	for _, cidr := range []string{g.SubnetCIDR, g.PodsCIDR} {
+		if _, err := network(cidr); err == nil {
+			out = append(out, cidr)
+		}
+	}
+	return out
+}
+
 // checkZones requires at least three distinct zones, each matching pattern.
 func checkZones(r *reader, key string, zones []string, pattern *regexp.Regexp, allowed string) {
 	if len(zones) < 3 {

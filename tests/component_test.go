@@ -74,14 +74,18 @@ func TestLoadBalancerIsInternalWithExactlyTheAnnotationsOfItsCloud(t *testing.T)
 	for cloud, want := range map[string]map[string]any{
 		"gke": {"networking.gke.io/load-balancer-type": "Internal"},
 		"eks": {
-			"service.beta.kubernetes.io/aws-load-balancer-scheme":          "internal",
-			"service.beta.kubernetes.io/aws-load-balancer-type":            "external",
-			"service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip",
+			"service.beta.kubernetes.io/aws-load-balancer-scheme":                  "internal",
+			"service.beta.kubernetes.io/aws-load-balancer-type":                    "external",
+			"service.beta.kubernetes.io/aws-load-balancer-nlb-target-type":         "ip",
+			"service.beta.kubernetes.io/aws-load-balancer-target-group-attributes": "preserve_client_ip.enabled=true",
+			"service.beta.kubernetes.io/aws-load-balancer-healthcheck-protocol":    "http",
+			"service.beta.kubernetes.io/aws-load-balancer-healthcheck-port":        "8404",
+			"service.beta.kubernetes.io/aws-load-balancer-healthcheck-path":        "/healthz",
 		},
 		"aks": {"service.beta.kubernetes.io/azure-load-balancer-internal": "true"},
 	} {
 		t.Run(cloud, func(t *testing.T) {
-			r := mustRunOn(t, cloud, map[string]string{"loadBalancer": "true", "loadBalancerSourceRanges": `["192.168.0.0/16"]`})
+			r := mustRunOn(t, cloud, map[string]string{"loadBalancer": "true", "loadBalancerSourceRanges": `["192.168.0.0/16"]`, "clusterNetworks": `["10.244.0.0/16"]`})
 			lb := r.object(typeService, "redis-master-lb")
 			assert.Equal(t, want, lb["metadata"].(map[string]any)["annotations"])
 			spec := lb["spec"].(map[string]any)
@@ -129,7 +133,7 @@ func TestNoLoadBalancerUnlessAskedForAndInternal(t *testing.T) {
 }
 
 func TestAPublicLoadBalancerIsAnExplicitMarkedChoice(t *testing.T) {
-	r := mustRunStack(t, map[string]string{"loadBalancer": "true", "publicLoadBalancer": "true", "loadBalancerSourceRanges": `["203.0.113.0/24"]`})
+	r := mustRunStack(t, map[string]string{"loadBalancer": "true", "publicLoadBalancer": "true", "loadBalancerSourceRanges": `["203.0.113.0/24"]`, "clusterNetworks": `["10.244.0.0/16"]`})
 	lb := r.object(typeService, "redis-master-lb")
 	assert.Equal(t, map[string]any{components.PublicLoadBalancerAnnotation: "true"}, lb["metadata"].(map[string]any)["annotations"])
 
