@@ -83,6 +83,10 @@ type RedisSentinelArgs struct {
 
 	// HAProxyReplicas is the number of HAProxy pods behind the single master endpoint.
 	HAProxyReplicas int
+	// ShareNodes lets pods of one component share a node when there are fewer nodes than pods,
+	// such as a single node for development. By default every redis pod and every HAProxy pod
+	// needs a node of its own (required pod anti-affinity), and waits Pending for one.
+	ShareNodes bool
 	// LoadBalancer puts a LoadBalancer Service in front of HAProxy. It is internal for gke, eks and
 	// aks; any other cloud needs PublicLoadBalancer, an explicit opt-in to a public address.
 	LoadBalancer bool

@@ -118,6 +118,14 @@ func (e EKSConfig) createdNetworks() []string {
 	return []string{e.VPCCIDR}
 }
 
+// checkRoom refuses a node group that may shrink below what the release needs: nothing in the
+// cluster adds nodes for Pending pods.
+func (e EKSConfig) checkRoom(r *reader, need room) {
+	if e.MinNodes > 0 && e.MinNodes < need.nodes {
+		r.fail("eksMinNodes", e.MinNodes, fmt.Sprintf("at least %d: %s", need.nodes, need.why))
+	}
+}
+
 // maxEKSZones: each zone's private subnet takes an eighth of the VPC; the last eighth holds the
 // public subnets.
 const maxEKSZones = 6

@@ -117,6 +117,17 @@ func (g GKEConfig) createdNetworks() []string {
 	return out
 }
 
+// checkRoom refuses a node pool whose autoscaling cannot reach what the release needs: the
+// autoscaler adds nodes for Pending pods only up to gkeMaxNodesPerZone in each zone.
+func (g GKEConfig) checkRoom(r *reader, need room) {
+	zones := len(g.Zones)
+	if zones == 0 || g.MaxNodesPerZone*zones >= need.nodes {
+		return
+	}
+	perZone := (need.nodes + zones - 1) / zones
+	r.fail("gkeMaxNodesPerZone", g.MaxNodesPerZone, fmt.Sprintf("at least %d (%d nodes over %d zones): %s", perZone, need.nodes, zones, need.why))
+}
+
 // checkZones requires at least three distinct zones, each matching pattern.
 func checkZones(r *reader, key string, zones []string, pattern *regexp.Regexp, allowed string) {
 	if len(zones) < 3 {

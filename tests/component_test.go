@@ -320,12 +320,65 @@ func TestRedisPodsAreHardenedProbedAndStopGracefully(t *testing.T) {
 			}
 		}
 	}
-	var keys []string
-	for _, s := range spec.TopologySpreadConstraints {
-		keys = append(keys, s.TopologyKey)
-		assert.Equal(t, sts.Spec.Selector.MatchLabels, s.LabelSelector.MatchLabels)
+}
+
+// placement is where the pods of one component may run: whether two may share a node, and how
+// they spread over zones.
+type placement struct {
+	requiredHosts, preferredHosts []string // topology keys of the anti-affinity terms
+	zones                         []string // topology keys of the spread constraints
+}
+
+func placementOf(t *testing.T, spec corev1.PodSpec, selector map[string]string) placement {
+	t.Helper()
+	var p placement
+	if anti := spec.Affinity; anti != nil && anti.PodAntiAffinity != nil {
+		for _, term := range anti.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution {
+			assert.Equal(t, selector, term.LabelSelector.MatchLabels, "the pods of this component only")
+			p.requiredHosts = append(p.requiredHosts, term.TopologyKey)
+		}
+		for _, term := range anti.PodAntiAffinity.PreferredDuringSchedulingIgnoredDuringExecution {
+			assert.Equal(t, selector, term.PodAffinityTerm.LabelSelector.MatchLabels)
+			p.preferredHosts = append(p.preferredHosts, term.PodAffinityTerm.TopologyKey)
+		}
 	}
-	assert.Equal(t, []string{"kubernetes.io/hostname", "topology.kubernetes.io/zone"}, keys)
+	for _, c := range spec.TopologySpreadConstraints {
+		assert.Equal(t, selector, c.LabelSelector.MatchLabels)
+		assert.Equal(t, corev1.ScheduleAnyway, c.WhenUnsatisfiable, "%s: a full zone never keeps a pod from starting", c.TopologyKey)
+		p.zones = append(p.zones, c.TopologyKey)
+	}
+	return p
+}
+
+// "Spread across nodes" is a guarantee where the README makes it: a topology spread with maxSkew 1
+// still puts two of three pods on one of two nodes. The local stack runs on a single node.
+func TestEveryPodOfAComponentGetsANodeOfItsOwnUnlessTheStackSharesNodes(t *testing.T) {
+	ownNode := placement{requiredHosts: []string{"kubernetes.io/hostname"}, zones: []string{"topology.kubernetes.io/zone"}}
+	sharedNode := placement{preferredHosts: []string{"kubernetes.io/hostname"}, zones: []string{"topology.kubernetes.io/zone"}}
+	for _, c := range []struct {
+		stack     string
+		overrides map[string]string
+		want      placement
+	}{
+		{"gke", nil, ownNode},
+		{"eks", nil, ownNode},
+		{"local", nil, sharedNode},
+		{"local", map[string]string{"spreadAcrossNodes": "true"}, ownNode},
+	} {
+		r := mustRunCloudStack(t, c.stack, c.overrides)
+		var sts appsv1.StatefulSet
+		r.decode(typeStatefulSet, "redis", &sts)
+		assert.Equal(t, c.want, placementOf(t, sts.Spec.Template.Spec, sts.Spec.Selector.MatchLabels), "redis pods: %s %v", c.stack, c.overrides)
+		var dep appsv1.Deployment
+		r.decode(typeDeployment, "redis-haproxy", &dep)
+		assert.Equal(t, c.want, placementOf(t, dep.Spec.Template.Spec, dep.Spec.Selector.MatchLabels), "HAProxy pods: %s %v", c.stack, c.overrides)
+	}
+
+	r, err := runComponent(t, &components.RedisSentinelArgs{}, false)
+	require.NoError(t, err)
+	var sts appsv1.StatefulSet
+	r.decode(typeStatefulSet, "redis", &sts)
+	assert.Equal(t, ownNode, placementOf(t, sts.Spec.Template.Spec, sts.Spec.Selector.MatchLabels), "the component's default")
 }
 
 func TestPersistenceIsAVolumeClaimWithAOFUnlessEphemeral(t *testing.T) {

@@ -311,6 +311,7 @@ var day2Changes = []day2Change{
 	{"failoverTimeoutMilliseconds", map[string]any{"failoverTimeoutMilliseconds": 20000}, "", ""},
 	{"minReplicasMaxLagSeconds", map[string]any{"minReplicasMaxLagSeconds": 3}, "", ""},
 	{"haproxyReplicas", map[string]any{"haproxyReplicas": 3}, "HAProxy's maxconn per pod", ""},
+	{"spreadAcrossNodes", map[string]any{"spreadAcrossNodes": true}, "the local stack's shared nodes become nodes of their own", ""},
 	{"storageSize", map[string]any{"storageSize": "2Gi"}, "grow: the claims are patched", ""},
 	{"storageSize", map[string]any{"storageSize": "512Mi"}, "shrink", classRefused},
 	{"storageClass", map[string]any{"storageClass": "fast"}, "", ""},

@@ -49,6 +49,7 @@ var invalidConfigs = []struct {
 	{"a source range that holds only the cluster's own pods", map[string]string{"cloud": "aks", "loadBalancer": "true", "loadBalancerSourceRanges": `["10.244.0.0/24"]`, "clusterNetworks": `["10.244.0.0/16"]`}, []string{`loadBalancerSourceRanges[0]: "10.244.0.0/24"`, "inside clusterNetworks entry 10.244.0.0/16"}},
 	{"a cluster network that is a name", map[string]string{"clusterNetworks": `["pods"]`}, []string{`clusterNetworks[0]: "pods"`, "CIDR"}},
 	{"cluster networks that are not a list", map[string]string{"clusterNetworks": "10.244.0.0/16"}, []string{`clusterNetworks: "10.244.0.0/16"`, "list of CIDRs"}},
+	{"a spread that is a maybe", map[string]string{"spreadAcrossNodes": "mostly"}, []string{`spreadAcrossNodes: "mostly"`, "true or false"}},
 	{"the public opt-in without a load balancer", map[string]string{"publicLoadBalancer": "true"}, []string{"publicLoadBalancer: true", "only together with loadBalancer"}},
 	{"a negative down-after", map[string]string{"downAfterMilliseconds": "-5000"}, []string{`downAfterMilliseconds: "-5000"`}},
 	{"a down-after so short that starting masters look dead", map[string]string{"downAfterMilliseconds": "500"}, []string{"downAfterMilliseconds: 500", "from 2000"}},
