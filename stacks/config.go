@@ -145,7 +145,7 @@ func nodesNeeded(a components.RedisSentinelArgs) room {
 	}
 	return room{
 		nodes: max(a.Replicas, a.HAProxyReplicas+1),
-		why: fmt.Sprintf("while spreadAcrossNodes is true every pod of replicas (%d), and of haproxyReplicas (%d) + 1 for a rolling update, needs a node of its own; or set spreadAcrossNodes: false",
+		why: fmt.Sprintf("while spreadAcrossNodes is true, each of the replicas (%d) redis pods, and each of the haproxyReplicas (%d) HAProxy pods and one more for a rolling update, needs a node of its own; or set spreadAcrossNodes: false",
 			a.Replicas, a.HAProxyReplicas),
 	}
 }

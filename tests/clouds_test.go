@@ -391,7 +391,7 @@ var invalidCloudConfigs = []struct {
 	{"the pods' range as a source range", "gke", map[string]string{"loadBalancerSourceRanges": `["10.20.0.0/14"]`}, []string{`loadBalancerSourceRanges[0]: "10.20.0.0/14"`, "inside clusterNetworks entry 10.20.0.0/14"}},
 	{"an existing VPC whose ranges the stack cannot know", "eks", map[string]string{"eksVpcId": "vpc-0123456789abcdef0", "eksPrivateSubnetIds": `["subnet-0123456789abcdef0","subnet-0123456789abcdef1","subnet-0123456789abcdef2"]`}, []string{"clusterNetworks: [] is not allowed"}},
 	{"more redis pods than the node group's least nodes", "eks", map[string]string{"replicas": "5"}, []string{"eksMinNodes: 3 is not allowed", "at least 5", "a node of its own"}},
-	{"no node left for the new HAProxy pod of a rollout", "eks", map[string]string{"haproxyReplicas": "3"}, []string{"eksMinNodes: 3 is not allowed", "at least 4", "haproxyReplicas (3) + 1"}},
+	{"no node left for the new HAProxy pod of a rollout", "eks", map[string]string{"haproxyReplicas": "3"}, []string{"eksMinNodes: 3 is not allowed", "at least 4", "haproxyReplicas (3) HAProxy pods and one more for a rolling update"}},
 	{"more redis pods than the node pool can grow to", "gke", map[string]string{"replicas": "7", "gkeMaxNodesPerZone": "2"}, []string{"gkeMaxNodesPerZone: 2 is not allowed", "at least 3 (7 nodes over 3 zones)"}},
 	{"an opt-in that is not a boolean", "eks", map[string]string{"eksLoadBalancerController": "sometimes"}, []string{`eksLoadBalancerController: "sometimes"`}},
 }
