@@ -83,11 +83,22 @@ type RedisSentinelArgs struct {
 
 	// HAProxyReplicas is the number of HAProxy pods behind the single master endpoint.
 	HAProxyReplicas int
+	// ShareNodes lets pods of one component share a node when there are fewer nodes than pods,
+	// such as a single node for development. By default every redis pod and every HAProxy pod
+	// needs a node of its own (required pod anti-affinity), and waits Pending for one.
+	ShareNodes bool
 	// LoadBalancer puts a LoadBalancer Service in front of HAProxy. It is internal for gke, eks and
 	// aks; any other cloud needs PublicLoadBalancer, an explicit opt-in to a public address.
 	LoadBalancer bool
-	// LoadBalancerSourceRanges limits which client CIDRs the load balancer accepts.
+	// LoadBalancerSourceRanges are the client CIDRs the load balancer and the NetworkPolicy admit;
+	// at least one with LoadBalancer (0.0.0.0/0, for everyone, only with PublicLoadBalancer).
 	LoadBalancerSourceRanges []string
+	// ClusterNetworks are the address ranges of the cluster's own pods and nodes; needed with
+	// LoadBalancer. The NetworkPolicy admits the load balancer's clients by address, and leaves
+	// these out of LoadBalancerSourceRanges (ipBlock except), so that no pod or node of the cluster
+	// passes for a client outside it. Where pods get addresses of the network's subnets (the AWS
+	// VPC CNI, Azure CNI), those subnets are the pods' ranges.
+	ClusterNetworks []string
 	// PublicLoadBalancer accepts a LoadBalancer without internal annotations.
 	PublicLoadBalancer bool
 	// AWSInTreeLoadBalancer (cloud eks only) uses the annotations of Kubernetes' in-tree AWS
@@ -254,6 +265,7 @@ func (a RedisSentinelArgs) Validate(name string) error {
 	if a.HAProxyReplicas < 1 || a.HAProxyReplicas > 20 {
 		fail("haproxyReplicas", a.HAProxyReplicas, "from 1 to 20")
 	}
+	errs = append(errs, CheckCIDRs("clusterNetworks", a.ClusterNetworks, false, true, "")...)
 	errs = append(errs, a.validateLoadBalancer(fail)...)
 	if len(a.ClientLabels) == 0 {
 		fail("clientLabels", a.ClientLabels, "at least one label, which the NetworkPolicy requires of client pods")
@@ -295,7 +307,38 @@ func (a RedisSentinelArgs) validateLoadBalancer(fail func(field string, value an
 	if _, internal := internalLoadBalancerAnnotations[a.Cloud]; !internal && !a.PublicLoadBalancer {
 		fail("loadBalancer", true, fmt.Sprintf("false for cloud %q, which has no internal load balancer annotation; use gke, eks or aks, or set publicLoadBalancer: true to accept a public address", a.Cloud))
 	}
+	// Without ranges a load balancer admits every address that reaches it: the whole network for
+	// an internal one, the internet for a public one. Nobody should get that by leaving a key out.
+	if len(a.LoadBalancerSourceRanges) == 0 {
+		fail("loadBalancerSourceRanges", a.LoadBalancerSourceRanges,
+			`at least one client CIDR when loadBalancer is true, such as ["10.0.0.0/8"]; to admit every address, write ["0.0.0.0/0"] with publicLoadBalancer: true`)
+	}
+	if len(a.ClusterNetworks) == 0 {
+		fail("clusterNetworks", a.ClusterNetworks,
+			`the address ranges of the cluster's pods and nodes when loadBalancer is true, such as ["10.244.0.0/16", "192.168.1.0/24"]: the NetworkPolicy admits loadBalancerSourceRanges by address and leaves these out of them, so that no pod passes for an outside client`)
+	}
+	for i, source := range a.LoadBalancerSourceRanges {
+		for _, own := range a.ClusterNetworks {
+			if cidrInside(source, own) {
+				fail(fmt.Sprintf("loadBalancerSourceRanges[%d]", i), source, fmt.Sprintf(
+					"a range of clients outside the cluster; it lies inside clusterNetworks entry %s, whose pods reach HAProxy through its Service with the client labels, not by address", own))
+			}
+		}
+	}
 	return CheckCIDRs("loadBalancerSourceRanges", a.LoadBalancerSourceRanges, false, a.PublicLoadBalancer, "publicLoadBalancer")
+}
+
+// cidrInside says whether network inner lies within network outer (or is it); false when either
+// is not a CIDR, which CheckCIDRs reports.
+func cidrInside(inner, outer string) bool {
+	_, in, errIn := net.ParseCIDR(inner)
+	_, out, errOut := net.ParseCIDR(outer)
+	if errIn != nil || errOut != nil {
+		return false
+	}
+	innerOnes, innerBits := in.Mask.Size()
+	outerOnes, outerBits := out.Mask.Size()
+	return innerBits == outerBits && innerOnes >= outerOnes && out.Contains(in.IP)
 }
 
 // CheckCIDRs reports every entry of list (as field[i]) that is not a network in CIDR notation

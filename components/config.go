@@ -23,6 +23,10 @@ const (
 	haproxyHealthPort = 8404
 )
 
+// haproxyHealthPath is haproxy.cfg's monitor-uri: 200 while HAProxy routes to a master that the
+// sentinels confirm, 503 otherwise. The readiness probe and the NLB's health check ask it.
+const haproxyHealthPath = "/healthz"
+
 // haproxyConnections is what all HAProxy pods together may hold open to the master: below
 // redis's default maxclients (10000), leaving room for replicas, sentinels and direct clients.
 const haproxyConnections = 8000

@@ -81,12 +81,10 @@ func (b *builder) loadBalancer() (pulumi.StringOutput, error) {
 	spec := &corev1.ServiceSpecArgs{
 		Type: pulumi.String("LoadBalancer"),
 		// Local keeps the client's address, which the NetworkPolicy's source ranges match.
-		ExternalTrafficPolicy: pulumi.String("Local"),
-		Selector:              b.selector(componentHAProxy),
-		Ports:                 corev1.ServicePortArray{servicePort("redis", RedisPort)},
-	}
-	if len(a.LoadBalancerSourceRanges) > 0 {
-		spec.LoadBalancerSourceRanges = pulumi.ToStringArray(a.LoadBalancerSourceRanges)
+		ExternalTrafficPolicy:    pulumi.String("Local"),
+		Selector:                 b.selector(componentHAProxy),
+		Ports:                    corev1.ServicePortArray{servicePort("redis", RedisPort)},
+		LoadBalancerSourceRanges: pulumi.ToStringArray(a.LoadBalancerSourceRanges),
 	}
 	service, err := corev1.NewService(b.ctx, n.loadBalancer, &corev1.ServiceArgs{Metadata: meta, Spec: spec}, b.opts...)
 	if err != nil {
@@ -126,6 +124,14 @@ func (b *builder) policies() error {
 			Spec: &policyv1.PodDisruptionBudgetSpecArgs{
 				MaxUnavailable: pulumi.Int(1),
 				Selector:       &metav1.LabelSelectorArgs{MatchLabels: b.selector(budget.component)},
+				// A pod that is not Ready (crash-looping, a bad image, a replica that cannot sync)
+				// already counts as unavailable. With the default, IfHealthyBudget, it could only be
+				// evicted while the budget still had room, so it blocked every node drain and
+				// cluster upgrade for as long as it stayed unready. AlwaysAllow lets it go; a
+				// Ready pod is still evicted only while currentHealthy stays at or above
+				// desiredHealthy, and evicting an unready pod does not lower currentHealthy, so
+				// a drain never takes a second healthy pod.
+				UnhealthyPodEvictionPolicy: pulumi.String("AlwaysAllow"),
 			},
 		}, b.opts...); err != nil {
 			return err
@@ -153,12 +159,29 @@ func (b *builder) policies() error {
 		networkingv1.NetworkPolicyIngressRuleArgs{From: networkingv1.NetworkPolicyPeerArray{clients}, Ports: ports(RedisPort)},
 	}
 	if a.LoadBalancer {
-		// Without source ranges the load balancer's own reach (internal to the network) is the limit.
+		// Never empty (Validate): a rule without peers would admit every source. The cluster's
+		// own ranges are cut out of each range: its pods have addresses there too (on EKS and
+		// with Azure CNI, addresses of the very subnets that clients use), and they are clients
+		// only with the labels.
 		var from networkingv1.NetworkPolicyPeerArray
 		for _, cidr := range a.LoadBalancerSourceRanges {
-			from = append(from, networkingv1.NetworkPolicyPeerArgs{IpBlock: &networkingv1.IPBlockArgs{Cidr: pulumi.String(cidr)}})
+			var except []string
+			for _, own := range a.ClusterNetworks {
+				if cidrInside(own, cidr) {
+					except = append(except, own)
+				}
+			}
+			from = append(from, networkingv1.NetworkPolicyPeerArgs{IpBlock: &networkingv1.IPBlockArgs{
+				Cidr: pulumi.String(cidr), Except: pulumi.ToStringArray(except),
+			}})
 		}
 		haproxyRules = append(haproxyRules, networkingv1.NetworkPolicyIngressRuleArgs{From: from, Ports: ports(RedisPort)})
+	}
+	if a.loadBalancerChecksPods() {
+		// The load balancer's health checks come from its own addresses, inside the cluster's
+		// network, to every HAProxy pod: open the health port to every source. It answers one
+		// thing, whether this HAProxy routes to a master; the Redis port stays closed to them.
+		haproxyRules = append(haproxyRules, networkingv1.NetworkPolicyIngressRuleArgs{Ports: ports(haproxyHealthPort)})
 	}
 
 	redisRules := networkingv1.NetworkPolicyIngressRuleArray{

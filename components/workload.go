@@ -152,7 +152,8 @@ func (b *builder) statefulSet() error {
 					EnableServiceLinks:            pulumi.Bool(false),
 					TerminationGracePeriodSeconds: pulumi.Int(terminationGracePeriodSeconds),
 					SecurityContext:               restrictedPod(redisUser),
-					TopologySpreadConstraints:     b.spread(componentRedis, "DoNotSchedule"),
+					Affinity:                      b.separateNodes(componentRedis),
+					TopologySpreadConstraints:     b.acrossZones(componentRedis),
 					Containers:                    containers,
 					Volumes:                       volumes,
 				},
@@ -252,7 +253,8 @@ func (b *builder) haproxy() error {
 					AutomountServiceAccountToken: pulumi.Bool(false),
 					EnableServiceLinks:           pulumi.Bool(false),
 					SecurityContext:              restrictedPod(haproxyUser),
-					TopologySpreadConstraints:    b.spread(componentHAProxy, "ScheduleAnyway"),
+					Affinity:                     b.separateNodes(componentHAProxy),
+					TopologySpreadConstraints:    b.acrossZones(componentHAProxy),
 					Containers: corev1.ContainerArray{corev1.ContainerArgs{
 						Name:    pulumi.String("haproxy"),
 						Image:   a.HAProxyImage,
@@ -266,7 +268,7 @@ func (b *builder) haproxy() error {
 						// Ready only while it can route to a master that the sentinels confirm.
 						ReadinessProbe: &corev1.ProbeArgs{
 							HttpGet: &corev1.HTTPGetActionArgs{
-								Path: pulumi.String("/healthz"), Port: pulumi.Int(haproxyHealthPort),
+								Path: pulumi.String(haproxyHealthPath), Port: pulumi.Int(haproxyHealthPort),
 							},
 							PeriodSeconds: pulumi.Int(2), FailureThreshold: pulumi.Int(2),
 						},
@@ -300,22 +302,39 @@ func (b *builder) passwordRef() *corev1.EnvVarSourceArgs {
 	}}
 }
 
-// spread keeps the pods of a component on different nodes, and across zones when it can. Tainted
-// (for example cordoned) nodes do not count, so that draining a node never blocks rescheduling.
-func (b *builder) spread(component, acrossNodes string) corev1.TopologySpreadConstraintArray {
-	constraint := func(key, whenUnsatisfiable string) corev1.TopologySpreadConstraintArgs {
-		return corev1.TopologySpreadConstraintArgs{
-			MaxSkew:           pulumi.Int(1),
-			TopologyKey:       pulumi.String(key),
-			WhenUnsatisfiable: pulumi.String(whenUnsatisfiable),
-			NodeTaintsPolicy:  pulumi.String("Honor"),
-			LabelSelector:     &metav1.LabelSelectorArgs{MatchLabels: b.selector(component)},
+// separateNodes keeps every pod of a component on a node of its own: a required anti-affinity.
+// A topology spread over nodes cannot promise that: with maxSkew 1 it still puts two of three
+// pods on one of two nodes, and one node's loss then takes the majority. A pod with no free node
+// stays Pending rather than share one. With ShareNodes (fewer nodes than pods, such as a single
+// node for development) the anti-affinity is only preferred.
+func (b *builder) separateNodes(component string) *corev1.AffinityArgs {
+	term := corev1.PodAffinityTermArgs{
+		LabelSelector: &metav1.LabelSelectorArgs{MatchLabels: b.selector(component)},
+		TopologyKey:   pulumi.String("kubernetes.io/hostname"),
+	}
+	anti := &corev1.PodAntiAffinityArgs{}
+	if b.args.ShareNodes {
+		anti.PreferredDuringSchedulingIgnoredDuringExecution = corev1.WeightedPodAffinityTermArray{
+			corev1.WeightedPodAffinityTermArgs{Weight: pulumi.Int(100), PodAffinityTerm: term},
 		}
+	} else {
+		anti.RequiredDuringSchedulingIgnoredDuringExecution = corev1.PodAffinityTermArray{term}
 	}
-	return corev1.TopologySpreadConstraintArray{
-		constraint("kubernetes.io/hostname", acrossNodes),
-		constraint("topology.kubernetes.io/zone", "ScheduleAnyway"),
-	}
+	return &corev1.AffinityArgs{PodAntiAffinity: anti}
+}
+
+// acrossZones spreads the pods of a component over zones when it can. Only preferred: a zone
+// without a free node, or a cluster without zone labels, must not keep a pod from starting.
+// Tainted (for example cordoned) nodes do not count, so that a drained node's zone does not
+// hold the skew.
+func (b *builder) acrossZones(component string) corev1.TopologySpreadConstraintArray {
+	return corev1.TopologySpreadConstraintArray{corev1.TopologySpreadConstraintArgs{
+		MaxSkew:           pulumi.Int(1),
+		TopologyKey:       pulumi.String("topology.kubernetes.io/zone"),
+		WhenUnsatisfiable: pulumi.String("ScheduleAnyway"),
+		NodeTaintsPolicy:  pulumi.String("Honor"),
+		LabelSelector:     &metav1.LabelSelectorArgs{MatchLabels: b.selector(component)},
+	}}
 }
 
 // restrictedPod and restrictedContainer satisfy the "restricted" Pod Security Standard.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
@@ -129,6 +130,37 @@ func (r *reader) cidrs(key string, list []string, allowEverything bool, optIn st
 	r.errs = append(r.errs, components.CheckCIDRs(key, list, true, allowEverything, optIn)...)
 }
 
+// room is how many nodes the release needs, and why.
+type room struct {
+	nodes int
+	why   string
+}
+
+// nodesNeeded is the least number of nodes that the release's pods need while each must have a
+// node of its own: one per redis pod, and one per HAProxy pod plus one, since a rolling update of
+// the Deployment starts a new pod before it stops an old one. Zero when pods may share nodes.
+func nodesNeeded(a components.RedisSentinelArgs) room {
+	if a.ShareNodes {
+		return room{}
+	}
+	return room{
+		nodes: max(a.Replicas, a.HAProxyReplicas+1),
+		why: fmt.Sprintf("while spreadAcrossNodes is true, each of the replicas (%d) redis pods, and each of the haproxyReplicas (%d) HAProxy pods and one more for a rolling update, needs a node of its own; or set spreadAcrossNodes: false",
+			a.Replicas, a.HAProxyReplicas),
+	}
+}
+
+// addNetworks appends to the configured cluster networks those that the stack creates for the
+// cluster and so knows itself, each once.
+func addNetworks(configured, created []string) []string {
+	for _, n := range created {
+		if !slices.Contains(configured, n) {
+			configured = append(configured, n)
+		}
+	}
+	return configured
+}
+
 var imagePattern = regexp.MustCompile(`^[a-z0-9]+([._/-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$`)
 
 var passwordPattern = regexp.MustCompile(`^[!#-&(-\[\]-~]{16,512}$`)
@@ -167,9 +199,13 @@ func LoadConfig(ctx *pulumi.Context) (*Config, error) {
 	r.positiveInt("failoverTimeoutMilliseconds", &rel.FailoverTimeoutMilliseconds)
 	r.positiveInt("minReplicasMaxLagSeconds", &rel.MinReplicasMaxLagSeconds)
 	r.positiveInt("haproxyReplicas", &rel.HAProxyReplicas)
+	spread := true
+	r.bool("spreadAcrossNodes", &spread)
+	rel.ShareNodes = !spread
 	r.bool("loadBalancer", &rel.LoadBalancer)
 	r.object("loadBalancerSourceRanges", &rel.LoadBalancerSourceRanges, `a list of CIDRs such as ["10.0.0.0/8"]`)
 	r.bool("publicLoadBalancer", &rel.PublicLoadBalancer)
+	r.object("clusterNetworks", &rel.ClusterNetworks, `a list of CIDRs such as ["10.244.0.0/16"]`)
 	r.object("clientLabels", &rel.ClientLabels, `a map of label keys to values such as {"redis-client": "true"}`)
 	metrics := true
 	r.bool("metrics", &metrics)
@@ -184,12 +220,17 @@ func LoadConfig(ctx *pulumi.Context) (*Config, error) {
 	rel.Cloud = components.Cloud(cloud)
 	rel.Namespace = c.Namespace
 	rel.CreateNamespace = c.CreateNamespace
+	need := nodesNeeded(rel.WithDefaults(c.Name))
 	switch rel.Cloud {
 	case components.CloudGKE:
 		c.GKE = readGKEConfig(r, c.Name, c.AllowPublicControlPlane)
+		rel.ClusterNetworks = addNetworks(rel.ClusterNetworks, c.GKE.createdNetworks())
+		c.GKE.checkRoom(r, need)
 	case components.CloudEKS:
 		c.EKS = readEKSConfig(r, c.AllowPublicControlPlane)
 		rel.AWSInTreeLoadBalancer = !c.EKS.LoadBalancerController
+		rel.ClusterNetworks = addNetworks(rel.ClusterNetworks, c.EKS.createdNetworks())
+		c.EKS.checkRoom(r, need)
 	}
 	if c.Kubeconfig != "" && rel.Cloud != components.CloudNone && rel.Cloud != components.CloudAKS {
 		r.fail("kubeconfig", "(a secret)", fmt.Sprintf("empty for cloud %s, whose stack creates the cluster; a kubeconfig is for cloud none or aks", rel.Cloud))

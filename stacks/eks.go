@@ -108,6 +108,24 @@ func readEKSConfig(r *reader, allowPublicControlPlane bool) EKSConfig {
 	return e
 }
 
+// createdNetworks is the VPC that the stack creates: the VPC CNI gives every pod an address of
+// its private subnets, and nothing but the cluster lives in it. Nothing for an existing VPC,
+// whose range the stack does not know, or for an invalid eksVpcCidr, which readEKSConfig reports.
+func (e EKSConfig) createdNetworks() []string {
+	if _, err := network(e.VPCCIDR); err != nil || len(e.PrivateSubnetIDs) > 0 {
+		return nil
+	}
+	return []string{e.VPCCIDR}
+}
+
+// checkRoom refuses a node group that may shrink below what the release needs: nothing in the
+// cluster adds nodes for Pending pods.
+func (e EKSConfig) checkRoom(r *reader, need room) {
+	if e.MinNodes > 0 && e.MinNodes < need.nodes {
+		r.fail("eksMinNodes", e.MinNodes, fmt.Sprintf("at least %d: %s", need.nodes, need.why))
+	}
+}
+
 // maxEKSZones: each zone's private subnet takes an eighth of the VPC; the last eighth holds the
 // public subnets.
 const maxEKSZones = 6

@@ -101,6 +101,33 @@ func readGKEConfig(r *reader, name string, allowPublicControlPlane bool) GKEConf
 	return g
 }
 
+// createdNetworks are the ranges of the nodes and pods in the VPC that the stack creates; nothing
+// (the stack cannot know them) for an existing network, or for ranges that are invalid, which
+// readGKEConfig reports.
+func (g GKEConfig) createdNetworks() []string {
+	if g.Network != "" {
+		return nil
+	}
+	var out []string
+	for _, cidr := range []string{g.SubnetCIDR, g.PodsCIDR} {
+		if _, err := network(cidr); err == nil {
+			out = append(out, cidr)
+		}
+	}
+	return out
+}
+
+// checkRoom refuses a node pool whose autoscaling cannot reach what the release needs: the
+// autoscaler adds nodes for Pending pods only up to gkeMaxNodesPerZone in each zone.
+func (g GKEConfig) checkRoom(r *reader, need room) {
+	zones := len(g.Zones)
+	if zones == 0 || g.MaxNodesPerZone*zones >= need.nodes {
+		return
+	}
+	perZone := (need.nodes + zones - 1) / zones
+	r.fail("gkeMaxNodesPerZone", g.MaxNodesPerZone, fmt.Sprintf("at least %d (%d nodes over %d zones): %s", perZone, need.nodes, zones, need.why))
+}
+
 // checkZones requires at least three distinct zones, each matching pattern.
 func checkZones(r *reader, key string, zones []string, pattern *regexp.Regexp, allowed string) {
 	if len(zones) < 3 {

@@ -9,6 +9,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	networkingv1 "k8s.io/api/networking/v1"
 
 	"github.com/d3ad221e/redis-sentinel/internal/render"
 )
@@ -94,7 +95,7 @@ func TestGKEControlPlaneIsNeverOpenToTheInternetByDefault(t *testing.T) {
 }
 
 func TestGKEWithAnExistingNetworkCreatesNone(t *testing.T) {
-	r := mustRunCloudStack(t, "gke", map[string]string{"gkeNetwork": "shared-vpc", "gkeSubnetwork": "redis-nodes"})
+	r := mustRunCloudStack(t, "gke", map[string]string{"gkeNetwork": "shared-vpc", "gkeSubnetwork": "redis-nodes", "clusterNetworks": `["10.128.0.0/20", "10.132.0.0/14"]`})
 	assert.Empty(t, r.ofType("gcp:compute/network:Network"))
 	assert.Empty(t, r.ofType("gcp:compute/subnetwork:Subnetwork"))
 	cluster := inputs(r.find("gcp:container/cluster:Cluster", "redis"))
@@ -246,9 +247,13 @@ func TestEKSLoadBalancerAnnotationsAlwaysMatchTheInstalledController(t *testing.
 		want       map[string]any
 	}{
 		{"true", map[string]any{
-			"service.beta.kubernetes.io/aws-load-balancer-scheme":          "internal",
-			"service.beta.kubernetes.io/aws-load-balancer-type":            "external",
-			"service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip",
+			"service.beta.kubernetes.io/aws-load-balancer-scheme":                  "internal",
+			"service.beta.kubernetes.io/aws-load-balancer-type":                    "external",
+			"service.beta.kubernetes.io/aws-load-balancer-nlb-target-type":         "ip",
+			"service.beta.kubernetes.io/aws-load-balancer-target-group-attributes": "preserve_client_ip.enabled=true",
+			"service.beta.kubernetes.io/aws-load-balancer-healthcheck-protocol":    "http",
+			"service.beta.kubernetes.io/aws-load-balancer-healthcheck-port":        "8404",
+			"service.beta.kubernetes.io/aws-load-balancer-healthcheck-path":        "/healthz",
 		}},
 		{"false", map[string]any{
 			"service.beta.kubernetes.io/aws-load-balancer-internal": "true",
@@ -261,13 +266,74 @@ func TestEKSLoadBalancerAnnotationsAlwaysMatchTheInstalledController(t *testing.
 		installed := len(r.ofType("kubernetes:helm.sh/v3:Release")) == 1
 		assert.Equal(t, c.controller == "true", installed, "controller %s: the Helm release exists exactly when its annotations are used", c.controller)
 		assert.Equal(t, c.controller == "true", len(r.ofType("aws:eks/podIdentityAssociation:PodIdentityAssociation")) == 1)
+
+		// The NLB's IP targets are the HAProxy pods: its health checks come from its own
+		// addresses in the VPC, which only reach the health port. The in-tree NLB checks nodes.
+		var policy networkingv1.NetworkPolicy
+		r.decode(typeNetworkPolicy, "redis-haproxy", &policy)
+		var healthRules int
+		for _, rule := range policy.Spec.Ingress {
+			if len(rule.From) == 0 {
+				require.Len(t, rule.Ports, 1, "a rule open to every source opens one port")
+				assert.Equal(t, 8404, rule.Ports[0].Port.IntValue(), "only HAProxy's health port is open to every source")
+				healthRules++
+			}
+		}
+		assert.Equal(t, c.controller == "true", healthRules == 1, "controller %s", c.controller)
 	}
+}
+
+// The VPC CNI gives EKS pods addresses of the VPC, and GKE pods have addresses of the VPC's
+// secondary range: a NetworkPolicy ipBlock that contains them lets every pod of the cluster reach
+// HAProxy without the client labels. Only clients outside the cluster may pass by address.
+func TestNoPodOrNodeOfTheClusterReachesHAProxyByAddress(t *testing.T) {
+	for stack, insiders := range map[string][]string{
+		// The private subnets' pods and nodes, and the public subnets' NAT gateways.
+		"eks": {"10.0.0.10", "10.0.32.10", "10.0.64.10", "10.0.224.10", "10.0.255.254"},
+		// Nodes (gkeSubnetCidr) and pods (gkePodsCidr).
+		"gke": {"10.10.0.10", "10.10.15.254", "10.20.0.10", "10.23.255.254"},
+	} {
+		var policy networkingv1.NetworkPolicy
+		mustRunCloudStack(t, stack, nil).decode(typeNetworkPolicy, "redis-haproxy", &policy)
+		blocks := 0
+		for _, rule := range policy.Spec.Ingress {
+			for _, peer := range rule.From {
+				if peer.IPBlock == nil {
+					continue
+				}
+				blocks++
+				for _, address := range insiders {
+					assert.False(t, ipBlockAdmits(t, peer.IPBlock, address), "%s: %s admits %s, an address of the cluster", stack, peer.IPBlock.CIDR, address)
+				}
+			}
+		}
+		assert.NotZero(t, blocks, "%s: the load balancer's clients pass by address", stack)
+	}
+}
+
+// ipBlockAdmits says whether a NetworkPolicy ipBlock matches an address.
+func ipBlockAdmits(t *testing.T, block *networkingv1.IPBlock, address string) bool {
+	t.Helper()
+	ip := net.ParseIP(address)
+	_, cidr, err := net.ParseCIDR(block.CIDR)
+	require.NoError(t, err)
+	if !cidr.Contains(ip) {
+		return false
+	}
+	for _, except := range block.Except {
+		_, n, err := net.ParseCIDR(except)
+		require.NoError(t, err)
+		if n.Contains(ip) {
+			return false
+		}
+	}
+	return true
 }
 
 func TestGKELoadBalancerIsInternal(t *testing.T) {
 	lb := mustRunCloudStack(t, "gke", nil).object(typeService, "redis-master-lb")
 	assert.Equal(t, map[string]any{"networking.gke.io/load-balancer-type": "Internal"}, path(lb, "metadata", "annotations"))
-	assert.Equal(t, []any{"10.10.0.0/20", "10.20.0.0/14"}, path(lb, "spec", "loadBalancerSourceRanges"))
+	assert.Equal(t, []any{"10.0.0.0/8"}, path(lb, "spec", "loadBalancerSourceRanges"))
 }
 
 func TestClusterProvidersUseASecretKubeconfigWithAnExecPlugin(t *testing.T) {
@@ -319,6 +385,14 @@ var invalidCloudConfigs = []struct {
 	{"Graviton and x86 in one node group", "eks", map[string]string{"eksInstanceTypes": `["m6i.large","m7g.large"]`}, []string{`eksInstanceTypes[1]: "m7g.large"`, "same architecture as m6i.large"}},
 	{"more desired nodes than the maximum", "eks", map[string]string{"eksDesiredNodes": "9"}, []string{"eksDesiredNodes: 9", "from eksMinNodes (3) to eksMaxNodes (6)"}},
 	{"a public API open to the internet without the opt-in", "eks", map[string]string{"eksPublicAccessCidrs": `["0.0.0.0/0"]`}, []string{`eksPublicAccessCidrs[0]: "0.0.0.0/0"`, "allowPublicControlPlane"}},
+	{"the stack's internal NLB with its source ranges emptied", "eks", map[string]string{"loadBalancerSourceRanges": "[]"}, []string{"loadBalancerSourceRanges: [] is not allowed", "at least one client CIDR"}},
+	{"the stack's internal load balancer with its source ranges emptied", "gke", map[string]string{"loadBalancerSourceRanges": "[]"}, []string{"loadBalancerSourceRanges: [] is not allowed", "at least one client CIDR"}},
+	{"the VPC as the NLB's source range: every pod has an address in it", "eks", map[string]string{"loadBalancerSourceRanges": `["10.0.0.0/16"]`}, []string{`loadBalancerSourceRanges[0]: "10.0.0.0/16"`, "inside clusterNetworks entry 10.0.0.0/16"}},
+	{"the pods' range as a source range", "gke", map[string]string{"loadBalancerSourceRanges": `["10.20.0.0/14"]`}, []string{`loadBalancerSourceRanges[0]: "10.20.0.0/14"`, "inside clusterNetworks entry 10.20.0.0/14"}},
+	{"an existing VPC whose ranges the stack cannot know", "eks", map[string]string{"eksVpcId": "vpc-0123456789abcdef0", "eksPrivateSubnetIds": `["subnet-0123456789abcdef0","subnet-0123456789abcdef1","subnet-0123456789abcdef2"]`}, []string{"clusterNetworks: [] is not allowed"}},
+	{"more redis pods than the node group's least nodes", "eks", map[string]string{"replicas": "5"}, []string{"eksMinNodes: 3 is not allowed", "at least 5", "a node of its own"}},
+	{"no node left for the new HAProxy pod of a rollout", "eks", map[string]string{"haproxyReplicas": "3"}, []string{"eksMinNodes: 3 is not allowed", "at least 4", "haproxyReplicas (3) HAProxy pods and one more for a rolling update"}},
+	{"more redis pods than the node pool can grow to", "gke", map[string]string{"replicas": "7", "gkeMaxNodesPerZone": "2"}, []string{"gkeMaxNodesPerZone: 2 is not allowed", "at least 3 (7 nodes over 3 zones)"}},
 	{"an opt-in that is not a boolean", "eks", map[string]string{"eksLoadBalancerController": "sometimes"}, []string{`eksLoadBalancerController: "sometimes"`}},
 }
 

@@ -74,19 +74,23 @@ func TestLoadBalancerIsInternalWithExactlyTheAnnotationsOfItsCloud(t *testing.T)
 	for cloud, want := range map[string]map[string]any{
 		"gke": {"networking.gke.io/load-balancer-type": "Internal"},
 		"eks": {
-			"service.beta.kubernetes.io/aws-load-balancer-scheme":          "internal",
-			"service.beta.kubernetes.io/aws-load-balancer-type":            "external",
-			"service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip",
+			"service.beta.kubernetes.io/aws-load-balancer-scheme":                  "internal",
+			"service.beta.kubernetes.io/aws-load-balancer-type":                    "external",
+			"service.beta.kubernetes.io/aws-load-balancer-nlb-target-type":         "ip",
+			"service.beta.kubernetes.io/aws-load-balancer-target-group-attributes": "preserve_client_ip.enabled=true",
+			"service.beta.kubernetes.io/aws-load-balancer-healthcheck-protocol":    "http",
+			"service.beta.kubernetes.io/aws-load-balancer-healthcheck-port":        "8404",
+			"service.beta.kubernetes.io/aws-load-balancer-healthcheck-path":        "/healthz",
 		},
 		"aks": {"service.beta.kubernetes.io/azure-load-balancer-internal": "true"},
 	} {
 		t.Run(cloud, func(t *testing.T) {
-			r := mustRunOn(t, cloud, map[string]string{"loadBalancer": "true", "loadBalancerSourceRanges": "[]"})
+			r := mustRunOn(t, cloud, map[string]string{"loadBalancer": "true", "loadBalancerSourceRanges": `["192.168.0.0/16"]`, "clusterNetworks": `["10.244.0.0/16"]`})
 			lb := r.object(typeService, "redis-master-lb")
 			assert.Equal(t, want, lb["metadata"].(map[string]any)["annotations"])
 			spec := lb["spec"].(map[string]any)
 			assert.Equal(t, "LoadBalancer", spec["type"])
-			assert.NotContains(t, spec, "loadBalancerSourceRanges", "no ranges given, none set")
+			assert.Equal(t, []any{"192.168.0.0/16"}, spec["loadBalancerSourceRanges"])
 			assert.Equal(t, map[string]any{
 				"app.kubernetes.io/name": "redis-sentinel", "app.kubernetes.io/instance": "redis", "app.kubernetes.io/component": "haproxy",
 			}, spec["selector"], "the load balancer leads to HAProxy, which leads to the master")
@@ -129,7 +133,7 @@ func TestNoLoadBalancerUnlessAskedForAndInternal(t *testing.T) {
 }
 
 func TestAPublicLoadBalancerIsAnExplicitMarkedChoice(t *testing.T) {
-	r := mustRunStack(t, map[string]string{"loadBalancer": "true", "publicLoadBalancer": "true"})
+	r := mustRunStack(t, map[string]string{"loadBalancer": "true", "publicLoadBalancer": "true", "loadBalancerSourceRanges": `["203.0.113.0/24"]`, "clusterNetworks": `["10.244.0.0/16"]`})
 	lb := r.object(typeService, "redis-master-lb")
 	assert.Equal(t, map[string]any{components.PublicLoadBalancerAnnotation: "true"}, lb["metadata"].(map[string]any)["annotations"])
 
@@ -316,12 +320,65 @@ func TestRedisPodsAreHardenedProbedAndStopGracefully(t *testing.T) {
 			}
 		}
 	}
-	var keys []string
-	for _, s := range spec.TopologySpreadConstraints {
-		keys = append(keys, s.TopologyKey)
-		assert.Equal(t, sts.Spec.Selector.MatchLabels, s.LabelSelector.MatchLabels)
+}
+
+// placement is where the pods of one component may run: whether two may share a node, and how
+// they spread over zones.
+type placement struct {
+	requiredHosts, preferredHosts []string // topology keys of the anti-affinity terms
+	zones                         []string // topology keys of the spread constraints
+}
+
+func placementOf(t *testing.T, spec corev1.PodSpec, selector map[string]string) placement {
+	t.Helper()
+	var p placement
+	if anti := spec.Affinity; anti != nil && anti.PodAntiAffinity != nil {
+		for _, term := range anti.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution {
+			assert.Equal(t, selector, term.LabelSelector.MatchLabels, "the pods of this component only")
+			p.requiredHosts = append(p.requiredHosts, term.TopologyKey)
+		}
+		for _, term := range anti.PodAntiAffinity.PreferredDuringSchedulingIgnoredDuringExecution {
+			assert.Equal(t, selector, term.PodAffinityTerm.LabelSelector.MatchLabels)
+			p.preferredHosts = append(p.preferredHosts, term.PodAffinityTerm.TopologyKey)
+		}
 	}
-	assert.Equal(t, []string{"kubernetes.io/hostname", "topology.kubernetes.io/zone"}, keys)
+	for _, c := range spec.TopologySpreadConstraints {
+		assert.Equal(t, selector, c.LabelSelector.MatchLabels)
+		assert.Equal(t, corev1.ScheduleAnyway, c.WhenUnsatisfiable, "%s: a full zone never keeps a pod from starting", c.TopologyKey)
+		p.zones = append(p.zones, c.TopologyKey)
+	}
+	return p
+}
+
+// "Spread across nodes" is a guarantee where the README makes it: a topology spread with maxSkew 1
+// still puts two of three pods on one of two nodes. The local stack runs on a single node.
+func TestEveryPodOfAComponentGetsANodeOfItsOwnUnlessTheStackSharesNodes(t *testing.T) {
+	ownNode := placement{requiredHosts: []string{"kubernetes.io/hostname"}, zones: []string{"topology.kubernetes.io/zone"}}
+	sharedNode := placement{preferredHosts: []string{"kubernetes.io/hostname"}, zones: []string{"topology.kubernetes.io/zone"}}
+	for _, c := range []struct {
+		stack     string
+		overrides map[string]string
+		want      placement
+	}{
+		{"gke", nil, ownNode},
+		{"eks", nil, ownNode},
+		{"local", nil, sharedNode},
+		{"local", map[string]string{"spreadAcrossNodes": "true"}, ownNode},
+	} {
+		r := mustRunCloudStack(t, c.stack, c.overrides)
+		var sts appsv1.StatefulSet
+		r.decode(typeStatefulSet, "redis", &sts)
+		assert.Equal(t, c.want, placementOf(t, sts.Spec.Template.Spec, sts.Spec.Selector.MatchLabels), "redis pods: %s %v", c.stack, c.overrides)
+		var dep appsv1.Deployment
+		r.decode(typeDeployment, "redis-haproxy", &dep)
+		assert.Equal(t, c.want, placementOf(t, dep.Spec.Template.Spec, dep.Spec.Selector.MatchLabels), "HAProxy pods: %s %v", c.stack, c.overrides)
+	}
+
+	r, err := runComponent(t, &components.RedisSentinelArgs{}, false)
+	require.NoError(t, err)
+	var sts appsv1.StatefulSet
+	r.decode(typeStatefulSet, "redis", &sts)
+	assert.Equal(t, ownNode, placementOf(t, sts.Spec.Template.Spec, sts.Spec.Selector.MatchLabels), "the component's default")
 }
 
 func TestPersistenceIsAVolumeClaimWithAOFUnlessEphemeral(t *testing.T) {
@@ -425,6 +482,8 @@ func TestDisruptionBudgetsAndNetworkPolicies(t *testing.T) {
 		var pdb policyv1.PodDisruptionBudget
 		r.decode(typePDB, name, &pdb)
 		assert.Equal(t, 1, pdb.Spec.MaxUnavailable.IntValue(), name)
+		require.NotNil(t, pdb.Spec.UnhealthyPodEvictionPolicy, "%s: the default (IfHealthyBudget) lets a pod that never gets ready block every node drain", name)
+		assert.Equal(t, policyv1.AlwaysAllow, *pdb.Spec.UnhealthyPodEvictionPolicy, name)
 	}
 
 	var policy networkingv1.NetworkPolicy

@@ -6,6 +6,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	networkingv1 "k8s.io/api/networking/v1"
 
 	"github.com/d3ad221e/redis-sentinel/components"
 )
@@ -42,6 +43,13 @@ var invalidConfigs = []struct {
 	{"the whole internet as a source range without the opt-in", map[string]string{"cloud": "eks", "loadBalancer": "true", "loadBalancerSourceRanges": `["10.0.0.0/8","0.0.0.0/0"]`}, []string{`loadBalancerSourceRanges[1]: "0.0.0.0/0"`}},
 	{"source ranges that are not a list", map[string]string{"cloud": "gke", "loadBalancer": "true", "loadBalancerSourceRanges": "10.0.0.0/8"}, []string{`loadBalancerSourceRanges: "10.0.0.0/8"`, "list of CIDRs"}},
 	{"source ranges without a load balancer", map[string]string{"loadBalancerSourceRanges": `["10.0.0.0/8"]`}, []string{"loadBalancerSourceRanges: [10.0.0.0/8]", "unless loadBalancer is true"}},
+	{"an internal load balancer without source ranges would admit the whole network", map[string]string{"cloud": "aks", "loadBalancer": "true", "loadBalancerSourceRanges": "[]"}, []string{"loadBalancerSourceRanges: [] is not allowed", "at least one client CIDR when loadBalancer is true"}},
+	{"a public load balancer without source ranges would admit the internet", map[string]string{"loadBalancer": "true", "publicLoadBalancer": "true"}, []string{"loadBalancerSourceRanges: [] is not allowed", `["0.0.0.0/0"]`}},
+	{"a load balancer on a cluster whose own ranges are unknown", map[string]string{"cloud": "aks", "loadBalancer": "true", "loadBalancerSourceRanges": `["10.0.0.0/8"]`}, []string{"clusterNetworks: [] is not allowed", "pods and nodes"}},
+	{"a source range that holds only the cluster's own pods", map[string]string{"cloud": "aks", "loadBalancer": "true", "loadBalancerSourceRanges": `["10.244.0.0/24"]`, "clusterNetworks": `["10.244.0.0/16"]`}, []string{`loadBalancerSourceRanges[0]: "10.244.0.0/24"`, "inside clusterNetworks entry 10.244.0.0/16"}},
+	{"a cluster network that is a name", map[string]string{"clusterNetworks": `["pods"]`}, []string{`clusterNetworks[0]: "pods"`, "CIDR"}},
+	{"cluster networks that are not a list", map[string]string{"clusterNetworks": "10.244.0.0/16"}, []string{`clusterNetworks: "10.244.0.0/16"`, "list of CIDRs"}},
+	{"a spread that is a maybe", map[string]string{"spreadAcrossNodes": "mostly"}, []string{`spreadAcrossNodes: "mostly"`, "true or false"}},
 	{"the public opt-in without a load balancer", map[string]string{"publicLoadBalancer": "true"}, []string{"publicLoadBalancer: true", "only together with loadBalancer"}},
 	{"a negative down-after", map[string]string{"downAfterMilliseconds": "-5000"}, []string{`downAfterMilliseconds: "-5000"`}},
 	{"a down-after so short that starting masters look dead", map[string]string{"downAfterMilliseconds": "500"}, []string{"downAfterMilliseconds: 500", "from 2000"}},
@@ -109,4 +117,43 @@ func TestTheComponentRefusesInvalidArgsBeforeRegisteringAnything(t *testing.T) {
 	assert.Equal(t, []string{"cloud", "replicas", "downAfterMilliseconds"}, fieldErrors,
 		"quorum is judged only once replicas is valid")
 	assert.Empty(t, r.resources)
+}
+
+// The component's own args are checked like the stack's keys: a load balancer needs the client
+// ranges it admits, written out, the whole internet included.
+func TestTheComponentRefusesALoadBalancerWithoutSourceRanges(t *testing.T) {
+	for _, args := range []components.RedisSentinelArgs{
+		{Cloud: components.CloudEKS, LoadBalancer: true},
+		{Cloud: components.CloudNone, LoadBalancer: true, PublicLoadBalancer: true, LoadBalancerSourceRanges: []string{}},
+	} {
+		r, err := runComponent(t, &args, false)
+		require.Error(t, err, "%+v", args)
+		assert.Contains(t, err.Error(), "loadBalancerSourceRanges: [] is not allowed: at least one client CIDR when loadBalancer is true")
+		assert.Empty(t, r.resources)
+	}
+	r, err := runComponent(t, &components.RedisSentinelArgs{
+		LoadBalancer: true, PublicLoadBalancer: true, LoadBalancerSourceRanges: []string{"0.0.0.0/0"}, ClusterNetworks: []string{"10.244.0.0/16"},
+	}, false)
+	require.NoError(t, err, "the whole internet, written out, with the public opt-in")
+	assert.Equal(t, []any{"0.0.0.0/0"}, path(r.object(typeService, "redis-master-lb"), "spec", "loadBalancerSourceRanges"))
+}
+
+// The NetworkPolicy admits the load balancer's clients by address; the component must know which
+// addresses are the cluster's own, or it could not keep its pods from passing for clients.
+func TestTheComponentNeedsTheClusterNetworksForALoadBalancer(t *testing.T) {
+	args := components.RedisSentinelArgs{Cloud: components.CloudGKE, LoadBalancer: true, LoadBalancerSourceRanges: []string{"10.0.0.0/8"}}
+	r, err := runComponent(t, &args, false)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "clusterNetworks: [] is not allowed")
+	assert.Empty(t, r.resources)
+
+	args.ClusterNetworks = []string{"10.20.0.0/14", "10.10.0.0/20", "192.168.0.0/24"}
+	r, err = runComponent(t, &args, false)
+	require.NoError(t, err)
+	var policy networkingv1.NetworkPolicy
+	r.decode(typeNetworkPolicy, "redis-haproxy", &policy)
+	require.Len(t, policy.Spec.Ingress, 2)
+	assert.Equal(t, []networkingv1.NetworkPolicyPeer{{IPBlock: &networkingv1.IPBlock{
+		CIDR: "10.0.0.0/8", Except: []string{"10.20.0.0/14", "10.10.0.0/20"},
+	}}}, policy.Spec.Ingress[1].From, "the cluster's own ranges inside a source range are left out; those outside it need nothing")
 }
