@@ -334,6 +334,8 @@ func TestPersistenceIsAVolumeClaimWithAOFUnlessEphemeral(t *testing.T) {
 	assert.Equal(t, "1Gi", claim.Spec.Resources.Requests.Storage().String(), "Pulumi.local.yaml sets storageSize 1Gi")
 	assert.Nil(t, claim.Spec.StorageClassName, "the cluster's default class")
 	assert.Contains(t, r.configFile("redis.conf"), "\nappendonly yes\n")
+	assert.Contains(t, r.configFile("redis.conf"), "\nsave \"\"\n",
+		"no RDB snapshots on top of AOF: Redis's default save rules fork the server for a file nothing reads")
 
 	r = mustRunStack(t, map[string]string{"ephemeral": "true"})
 	sts = appsv1.StatefulSet{}
@@ -348,6 +350,7 @@ func TestPersistenceIsAVolumeClaimWithAOFUnlessEphemeral(t *testing.T) {
 	require.NotNil(t, data)
 	assert.NotNil(t, data.EmptyDir)
 	assert.Contains(t, r.configFile("redis.conf"), "\nappendonly no\n")
+	assert.Contains(t, r.configFile("redis.conf"), "\nsave \"\"\n", "a cache writes nothing to disk")
 }
 
 func TestServicesGiveStableNamesAndOneMasterAddress(t *testing.T) {
