@@ -368,6 +368,8 @@ func TestServicesGiveStableNamesAndOneMasterAddress(t *testing.T) {
 	var sentinel corev1.Service
 	r.decode(typeService, "redis-sentinel", &sentinel)
 	assert.Equal(t, int32(26379), sentinel.Spec.Ports[0].Port)
+	assert.True(t, sentinel.Spec.PublishNotReadyAddresses,
+		"a pod is ready when its redis is: a resyncing replica's sentinel must stay reachable")
 
 	var haproxy appsv1.Deployment
 	r.decode(typeDeployment, "redis-haproxy", &haproxy)
