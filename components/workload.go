@@ -107,7 +107,13 @@ func (b *builder) statefulSet() error {
 
 	volumes := corev1.VolumeArray{
 		corev1.VolumeArgs{Name: pulumi.String(volumeConfig), ConfigMap: &corev1.ConfigMapVolumeSourceArgs{Name: pulumi.String(b.redisConfigName)}},
-		emptyDir(volumeRun),
+		// The configs the start scripts render here hold the password: tmpfs keeps it off the
+		// node's disk, where a disk-backed emptyDir would leave it after the pod is gone. They
+		// are a few kilobytes (Sentinel's rewritten config grows by a line per peer); the pages
+		// count against the memory limit of the container that writes them.
+		corev1.VolumeArgs{Name: pulumi.String(volumeRun), EmptyDir: &corev1.EmptyDirVolumeSourceArgs{
+			Medium: pulumi.String("Memory"), SizeLimit: pulumi.String("1Mi"),
+		}},
 		emptyDir(volumeTmp),
 	}
 	var claims corev1.PersistentVolumeClaimTypeArray

@@ -520,3 +520,41 @@ func TestPreStopStopsWritesBeforeItAsksForTheFailover(t *testing.T) {
 	assert.Greater(t, restore, failover, "the bound is restored on every path, after the failover")
 	assert.NotRegexp(t, regexp.MustCompile(`(?m)^\s*cli .*REPLICAOF`), script, "a forced resync made redis refuse the SIGTERM after the hook")
 }
+
+// The start scripts write redis.conf and sentinel.conf, with the password, into RUN_DIR. On an
+// emptyDir on the node's disk it would stay there after the pod is gone.
+func TestThePasswordIsWrittenOnlyToMemory(t *testing.T) {
+	for _, overrides := range []map[string]string{nil, {"ephemeral": "true"}} {
+		r := mustRunStack(t, overrides)
+		var sts appsv1.StatefulSet
+		r.decode(typeStatefulSet, "redis", &sts)
+		spec := sts.Spec.Template.Spec
+		runDir := ""
+		for _, e := range spec.Containers[0].Env {
+			if e.Name == "RUN_DIR" {
+				runDir = e.Value
+			}
+		}
+		require.NotEmpty(t, runDir)
+		assert.Contains(t, r.configFile("redis-start.sh"), `exec redis-server "${RUN_DIR}/redis.conf"`)
+		assert.Contains(t, r.configFile("sentinel-start.sh"), `exec redis-server "${RUN_DIR}/sentinel.conf" --sentinel`)
+		mounted := 0
+		for _, c := range spec.Containers {
+			for _, m := range c.VolumeMounts {
+				if m.MountPath != runDir {
+					continue
+				}
+				mounted++
+				for _, v := range spec.Volumes {
+					if v.Name == m.Name {
+						require.NotNil(t, v.EmptyDir, "%v: %s", overrides, v.Name)
+						assert.Equal(t, corev1.StorageMediumMemory, v.EmptyDir.Medium, "%v: %s is tmpfs", overrides, v.Name)
+						require.NotNil(t, v.EmptyDir.SizeLimit, "%v: tmpfs counts against memory: bounded", overrides)
+						assert.Equal(t, "1Mi", v.EmptyDir.SizeLimit.String())
+					}
+				}
+			}
+		}
+		assert.Equal(t, 2, mounted, "redis and sentinel write their configs there")
+	}
+}
