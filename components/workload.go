@@ -206,7 +206,7 @@ func (b *builder) resizeClaims(sts pulumi.Resource) error {
 
 // exporter is the redis_exporter sidecar: it reads the local redis only, and serves /metrics.
 // One per pod is enough: each redis reports its role, replication and lag itself, and Sentinel's
-// view (which master, how many sentinels agree) shows in HAProxy's readiness; a second exporter
+// view (which master, how many sentinels agree) shows in HAProxy's /master; a second exporter
 // on the sentinel port would double the sidecars for little that redis's own metrics miss.
 func (b *builder) exporter() corev1.ContainerArgs {
 	return corev1.ContainerArgs{
@@ -263,7 +263,7 @@ func (b *builder) haproxy() error {
 						},
 						Env:       corev1.EnvVarArray{corev1.EnvVarArgs{Name: pulumi.String("REDIS_PASSWORD"), ValueFrom: b.passwordRef()}},
 						Resources: resources("50m", "64Mi", "128Mi"),
-						// Ready only while it can route to a master that the sentinels confirm.
+						// Ready while HAProxy runs, whatever the master's state: see haproxy.cfg.
 						ReadinessProbe: &corev1.ProbeArgs{
 							HttpGet: &corev1.HTTPGetActionArgs{
 								Path: pulumi.String("/healthz"), Port: pulumi.Int(haproxyHealthPort),

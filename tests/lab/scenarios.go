@@ -253,7 +253,7 @@ func (p *pod) volumeDir(ct *container, path string) (string, error) {
 
 // converged reports whether a sample shows the release at rest: every node answers, exactly one
 // is master, every other replicates from it with its link up, every sentinel names it, and
-// HAProxy reports healthy.
+// HAProxy routes to it (its /master answers 200).
 func (c *cluster) converged(e event) bool {
 	if e.Kind != "sample" || e.Health != 200 || len(e.Nodes) != len(c.redis) || len(e.Sentinels) != len(c.redis) {
 		return false
