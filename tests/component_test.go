@@ -298,6 +298,8 @@ func TestRedisPodsAreHardenedProbedAndStopGracefully(t *testing.T) {
 	assert.Equal(t, []string{"sh", "/etc/redis-sentinel/probe.sh", "redis-ready"}, redis.ReadinessProbe.Exec.Command)
 	assert.Equal(t, []string{"sh", "/etc/redis-sentinel/redis-prestop.sh"}, redis.Lifecycle.PreStop.Exec.Command)
 	assert.Greater(t, *spec.TerminationGracePeriodSeconds, int64(20), "room for the preStop failover")
+	require.NotNil(t, spec.ShareProcessNamespace)
+	assert.True(t, *spec.ShareProcessNamespace, "the pause container is PID 1 and reaps orphans; redis-server, as PID 1, left them zombies")
 	assert.Equal(t, []string{"sh", "/etc/redis-sentinel/sentinel-start.sh"}, sentinel.Command)
 	for _, c := range []corev1.Container{redis, sentinel} {
 		assert.NotNil(t, c.StartupProbe, "%s: loading a large AOF may take long", c.Name)

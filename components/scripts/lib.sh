@@ -4,6 +4,8 @@
 # Every value comes from the environment that the StatefulSet sets. The password is read by
 # redis-cli from REDISCLI_AUTH, never passed on a command line, and every call is bounded by
 # `timeout`, so an unreachable or unresolvable peer cannot hang a start, a probe or a preStop.
+# BusyBox's `timeout` leaves a watcher process behind that exits a second later, an orphan: the
+# pod shares one process namespace, so the pause container, its PID 1, reaps it (workload.go).
 
 : "${POD_NAME:?}" "${POD_FQDN:?}" "${PEER_DOMAIN:?}" "${REPLICAS:?}" "${MASTER_SET:?}"
 : "${REDIS_PORT:?}" "${SENTINEL_PORT:?}" "${REDISCLI_AUTH:?}" "${TEMPLATE_DIR:?}" "${RUN_DIR:?}"

@@ -66,7 +66,9 @@ become_candidate_once_synced() {
 
 if [ -n "$master" ]; then
     redirect_followers "${master% *}" "${master#* }"
-    become_candidate_once_synced &
+    # Twice forked, so that the loop is no child of the server: redis-server reaps children only
+    # while it has a fork of its own, and a child that ended would stay a zombie under it.
+    (become_candidate_once_synced &)
     log "starting as replica of ${master}"
 else
     log "nobody knows a master and this is ordinal 0: starting as master"
