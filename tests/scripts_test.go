@@ -3,6 +3,7 @@ package tests
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -120,6 +121,12 @@ func (p *scriptPod) command(script string) *exec.Cmd {
 
 // Replies of the stand-ins, as redis-cli prints them to a pipe.
 const (
+	masterWithReplica = `case "$*" in
+"INFO replication") printf 'role:master\r\nconnected_slaves:1\r\n' ;;
+"CONFIG GET min-replicas-to-write") printf 'min-replicas-to-write\n1\n' ;;
+*) echo OK ;;
+esac
+`
 	syncedReplicaOf = `case "$*" in
 "INFO replication") printf 'role:slave\r\nmaster_host:%s\r\nmaster_port:6379\r\nmaster_link_status:up\r\nmaster_sync_in_progress:0\r\n' ;;
 *) echo OK ;;
@@ -132,6 +139,39 @@ esac
 esac
 `
 )
+
+// The kubelet throws away the output of a hook that succeeds: the preStop's lines must reach the
+// standard output of redis-server, which `kubectl logs` shows.
+func TestThePreStopLogsToTheServersStandardOutput(t *testing.T) {
+	p := newScriptPod(t, 0, nil)
+	p.answer("localhost", "6379", masterWithReplica)
+	p.answer(p.fqdn(1), "26379", fmt.Sprintf(sentinelNaming, p.fqdn(1)))
+
+	// The container's main process, and the pipe its output goes to, as containerd gives it.
+	server := exec.Command("sleep", "60")
+	out, err := server.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, server.Start())
+	t.Cleanup(func() { _ = server.Process.Kill(); _ = server.Wait() })
+	var logged bytes.Buffer
+	copied := make(chan struct{})
+	go func() { _, _ = io.Copy(&logged, out); close(copied) }()
+	require.NoError(t, os.WriteFile(filepath.Join(p.run, "redis.pid"), []byte(strconv.Itoa(server.Process.Pid)+"\n"), 0o644))
+
+	hook, err := p.command("redis-prestop.sh").CombinedOutput()
+	require.NoError(t, err, "%s", hook)
+	require.NoError(t, server.Process.Kill())
+	<-copied
+	assert.Contains(t, logged.String(), "redis-0 preStop: this pod is the master; asking the sentinels to fail over\n")
+	assert.Contains(t, logged.String(), "redis-0 preStop: "+p.fqdn(1)+" is master now\n")
+	assert.Empty(t, string(hook), "nothing is left for the kubelet to throw away")
+
+	// Without the server (it died, or never recorded its pid) the lines go to the hook's stderr.
+	require.NoError(t, os.Remove(filepath.Join(p.run, "redis.pid")))
+	hook, err = p.command("redis-prestop.sh").CombinedOutput()
+	require.NoError(t, err, "%s", hook)
+	assert.Contains(t, string(hook), "preStop: this pod is the master; asking the sentinels to fail over\n")
+}
 
 // zombieChildren counts the processes whose parent is pid and that have ended unreaped.
 func zombieChildren(t *testing.T, pid int) int {
@@ -170,4 +210,7 @@ func TestTheStartScriptLeavesNoZombieUnderTheServer(t *testing.T) {
 	require.Eventually(t, func() bool { return strings.Contains(out.String(), "a failover candidate now") }, 10*time.Second, 100*time.Millisecond, "%s", &out)
 	time.Sleep(2 * time.Second) // the watcher's next rounds
 	assert.Zero(t, zombieChildren(t, start.Process.Pid), "zombies under the server; its output:\n%s", &out)
+	pid, err := os.ReadFile(filepath.Join(p.run, "redis.pid"))
+	require.NoError(t, err)
+	assert.Equal(t, strconv.Itoa(start.Process.Pid)+"\n", string(pid), "the pid the preStop writes its log lines to")
 }

@@ -6,6 +6,17 @@ set -eu
 # shellcheck source=lib.sh
 . "${TEMPLATE_DIR}/lib.sh"
 
+# The kubelet throws away what a hook that succeeds prints. So the log lines go to the standard
+# output of redis-server, which `kubectl logs` shows: redis-start.sh recorded its pid before it
+# exec'd the server, and a process of the container's user may reopen its stdout through /proc
+# (with or without a process namespace shared by the pod, the pid is the one this hook sees).
+# Appending (>>) never truncates it, should it be a file. When it cannot be opened (redis gone),
+# the lines go to the hook's own stderr.
+server_stdout=/proc/$(cat "${RUN_DIR}/redis.pid" 2>/dev/null || true)/fd/1
+if { true >>"$server_stdout"; } 2>/dev/null; then
+    exec 2>>"$server_stdout"
+fi
+
 PRESTOP_WAIT_SECONDS=${PRESTOP_WAIT_SECONDS:-20}
 
 replication=$(cli localhost "$REDIS_PORT" INFO replication)

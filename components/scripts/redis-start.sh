@@ -73,4 +73,6 @@ if [ -n "$master" ]; then
 else
     log "nobody knows a master and this is ordinal 0: starting as master"
 fi
+# The preStop hook writes its log lines to this process's standard output (redis-prestop.sh).
+echo "$$" >"${RUN_DIR}/redis.pid"
 exec redis-server "${RUN_DIR}/redis.conf"

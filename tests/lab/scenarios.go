@@ -146,12 +146,29 @@ func recreateEmptyMaster(c *cluster, afterFailover bool) error {
 	return c.startRedisPod(m)
 }
 
+// restartMaster restarts the master's pod gracefully. The master's preStop hook logs what it
+// does; those lines must be in the redis container's log, which is what `kubectl logs` shows.
 func restartMaster(c *cluster) error {
 	m, err := c.currentMaster()
 	if err != nil {
 		return err
 	}
-	return c.restartRedisPod(m)
+	old := c.redis[m]
+	if err := c.restartRedisPod(m); err != nil {
+		return err
+	}
+	redis := old.container("redis")
+	if redis.spec.Lifecycle == nil || redis.spec.Lifecycle.PreStop == nil {
+		return nil // the baseline has no hook
+	}
+	log, err := os.ReadFile(filepath.Join(old.run.dir, "redis.log"))
+	if err != nil {
+		return err
+	}
+	if !strings.Contains(string(log), "preStop: this pod is the master") {
+		return fmt.Errorf("the master's preStop left no line in its redis container's log (%s)", filepath.Join(old.run.dir, "redis.log"))
+	}
+	return nil
 }
 
 // partitionMaster cuts the master off from every other pod (redis and HAProxy) while the client
