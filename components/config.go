@@ -90,6 +90,7 @@ type templateValues struct {
 	HealthPort                  int
 	Ephemeral                   bool
 	MinReplicasMaxLagSeconds    int
+	ShutdownTimeoutSeconds      int
 	MasterSetName               string
 	DefaultMaster               string
 	Quorum                      int
@@ -121,6 +122,7 @@ func renderConfigFiles(n names, a RedisSentinelArgs) (map[string]string, error) 
 		HealthPort:                  haproxyHealthPort,
 		Ephemeral:                   a.Ephemeral,
 		MinReplicasMaxLagSeconds:    a.MinReplicasMaxLagSeconds,
+		ShutdownTimeoutSeconds:      shutdownTimeoutSeconds,
 		MasterSetName:               a.MasterSetName,
 		Quorum:                      a.Quorum,
 		DownAfterMilliseconds:       a.DownAfterMilliseconds,

@@ -18,11 +18,17 @@ const (
 	haproxyUser = 99
 )
 
-// preStopWaitSeconds bounds how long the preStop hook waits for a new master; the grace period
-// leaves redis time to exit cleanly after it.
+// The preStop hook ends by preStopDeadlineSeconds, however many peers are unreachable, but for
+// one redis-cli call (at most 3 s) that restores the write bound (redis-prestop.sh). Then, on
+// SIGTERM, a master waits up to shutdownTimeoutSeconds for lagging replicas (redis.conf's
+// shutdown-timeout). The grace period covers both, with a few seconds to spare: past it the
+// kubelet kills redis, which then skips its clean shutdown (the wait for lagging replicas, the
+// last fsync of the AOF). tests/scripts_test.go runs the hook with unreachable peers against
+// this bound.
 const (
-	preStopWaitSeconds            = 20
-	terminationGracePeriodSeconds = preStopWaitSeconds + 20
+	preStopDeadlineSeconds        = 20
+	shutdownTimeoutSeconds        = 10
+	terminationGracePeriodSeconds = 40
 )
 
 // Volume names of the redis pods.
@@ -60,7 +66,7 @@ func (b *builder) statefulSet() error {
 		envVar("SENTINEL_PORT", strconv.Itoa(SentinelPort)),
 		envVar("TEMPLATE_DIR", templateDir),
 		envVar("RUN_DIR", runDir),
-		envVar("PRESTOP_WAIT_SECONDS", strconv.Itoa(preStopWaitSeconds)),
+		envVar("PRESTOP_DEADLINE_SECONDS", strconv.Itoa(preStopDeadlineSeconds)),
 		corev1.EnvVarArgs{Name: pulumi.String("REDIS_PASSWORD"), ValueFrom: secretRef},
 		// redis-cli reads the password from REDISCLI_AUTH, so it never appears in a process list.
 		corev1.EnvVarArgs{Name: pulumi.String("REDISCLI_AUTH"), ValueFrom: secretRef},

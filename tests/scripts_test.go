@@ -112,6 +112,9 @@ func (p *scriptPod) answer(host, port, script string) {
 	require.NoError(p.t, os.WriteFile(filepath.Join(p.stubs, host+":"+port), []byte(script), 0o644))
 }
 
+// unreachable makes host:port hang, as an address that drops packets does.
+func (p *scriptPod) unreachable(host, port string) { p.answer(host, port, "exec sleep 1000\n") }
+
 // command runs one of the scripts with the container's environment.
 func (p *scriptPod) command(script string) *exec.Cmd {
 	cmd := exec.Command(p.sh, filepath.Join(p.templates, script))
@@ -171,6 +174,45 @@ func TestThePreStopLogsToTheServersStandardOutput(t *testing.T) {
 	hook, err = p.command("redis-prestop.sh").CombinedOutput()
 	require.NoError(t, err, "%s", hook)
 	assert.Contains(t, string(hook), "preStop: this pod is the master; asking the sentinels to fail over\n")
+}
+
+// However many peers are unreachable, the preStop ends in time for redis to stop within the pod's
+// grace period: it may need shutdown-timeout after SIGTERM. The worst case: a sentinel accepts the
+// failover and never makes it, and every other peer drops packets, each costing redis-cli's
+// timeout on every round (7 pods: 5 of them per round).
+func TestThePreStopEndsWithinTheGracePeriodWhenPeersAreUnreachable(t *testing.T) {
+	t.Parallel()
+	p := newScriptPod(t, 0, map[string]string{"replicas": "7"})
+	p.answer("localhost", "6379", masterWithReplica)
+	p.answer(p.fqdn(0), "26379", fmt.Sprintf(sentinelNaming, p.fqdn(0)))
+	p.answer(p.fqdn(1), "26379", fmt.Sprintf(sentinelNaming, p.fqdn(0)))
+	for i := 2; i < 7; i++ {
+		p.unreachable(p.fqdn(i), "26379")
+		p.unreachable(p.fqdn(i), "6379")
+	}
+	r := mustRunStack(t, map[string]string{"replicas": "7"})
+	var sts appsv1.StatefulSet
+	r.decode(typeStatefulSet, "redis", &sts)
+	grace := time.Duration(*sts.Spec.Template.Spec.TerminationGracePeriodSeconds) * time.Second
+	var hook []byte
+	var err error
+	shutdown := 10 // Redis's default
+	for _, line := range strings.Split(r.configFile("redis.conf"), "\n") {
+		if v, ok := strings.CutPrefix(line, "shutdown-timeout "); ok {
+			shutdown, err = strconv.Atoi(v)
+			require.NoError(t, err)
+		}
+	}
+
+	began := time.Now()
+	hook, err = p.command("redis-prestop.sh").CombinedOutput()
+	took := time.Since(began)
+	require.NoError(t, err, "%s", hook)
+	assert.Contains(t, string(hook), "no new master within")
+	const margin = 2 * time.Second
+	assert.LessOrEqual(t, took+time.Duration(shutdown)*time.Second+margin, grace,
+		"the preStop took %s; redis may take %d s more to stop; the grace period is %s", took.Round(100*time.Millisecond), shutdown, grace)
+	t.Logf("preStop with unreachable peers: %s", took.Round(100*time.Millisecond))
 }
 
 // zombieChildren counts the processes whose parent is pid and that have ended unreaped.

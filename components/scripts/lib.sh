@@ -16,11 +16,19 @@ log() {
     echo "$(date '+%Y-%m-%dT%H:%M:%S') ${POD_NAME} $*" >&2
 }
 
-# cli HOST PORT ARGS...: one redis-cli call, its raw reply on stdout, nothing on failure.
+# cli HOST PORT ARGS...: one redis-cli call, its raw reply on stdout, nothing on failure. A call
+# takes at most 3 s, and ends by DEADLINE (seconds since the epoch) when a script sets one: past
+# it, the call fails at once.
 cli() (
     host=$1 port=$2
     shift 2
-    timeout 3 redis-cli -h "$host" -p "$port" "$@" 2>/dev/null | tr -d '\r'
+    limit=3
+    if [ -n "${DEADLINE:-}" ]; then
+        left=$((DEADLINE - $(date +%s)))
+        [ "$left" -gt 0 ] || return 0
+        [ "$left" -ge "$limit" ] || limit=$left
+    fi
+    timeout "$limit" redis-cli -h "$host" -p "$port" "$@" 2>/dev/null | tr -d '\r'
 )
 
 # peer ORDINAL: the stable DNS name of pod ORDINAL of this StatefulSet.
