@@ -32,6 +32,7 @@ const haproxyConnections = 8000
 const (
 	templateDir = "/etc/redis-sentinel"
 	runDir      = "/run/redis-sentinel"
+	dataDir     = "/data" // redis's dir: the volume claim, or an emptyDir when ephemeral
 	haproxyDir  = "/usr/local/etc/haproxy"
 )
 
@@ -90,6 +91,7 @@ type templateValues struct {
 	HealthPort                  int
 	Ephemeral                   bool
 	MinReplicasMaxLagSeconds    int
+	DataDir                     string
 	ShutdownTimeoutSeconds      int
 	MasterSetName               string
 	DefaultMaster               string
@@ -122,6 +124,7 @@ func renderConfigFiles(n names, a RedisSentinelArgs) (map[string]string, error) 
 		HealthPort:                  haproxyHealthPort,
 		Ephemeral:                   a.Ephemeral,
 		MinReplicasMaxLagSeconds:    a.MinReplicasMaxLagSeconds,
+		DataDir:                     dataDir,
 		ShutdownTimeoutSeconds:      shutdownTimeoutSeconds,
 		MasterSetName:               a.MasterSetName,
 		Quorum:                      a.Quorum,

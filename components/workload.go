@@ -66,6 +66,7 @@ func (b *builder) statefulSet() error {
 		envVar("SENTINEL_PORT", strconv.Itoa(SentinelPort)),
 		envVar("TEMPLATE_DIR", templateDir),
 		envVar("RUN_DIR", runDir),
+		envVar("DATA_DIR", dataDir),
 		envVar("PRESTOP_DEADLINE_SECONDS", strconv.Itoa(preStopDeadlineSeconds)),
 		corev1.EnvVarArgs{Name: pulumi.String("REDIS_PASSWORD"), ValueFrom: secretRef},
 		// redis-cli reads the password from REDISCLI_AUTH, so it never appears in a process list.
@@ -78,7 +79,7 @@ func (b *builder) statefulSet() error {
 			corev1.VolumeMountArgs{Name: pulumi.String(volumeTmp), MountPath: pulumi.String("/tmp")},
 		}
 		if withData {
-			m = append(m, corev1.VolumeMountArgs{Name: pulumi.String(volumeData), MountPath: pulumi.String("/data")})
+			m = append(m, corev1.VolumeMountArgs{Name: pulumi.String(volumeData), MountPath: pulumi.String(dataDir)})
 		}
 		return m
 	}

@@ -21,11 +21,11 @@ import (
 // the StatefulSet sets, BusyBox's applets as the userland (the images' own; the system's shell and
 // coreutils when BusyBox is not installed), and stand-ins for redis-cli and redis-server.
 type scriptPod struct {
-	t                     *testing.T
-	sh                    string // the userland's shell
-	env                   []string
-	stubs, templates, run string
-	fqdn                  func(ordinal int) string
+	t                           *testing.T
+	sh                          string // the userland's shell
+	env                         []string
+	stubs, templates, run, data string
+	fqdn                        func(ordinal int) string
 }
 
 // newScriptPod prepares pod `ordinal` of the local stack's release, some keys replaced.
@@ -35,9 +35,9 @@ func newScriptPod(t *testing.T, ordinal int, overrides map[string]string) *scrip
 	root := t.TempDir()
 	p := &scriptPod{
 		t: t, stubs: filepath.Join(root, "stubs"), templates: filepath.Join(root, "templates"),
-		run: filepath.Join(root, "run"),
+		run: filepath.Join(root, "run"), data: filepath.Join(root, "data"),
 	}
-	for _, dir := range []string{p.stubs, p.templates, p.run} {
+	for _, dir := range []string{p.stubs, p.templates, p.run, p.data} {
 		require.NoError(t, os.MkdirAll(dir, 0o755))
 	}
 	for key, value := range r.object(typeConfigMap, "redis-config")["data"].(map[string]any) {
@@ -84,6 +84,8 @@ shift 4
 			value = p.templates
 		case "RUN_DIR":
 			value = p.run
+		case "DATA_DIR":
+			value = p.data
 		}
 		p.env = append(p.env, e.Name+"="+value)
 	}
@@ -115,10 +117,10 @@ func (p *scriptPod) answer(host, port, script string) {
 // unreachable makes host:port hang, as an address that drops packets does.
 func (p *scriptPod) unreachable(host, port string) { p.answer(host, port, "exec sleep 1000\n") }
 
-// command runs one of the scripts with the container's environment.
-func (p *scriptPod) command(script string) *exec.Cmd {
+// command runs one of the scripts with the container's environment, and extraEnv.
+func (p *scriptPod) command(script string, extraEnv ...string) *exec.Cmd {
 	cmd := exec.Command(p.sh, filepath.Join(p.templates, script))
-	cmd.Env = p.env
+	cmd.Env = append(append([]string{}, p.env...), extraEnv...)
 	return cmd
 }
 
@@ -255,4 +257,40 @@ func TestTheStartScriptLeavesNoZombieUnderTheServer(t *testing.T) {
 	pid, err := os.ReadFile(filepath.Join(p.run, "redis.pid"))
 	require.NoError(t, err)
 	assert.Equal(t, strconv.Itoa(start.Process.Pid)+"\n", string(pid), "the pid the preStop writes its log lines to")
+}
+
+// After a full restart nobody knows the master. A pod whose data followed another pod's may hold
+// stale data (it was down, or resyncing, while the master took writes): it must wait for the pod
+// whose data was the master's, never bootstrap itself, and the others must not resync from it.
+func TestAfterAFullRestartOnlyThePodThatWasMasterBootstraps(t *testing.T) {
+	for _, c := range []struct {
+		sentence  string
+		ordinal   int
+		recorded  int // the ordinal the data volume names as master; -1: a new volume
+		replicaOf int // -1: starts as master
+	}{
+		{"pod 0, whose data followed pod 1, waits for pod 1", 0, 1, 1},
+		{"pod 1, whose data was the master's, bootstraps at once", 1, 1, -1},
+		{"pod 0 of a new release bootstraps", 0, -1, -1},
+		{"pod 1 of a new release follows pod 0", 1, -1, 0},
+	} {
+		t.Run(c.sentence, func(t *testing.T) {
+			p := newScriptPod(t, c.ordinal, nil) // no server, no sentinel answers
+			p.stub("redis-server", "exit 0\n")
+			if c.recorded >= 0 {
+				require.NoError(t, os.WriteFile(filepath.Join(p.data, "master"), []byte(p.fqdn(c.recorded)+" 6379\n"), 0o644))
+			}
+			began := time.Now()
+			out, err := p.command("redis-start.sh", "BOOTSTRAP_WAIT_SECONDS=3").CombinedOutput()
+			require.NoError(t, err, "%s", out)
+			conf, err := os.ReadFile(filepath.Join(p.run, "redis.conf"))
+			require.NoError(t, err)
+			if c.replicaOf < 0 {
+				assert.NotContains(t, string(conf), "\nreplicaof ", "%s", out)
+				assert.Less(t, time.Since(began), 3*time.Second, "no wait for a master")
+			} else {
+				assert.Contains(t, string(conf), "\nreplicaof "+p.fqdn(c.replicaOf)+" 6379\n", "%s", out)
+			}
+		})
+	}
 }

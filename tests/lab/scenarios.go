@@ -37,7 +37,8 @@ const (
 	settle          = 4 * time.Second // converged this long without a break ends the run
 	convergeTimeout = 90 * time.Second
 	partitionHold   = 30 * time.Second
-	quickRecreate   = time.Second // node lost, pod back before down-after expires
+	quickRecreate   = time.Second     // node lost, pod back before down-after expires
+	staleFor        = 5 * time.Second // a replica's node lost while the master takes writes
 )
 
 // plannedRestartGate is what the lab enforces for a planned restart. The issue's target is 1 s;
@@ -77,6 +78,10 @@ var Scenarios = []Scenario{
 	{Name: "sentinels-recreated", Title: "all sentinels re-created at once from the ConfigMap", act: recreateSentinels,
 		targets: func(r *Result, _ limits) []Target { return []Target{noWait1Lost(r), converges(r)} }},
 	{Name: "full-restart", Title: "full restart of all redis pods, persistence on", act: restartAll,
+		targets: func(r *Result, _ limits) []Target {
+			return []Target{noneLost(r), converges(r)}
+		}},
+	{Name: "full-restart-stale", Title: "full restart while pod 0 is a replica that missed writes, persistence on", act: restartAllWhilePod0IsStale,
 		targets: func(r *Result, _ limits) []Target {
 			return []Target{noneLost(r), converges(r)}
 		}},
@@ -240,13 +245,49 @@ func recreateSentinels(c *cluster) error {
 // restartAll restarts every redis pod at once, as after `kubectl delete pod -l ...` with the
 // StatefulSet's Parallel pod management.
 func restartAll(c *cluster) error {
+	return c.forEachRedisPod(c.restartRedisPod)
+}
+
+// restartAllWhilePod0IsStale makes pod 0 a replica, loses its node while the master takes writes
+// for staleFor, then deletes the other pods and, once none is left, creates all of them again at
+// once with their volumes, pod 0's holding only what it had when it went down. Nobody remembers
+// the master then: every sentinel's state was in its pod.
+func restartAllWhilePod0IsStale(c *cluster) error {
+	if m, err := c.currentMaster(); err != nil {
+		return err
+	} else if m == 0 {
+		// The preStop hands the role over (the baseline's pod 0 comes back as master).
+		if err := c.restartRedisPod(0); err != nil {
+			return err
+		}
+		if _, err := c.waitFor("", convergeTimeout, c.converged); err != nil {
+			return fmt.Errorf("after restarting pod 0: %v", err)
+		}
+	}
+	if err := c.deleteRedisPod(0, false); err != nil {
+		return err
+	}
+	time.Sleep(staleFor)
+	if err := c.forEachRedisPod(func(i int) error {
+		if i == 0 {
+			return nil
+		}
+		return c.deleteRedisPod(i, true)
+	}); err != nil {
+		return err
+	}
+	return c.forEachRedisPod(c.startRedisPod)
+}
+
+// forEachRedisPod runs f for every ordinal at once, and returns the first error.
+func (c *cluster) forEachRedisPod(f func(i int) error) error {
 	var wg sync.WaitGroup
 	errs := make([]error, len(c.redis))
 	for i := range c.redis {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = c.restartRedisPod(i)
+			errs[i] = f(i)
 		}()
 	}
 	wg.Wait()
