@@ -164,6 +164,10 @@ func (b *builder) statefulSet() error {
 					AutomountServiceAccountToken:  pulumi.Bool(false),
 					EnableServiceLinks:            pulumi.Bool(false),
 					TerminationGracePeriodSeconds: pulumi.Int(terminationGracePeriodSeconds),
+					SecurityContext:               restrictedPod(redisUser),
+					TopologySpreadConstraints:     b.spread(componentRedis, "DoNotSchedule"),
+					Containers:                    containers,
+					Volumes:                       volumes,
 					// The pause container becomes every container's PID 1, and it reaps orphans.
 					// Otherwise redis-server and sentinel are PID 1 of their containers (the start
 					// scripts exec them), and every orphan goes to them, such as the watcher process
@@ -175,11 +179,7 @@ func (b *builder) statefulSet() error {
 					// Sharing shows each container the pod's other processes and their environment,
 					// which holds nothing that the container lacks: all run as the same user, with the
 					// same password.
-					ShareProcessNamespace:     pulumi.Bool(true),
-					SecurityContext:           restrictedPod(redisUser),
-					TopologySpreadConstraints: b.spread(componentRedis, "DoNotSchedule"),
-					Containers:                containers,
-					Volumes:                   volumes,
+					ShareProcessNamespace: pulumi.Bool(true),
 				},
 			},
 			VolumeClaimTemplates: claims,
