@@ -23,8 +23,10 @@ const (
 	haproxyHealthPort = 8404
 )
 
-// haproxyHealthPath is haproxy.cfg's monitor-uri: 200 while HAProxy routes to a master that the
-// sentinels confirm, 503 otherwise. The readiness probe and the NLB's health check ask it.
+// haproxyHealthPath is haproxy.cfg's monitor-uri: 200 whenever HAProxy runs, whatever its backend
+// (which /master reports). The readiness probe and the NLB's health check ask it, so that a master
+// that is frozen or failing over never takes every HAProxy pod out of the Service, or every target
+// out of the NLB, which would take 30 s or more to register them again.
 const haproxyHealthPath = "/healthz"
 
 // haproxyConnections is what all HAProxy pods together may hold open to the master: below
@@ -36,6 +38,7 @@ const haproxyConnections = 8000
 const (
 	templateDir = "/etc/redis-sentinel"
 	runDir      = "/run/redis-sentinel"
+	dataDir     = "/data" // redis's dir: the volume claim, or an emptyDir when ephemeral
 	haproxyDir  = "/usr/local/etc/haproxy"
 )
 
@@ -94,6 +97,8 @@ type templateValues struct {
 	HealthPort                  int
 	Ephemeral                   bool
 	MinReplicasMaxLagSeconds    int
+	DataDir                     string
+	ShutdownTimeoutSeconds      int
 	MasterSetName               string
 	DefaultMaster               string
 	Quorum                      int
@@ -125,6 +130,8 @@ func renderConfigFiles(n names, a RedisSentinelArgs) (map[string]string, error) 
 		HealthPort:                  haproxyHealthPort,
 		Ephemeral:                   a.Ephemeral,
 		MinReplicasMaxLagSeconds:    a.MinReplicasMaxLagSeconds,
+		DataDir:                     dataDir,
+		ShutdownTimeoutSeconds:      shutdownTimeoutSeconds,
 		MasterSetName:               a.MasterSetName,
 		Quorum:                      a.Quorum,
 		DownAfterMilliseconds:       a.DownAfterMilliseconds,

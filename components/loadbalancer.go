@@ -11,8 +11,9 @@ import "strconv"
 // AWSInTreeLoadBalancer switches to the in-tree annotations below. IP targets see the NLB's own
 // address unless the target group preserves the client's, and the NetworkPolicy can only match
 // clients by their own addresses: an NLB address would be one of the VPC, which every pod shares.
-// The health check asks HAProxy's health port whether it routes to a master; the default, a TCP
-// connect to the Redis port from the NLB's addresses, would need that port open to the VPC.
+// The health check asks HAProxy's health port whether HAProxy runs (not whether a master is
+// routable: a failover must not deregister every target); the default, a TCP connect to the
+// Redis port from the NLB's addresses, would need that port open to the VPC.
 var internalLoadBalancerAnnotations = map[Cloud]map[string]string{
 	CloudGKE: {
 		"networking.gke.io/load-balancer-type": "Internal",

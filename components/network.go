@@ -44,9 +44,15 @@ func (b *builder) services() error {
 			Ports:                    headlessPorts,
 		}},
 		{n.sentinel, &corev1.ServiceSpecArgs{
-			Type:     pulumi.String("ClusterIP"),
-			Selector: b.selector(componentRedis),
-			Ports:    corev1.ServicePortArray{servicePort("sentinel", SentinelPort)},
+			Type: pulumi.String("ClusterIP"),
+			// A pod is ready when its redis container is: a replica that is resyncing, or whose
+			// redis restarts, is not ready while its sentinel works and votes. Without this, such
+			// a pod took its sentinel out of the Service, and clients had fewer sentinels to ask
+			// exactly when they needed them. Listing a sentinel that does not answer yet costs
+			// little: Sentinel clients try the next address.
+			PublishNotReadyAddresses: pulumi.Bool(true),
+			Selector:                 b.selector(componentRedis),
+			Ports:                    corev1.ServicePortArray{servicePort("sentinel", SentinelPort)},
 		}},
 		{n.master, &corev1.ServiceSpecArgs{
 			Type:     pulumi.String("ClusterIP"),
@@ -179,8 +185,8 @@ func (b *builder) policies() error {
 	}
 	if a.loadBalancerChecksPods() {
 		// The load balancer's health checks come from its own addresses, inside the cluster's
-		// network, to every HAProxy pod: open the health port to every source. It answers one
-		// thing, whether this HAProxy routes to a master; the Redis port stays closed to them.
+		// network, to every HAProxy pod: open the health port to every source. It answers
+		// whether this HAProxy runs and whether it routes to a master; the Redis port stays closed.
 		haproxyRules = append(haproxyRules, networkingv1.NetworkPolicyIngressRuleArgs{Ports: ports(haproxyHealthPort)})
 	}
 

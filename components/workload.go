@@ -18,11 +18,17 @@ const (
 	haproxyUser = 99
 )
 
-// preStopWaitSeconds bounds how long the preStop hook waits for a new master; the grace period
-// leaves redis time to exit cleanly after it.
+// The preStop hook ends by preStopDeadlineSeconds, however many peers are unreachable, but for
+// one redis-cli call (at most 3 s) that restores the write bound (redis-prestop.sh). Then, on
+// SIGTERM, a master waits up to shutdownTimeoutSeconds for lagging replicas (redis.conf's
+// shutdown-timeout). The grace period covers both, with a few seconds to spare: past it the
+// kubelet kills redis, which then skips its clean shutdown (the wait for lagging replicas, the
+// last fsync of the AOF). tests/scripts_test.go runs the hook with unreachable peers against
+// this bound.
 const (
-	preStopWaitSeconds            = 20
-	terminationGracePeriodSeconds = preStopWaitSeconds + 20
+	preStopDeadlineSeconds        = 20
+	shutdownTimeoutSeconds        = 10
+	terminationGracePeriodSeconds = 40
 )
 
 // Volume names of the redis pods.
@@ -60,7 +66,8 @@ func (b *builder) statefulSet() error {
 		envVar("SENTINEL_PORT", strconv.Itoa(SentinelPort)),
 		envVar("TEMPLATE_DIR", templateDir),
 		envVar("RUN_DIR", runDir),
-		envVar("PRESTOP_WAIT_SECONDS", strconv.Itoa(preStopWaitSeconds)),
+		envVar("DATA_DIR", dataDir),
+		envVar("PRESTOP_DEADLINE_SECONDS", strconv.Itoa(preStopDeadlineSeconds)),
 		corev1.EnvVarArgs{Name: pulumi.String("REDIS_PASSWORD"), ValueFrom: secretRef},
 		// redis-cli reads the password from REDISCLI_AUTH, so it never appears in a process list.
 		corev1.EnvVarArgs{Name: pulumi.String("REDISCLI_AUTH"), ValueFrom: secretRef},
@@ -72,7 +79,7 @@ func (b *builder) statefulSet() error {
 			corev1.VolumeMountArgs{Name: pulumi.String(volumeTmp), MountPath: pulumi.String("/tmp")},
 		}
 		if withData {
-			m = append(m, corev1.VolumeMountArgs{Name: pulumi.String(volumeData), MountPath: pulumi.String("/data")})
+			m = append(m, corev1.VolumeMountArgs{Name: pulumi.String(volumeData), MountPath: pulumi.String(dataDir)})
 		}
 		return m
 	}
@@ -107,7 +114,13 @@ func (b *builder) statefulSet() error {
 
 	volumes := corev1.VolumeArray{
 		corev1.VolumeArgs{Name: pulumi.String(volumeConfig), ConfigMap: &corev1.ConfigMapVolumeSourceArgs{Name: pulumi.String(b.redisConfigName)}},
-		emptyDir(volumeRun),
+		// The configs the start scripts render here hold the password: tmpfs keeps it off the
+		// node's disk, where a disk-backed emptyDir would leave it after the pod is gone. They
+		// are a few kilobytes (Sentinel's rewritten config grows by a line per peer); the pages
+		// count against the memory limit of the container that writes them.
+		corev1.VolumeArgs{Name: pulumi.String(volumeRun), EmptyDir: &corev1.EmptyDirVolumeSourceArgs{
+			Medium: pulumi.String("Memory"), SizeLimit: pulumi.String("1Mi"),
+		}},
 		emptyDir(volumeTmp),
 	}
 	var claims corev1.PersistentVolumeClaimTypeArray
@@ -156,6 +169,18 @@ func (b *builder) statefulSet() error {
 					TopologySpreadConstraints:     b.acrossZones(componentRedis),
 					Containers:                    containers,
 					Volumes:                       volumes,
+					// The pause container becomes every container's PID 1, and it reaps orphans.
+					// Otherwise redis-server and sentinel are PID 1 of their containers (the start
+					// scripts exec them), and every orphan goes to them, such as the watcher process
+					// that BusyBox's `timeout` leaves behind for each redis-cli call of a probe.
+					// redis-server reaps children only while it has a fork of its own: 18 zombies a
+					// minute in each redis container on a real node, and a new master spent seconds
+					// reaping them before it counted its replica, refusing writes meanwhile
+					// (min-replicas-to-write). Sentinel reaps them, with a warning in its log for each.
+					// Sharing shows each container the pod's other processes and their environment,
+					// which holds nothing that the container lacks: all run as the same user, with the
+					// same password.
+					ShareProcessNamespace: pulumi.Bool(true),
 				},
 			},
 			VolumeClaimTemplates: claims,
@@ -207,7 +232,7 @@ func (b *builder) resizeClaims(sts pulumi.Resource) error {
 
 // exporter is the redis_exporter sidecar: it reads the local redis only, and serves /metrics.
 // One per pod is enough: each redis reports its role, replication and lag itself, and Sentinel's
-// view (which master, how many sentinels agree) shows in HAProxy's readiness; a second exporter
+// view (which master, how many sentinels agree) shows in HAProxy's /master; a second exporter
 // on the sentinel port would double the sidecars for little that redis's own metrics miss.
 func (b *builder) exporter() corev1.ContainerArgs {
 	return corev1.ContainerArgs{
@@ -265,7 +290,7 @@ func (b *builder) haproxy() error {
 						},
 						Env:       corev1.EnvVarArray{corev1.EnvVarArgs{Name: pulumi.String("REDIS_PASSWORD"), ValueFrom: b.passwordRef()}},
 						Resources: resources("50m", "64Mi", "128Mi"),
-						// Ready only while it can route to a master that the sentinels confirm.
+						// Ready while HAProxy runs, whatever the master's state: see haproxy.cfg.
 						ReadinessProbe: &corev1.ProbeArgs{
 							HttpGet: &corev1.HTTPGetActionArgs{
 								Path: pulumi.String(haproxyHealthPath), Port: pulumi.Int(haproxyHealthPort),

@@ -302,6 +302,8 @@ func TestRedisPodsAreHardenedProbedAndStopGracefully(t *testing.T) {
 	assert.Equal(t, []string{"sh", "/etc/redis-sentinel/probe.sh", "redis-ready"}, redis.ReadinessProbe.Exec.Command)
 	assert.Equal(t, []string{"sh", "/etc/redis-sentinel/redis-prestop.sh"}, redis.Lifecycle.PreStop.Exec.Command)
 	assert.Greater(t, *spec.TerminationGracePeriodSeconds, int64(20), "room for the preStop failover")
+	require.NotNil(t, spec.ShareProcessNamespace)
+	assert.True(t, *spec.ShareProcessNamespace, "the pause container is PID 1 and reaps orphans; redis-server, as PID 1, left them zombies")
 	assert.Equal(t, []string{"sh", "/etc/redis-sentinel/sentinel-start.sh"}, sentinel.Command)
 	for _, c := range []corev1.Container{redis, sentinel} {
 		assert.NotNil(t, c.StartupProbe, "%s: loading a large AOF may take long", c.Name)
@@ -391,6 +393,8 @@ func TestPersistenceIsAVolumeClaimWithAOFUnlessEphemeral(t *testing.T) {
 	assert.Equal(t, "1Gi", claim.Spec.Resources.Requests.Storage().String(), "Pulumi.local.yaml sets storageSize 1Gi")
 	assert.Nil(t, claim.Spec.StorageClassName, "the cluster's default class")
 	assert.Contains(t, r.configFile("redis.conf"), "\nappendonly yes\n")
+	assert.Contains(t, r.configFile("redis.conf"), "\nsave \"\"\n",
+		"no RDB snapshots on top of AOF: Redis's default save rules fork the server for a file nothing reads")
 
 	r = mustRunStack(t, map[string]string{"ephemeral": "true"})
 	sts = appsv1.StatefulSet{}
@@ -405,6 +409,7 @@ func TestPersistenceIsAVolumeClaimWithAOFUnlessEphemeral(t *testing.T) {
 	require.NotNil(t, data)
 	assert.NotNil(t, data.EmptyDir)
 	assert.Contains(t, r.configFile("redis.conf"), "\nappendonly no\n")
+	assert.Contains(t, r.configFile("redis.conf"), "\nsave \"\"\n", "a cache writes nothing to disk")
 }
 
 func TestServicesGiveStableNamesAndOneMasterAddress(t *testing.T) {
@@ -422,6 +427,8 @@ func TestServicesGiveStableNamesAndOneMasterAddress(t *testing.T) {
 	var sentinel corev1.Service
 	r.decode(typeService, "redis-sentinel", &sentinel)
 	assert.Equal(t, int32(26379), sentinel.Spec.Ports[0].Port)
+	assert.True(t, sentinel.Spec.PublishNotReadyAddresses,
+		"a pod is ready when its redis is: a resyncing replica's sentinel must stay reachable")
 
 	var haproxy appsv1.Deployment
 	r.decode(typeDeployment, "redis-haproxy", &haproxy)
@@ -444,7 +451,8 @@ func TestHAProxyRoutesOnlyToAMasterThatTheSentinelsName(t *testing.T) {
 	}
 	either := strings.Join(routable, " || ")
 	assert.Contains(t, cfg, "tcp-request content reject unless "+either+"\n", "no routable master: refuse, never guess")
-	assert.Contains(t, cfg, "monitor fail unless "+either+"\n", "not ready while it would refuse every client")
+	assert.Contains(t, cfg, "http-request return status 503 unless "+either+"\n", "/master tells whether a client would reach a master")
+	assert.NotContains(t, cfg, "monitor fail", "the pods' readiness (/healthz) is HAProxy's own, not the master's (tools_test.go runs it)")
 
 	// Sentinel has no QUIT command: a check that expects +OK to it never passes.
 	for _, backend := range strings.Split(cfg, "\nbackend ")[1:] {
@@ -573,4 +581,42 @@ func TestPreStopStopsWritesBeforeItAsksForTheFailover(t *testing.T) {
 	restore := strings.LastIndex(script, `CONFIG SET min-replicas-to-write "${required:-1}"`)
 	assert.Greater(t, restore, failover, "the bound is restored on every path, after the failover")
 	assert.NotRegexp(t, regexp.MustCompile(`(?m)^\s*cli .*REPLICAOF`), script, "a forced resync made redis refuse the SIGTERM after the hook")
+}
+
+// The start scripts write redis.conf and sentinel.conf, with the password, into RUN_DIR. On an
+// emptyDir on the node's disk it would stay there after the pod is gone.
+func TestThePasswordIsWrittenOnlyToMemory(t *testing.T) {
+	for _, overrides := range []map[string]string{nil, {"ephemeral": "true"}} {
+		r := mustRunStack(t, overrides)
+		var sts appsv1.StatefulSet
+		r.decode(typeStatefulSet, "redis", &sts)
+		spec := sts.Spec.Template.Spec
+		runDir := ""
+		for _, e := range spec.Containers[0].Env {
+			if e.Name == "RUN_DIR" {
+				runDir = e.Value
+			}
+		}
+		require.NotEmpty(t, runDir)
+		assert.Contains(t, r.configFile("redis-start.sh"), `exec redis-server "${RUN_DIR}/redis.conf"`)
+		assert.Contains(t, r.configFile("sentinel-start.sh"), `exec redis-server "${RUN_DIR}/sentinel.conf" --sentinel`)
+		mounted := 0
+		for _, c := range spec.Containers {
+			for _, m := range c.VolumeMounts {
+				if m.MountPath != runDir {
+					continue
+				}
+				mounted++
+				for _, v := range spec.Volumes {
+					if v.Name == m.Name {
+						require.NotNil(t, v.EmptyDir, "%v: %s", overrides, v.Name)
+						assert.Equal(t, corev1.StorageMediumMemory, v.EmptyDir.Medium, "%v: %s is tmpfs", overrides, v.Name)
+						require.NotNil(t, v.EmptyDir.SizeLimit, "%v: tmpfs counts against memory: bounded", overrides)
+						assert.Equal(t, "1Mi", v.EmptyDir.SizeLimit.String())
+					}
+				}
+			}
+		}
+		assert.Equal(t, 2, mounted, "redis and sentinel write their configs there")
+	}
 }

@@ -7,7 +7,17 @@ set -eu
 # shellcheck source=lib.sh
 . "${TEMPLATE_DIR}/lib.sh"
 
+# Nobody knows a master while every pod starts at once: the redis containers settle it among
+# themselves (redis-start.sh: the pod whose data was the master's), so ask again until a server
+# says which. Ordinal 0, the master of a new release, is only the last resort: monitoring it when
+# another pod became master would leave the sentinels watching a replica.
 master=$(current_master include-self)
+i=0
+until [ -n "$master" ] || [ "$i" -ge 30 ]; do
+    sleep 1
+    i=$((i + 1))
+    master=$(current_master include-self)
+done
 if [ -z "$master" ]; then
     master="$(peer 0) $REDIS_PORT"
 fi

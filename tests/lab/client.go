@@ -62,7 +62,7 @@ type event struct {
 	// sample
 	Nodes     map[string]nodeState `json:"n,omitempty"`
 	Sentinels map[string]string    `json:"st,omitempty"`
-	Health    int                  `json:"hp,omitempty"`
+	Health    int                  `json:"hp,omitempty"` // HAProxy's /master: 200 while it routes to a master
 	// check
 	Check *checkResult `json:"c,omitempty"`
 }
@@ -342,7 +342,7 @@ func (c *client) monitor() {
 			if err != nil {
 				return
 			}
-			resp, err := httpClient.Get("http://" + addrs[0] + "/healthz")
+			resp, err := httpClient.Get("http://" + addrs[0] + "/master")
 			if err != nil {
 				return
 			}

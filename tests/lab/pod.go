@@ -3,6 +3,7 @@ package lab
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -412,8 +413,25 @@ func (c *container) start() error {
 	if err != nil {
 		return err
 	}
+	// The container's output is a pipe that the lab copies into its log, as containerd's shim
+	// does, and the pipe belongs to the container's user: its processes may reopen it through
+	// /proc/PID/fd/1, as the preStop hook does to reach `kubectl logs`.
+	out, in, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	uid, gid, _ := c.pod.user(c.spec)
+	if err := in.Chown(int(uid), int(gid)); err != nil {
+		out.Close()
+		return err
+	}
+	go func() {
+		defer out.Close()
+		_, _ = io.Copy(c.log, out)
+	}()
 	fmt.Fprintf(c.log, "=== lab: start %s\n", time.Now().Format(time.RFC3339Nano))
-	cmd.Stdout, cmd.Stderr = c.log, c.log
+	cmd.Stdout, cmd.Stderr = in, in
 	if err := cmd.Start(); err != nil {
 		return err
 	}
@@ -575,14 +593,22 @@ func (p *pod) delete(n *network) error {
 	return p.removeSandbox(n)
 }
 
-// runHook runs an exec hook inside the container, as the container's user, until deadline.
+// runHook runs an exec hook inside the container, as the container's user, until deadline. The
+// hook's own output goes to a file of its own: the kubelet puts it nowhere that `kubectl logs`
+// shows (it throws away a successful hook's output), so neither does the lab's container log.
 func (c *container) runHook(command []string, deadline time.Time) {
 	cmd, err := c.pod.enter(c.spec, command, c.env)
 	if err != nil {
 		fmt.Fprintf(c.log, "=== lab: hook: %v\n", err)
 		return
 	}
-	cmd.Stdout, cmd.Stderr = c.log, c.log
+	hookLog, err := os.OpenFile(filepath.Join(c.pod.run.dir, c.spec.Name+".prestop.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		fmt.Fprintf(c.log, "=== lab: hook: %v\n", err)
+		return
+	}
+	defer hookLog.Close()
+	cmd.Stdout, cmd.Stderr = hookLog, hookLog
 	fmt.Fprintf(c.log, "=== lab: preStop %s\n", time.Now().Format(time.RFC3339Nano))
 	if err := cmd.Start(); err != nil {
 		fmt.Fprintf(c.log, "=== lab: hook: %v\n", err)

@@ -37,7 +37,8 @@ const (
 	settle          = 4 * time.Second // converged this long without a break ends the run
 	convergeTimeout = 90 * time.Second
 	partitionHold   = 30 * time.Second
-	quickRecreate   = time.Second // node lost, pod back before down-after expires
+	quickRecreate   = time.Second     // node lost, pod back before down-after expires
+	staleFor        = 5 * time.Second // a replica's node lost while the master takes writes
 )
 
 // plannedRestartGate is what the lab enforces for a planned restart. The issue's target is 1 s;
@@ -77,6 +78,10 @@ var Scenarios = []Scenario{
 	{Name: "sentinels-recreated", Title: "all sentinels re-created at once from the ConfigMap", act: recreateSentinels,
 		targets: func(r *Result, _ limits) []Target { return []Target{noWait1Lost(r), converges(r)} }},
 	{Name: "full-restart", Title: "full restart of all redis pods, persistence on", act: restartAll,
+		targets: func(r *Result, _ limits) []Target {
+			return []Target{noneLost(r), converges(r)}
+		}},
+	{Name: "full-restart-stale", Title: "full restart while pod 0 is a replica that missed writes, persistence on", act: restartAllWhilePod0IsStale,
 		targets: func(r *Result, _ limits) []Target {
 			return []Target{noneLost(r), converges(r)}
 		}},
@@ -146,12 +151,29 @@ func recreateEmptyMaster(c *cluster, afterFailover bool) error {
 	return c.startRedisPod(m)
 }
 
+// restartMaster restarts the master's pod gracefully. The master's preStop hook logs what it
+// does; those lines must be in the redis container's log, which is what `kubectl logs` shows.
 func restartMaster(c *cluster) error {
 	m, err := c.currentMaster()
 	if err != nil {
 		return err
 	}
-	return c.restartRedisPod(m)
+	old := c.redis[m]
+	if err := c.restartRedisPod(m); err != nil {
+		return err
+	}
+	redis := old.container("redis")
+	if redis.spec.Lifecycle == nil || redis.spec.Lifecycle.PreStop == nil {
+		return nil // the baseline has no hook
+	}
+	log, err := os.ReadFile(filepath.Join(old.run.dir, "redis.log"))
+	if err != nil {
+		return err
+	}
+	if !strings.Contains(string(log), "preStop: this pod is the master") {
+		return fmt.Errorf("the master's preStop left no line in its redis container's log (%s)", filepath.Join(old.run.dir, "redis.log"))
+	}
+	return nil
 }
 
 // partitionMaster cuts the master off from every other pod (redis and HAProxy) while the client
@@ -223,13 +245,49 @@ func recreateSentinels(c *cluster) error {
 // restartAll restarts every redis pod at once, as after `kubectl delete pod -l ...` with the
 // StatefulSet's Parallel pod management.
 func restartAll(c *cluster) error {
+	return c.forEachRedisPod(c.restartRedisPod)
+}
+
+// restartAllWhilePod0IsStale makes pod 0 a replica, loses its node while the master takes writes
+// for staleFor, then deletes the other pods and, once none is left, creates all of them again at
+// once with their volumes, pod 0's holding only what it had when it went down. Nobody remembers
+// the master then: every sentinel's state was in its pod.
+func restartAllWhilePod0IsStale(c *cluster) error {
+	if m, err := c.currentMaster(); err != nil {
+		return err
+	} else if m == 0 {
+		// The preStop hands the role over (the baseline's pod 0 comes back as master).
+		if err := c.restartRedisPod(0); err != nil {
+			return err
+		}
+		if _, err := c.waitFor("", convergeTimeout, c.rel.converged); err != nil {
+			return fmt.Errorf("after restarting pod 0: %v", err)
+		}
+	}
+	if err := c.deleteRedisPod(0, false); err != nil {
+		return err
+	}
+	time.Sleep(staleFor)
+	if err := c.forEachRedisPod(func(i int) error {
+		if i == 0 {
+			return nil
+		}
+		return c.deleteRedisPod(i, true)
+	}); err != nil {
+		return err
+	}
+	return c.forEachRedisPod(c.startRedisPod)
+}
+
+// forEachRedisPod runs f for every ordinal at once, and returns the first error.
+func (c *cluster) forEachRedisPod(f func(i int) error) error {
 	var wg sync.WaitGroup
 	errs := make([]error, len(c.redis))
 	for i := range c.redis {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = c.restartRedisPod(i)
+			errs[i] = f(i)
 		}()
 	}
 	wg.Wait()
@@ -253,7 +311,7 @@ func (p *pod) volumeDir(ct *container, path string) (string, error) {
 
 // converged reports whether a sample shows the release at rest: every node answers, exactly one
 // is master, every other replicates from it with its link up, every sentinel names it, and
-// HAProxy reports healthy.
+// HAProxy routes to it (its /master answers 200).
 func (r *release) converged(e event) bool {
 	if e.Kind != "sample" || e.Health != 200 || len(e.Nodes) != r.replicas() || len(e.Sentinels) != r.replicas() {
 		return false
