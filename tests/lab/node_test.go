@@ -160,7 +160,7 @@ func nodeBenchmarks(mode string, took time.Duration, up enginestack.Plan, result
 	var held []string
 	for _, line := range strings.Split(strings.TrimSpace(string(images)), "\n") {
 		if f := strings.Split(line, "\t"); len(f) == 3 {
-			what, _, _ := strings.Cut(f[2], ":")
+			what, _, _ := strings.Cut(f[2], ": ")
 			held = append(held, fmt.Sprintf("`%s` holds %s", f[0], what))
 		}
 	}
