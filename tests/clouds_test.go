@@ -246,15 +246,7 @@ func TestEKSLoadBalancerAnnotationsAlwaysMatchTheInstalledController(t *testing.
 		controller string
 		want       map[string]any
 	}{
-		{"true", map[string]any{
-			"service.beta.kubernetes.io/aws-load-balancer-scheme":                  "internal",
-			"service.beta.kubernetes.io/aws-load-balancer-type":                    "external",
-			"service.beta.kubernetes.io/aws-load-balancer-nlb-target-type":         "ip",
-			"service.beta.kubernetes.io/aws-load-balancer-target-group-attributes": "preserve_client_ip.enabled=true",
-			"service.beta.kubernetes.io/aws-load-balancer-healthcheck-protocol":    "http",
-			"service.beta.kubernetes.io/aws-load-balancer-healthcheck-port":        "8404",
-			"service.beta.kubernetes.io/aws-load-balancer-healthcheck-path":        "/healthz",
-		}},
+		{"true", eksControllerAnnotations},
 		{"false", map[string]any{
 			"service.beta.kubernetes.io/aws-load-balancer-internal": "true",
 			"service.beta.kubernetes.io/aws-load-balancer-type":     "nlb",

@@ -70,18 +70,22 @@ func TestEveryObjectCarriesTheRecommendedLabels(t *testing.T) {
 	}
 }
 
+// eksControllerAnnotations are an internal NLB's, as the AWS Load Balancer Controller reads them:
+// IP targets that keep the client's address, health-checked on HAProxy's /healthz.
+var eksControllerAnnotations = map[string]any{
+	"service.beta.kubernetes.io/aws-load-balancer-scheme":                  "internal",
+	"service.beta.kubernetes.io/aws-load-balancer-type":                    "external",
+	"service.beta.kubernetes.io/aws-load-balancer-nlb-target-type":         "ip",
+	"service.beta.kubernetes.io/aws-load-balancer-target-group-attributes": "preserve_client_ip.enabled=true",
+	"service.beta.kubernetes.io/aws-load-balancer-healthcheck-protocol":    "http",
+	"service.beta.kubernetes.io/aws-load-balancer-healthcheck-port":        "8404",
+	"service.beta.kubernetes.io/aws-load-balancer-healthcheck-path":        "/healthz",
+}
+
 func TestLoadBalancerIsInternalWithExactlyTheAnnotationsOfItsCloud(t *testing.T) {
 	for cloud, want := range map[string]map[string]any{
 		"gke": {"networking.gke.io/load-balancer-type": "Internal"},
-		"eks": {
-			"service.beta.kubernetes.io/aws-load-balancer-scheme":                  "internal",
-			"service.beta.kubernetes.io/aws-load-balancer-type":                    "external",
-			"service.beta.kubernetes.io/aws-load-balancer-nlb-target-type":         "ip",
-			"service.beta.kubernetes.io/aws-load-balancer-target-group-attributes": "preserve_client_ip.enabled=true",
-			"service.beta.kubernetes.io/aws-load-balancer-healthcheck-protocol":    "http",
-			"service.beta.kubernetes.io/aws-load-balancer-healthcheck-port":        "8404",
-			"service.beta.kubernetes.io/aws-load-balancer-healthcheck-path":        "/healthz",
-		},
+		"eks": eksControllerAnnotations,
 		"aks": {"service.beta.kubernetes.io/azure-load-balancer-internal": "true"},
 	} {
 		t.Run(cloud, func(t *testing.T) {

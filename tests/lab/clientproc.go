@@ -159,3 +159,18 @@ func (c *clientProcess) events() (writes, samples []event) {
 	defer c.mu.Unlock()
 	return append([]event(nil), c.writes...), append([]event(nil), c.samples...)
 }
+
+// awaitSettled waits until converged held for `settle` without a break, or convergeTimeout
+// passed (then the release did not converge, which the measurement shows).
+func (c *clientProcess) awaitSettled(converged func(event) bool) {
+	deadline := time.Now().Add(convergeTimeout)
+	notConverged := func(e event) bool { return e.Kind == "sample" && !converged(e) }
+	for time.Now().Before(deadline) {
+		if _, err := c.waitFor("", time.Until(deadline), converged); err != nil {
+			return
+		}
+		if _, err := c.waitFor("", settle, notConverged); err != nil {
+			return
+		}
+	}
+}

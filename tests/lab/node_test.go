@@ -248,11 +248,7 @@ type nodeScenario struct {
 var nodeScenarios = []nodeScenario{
 	{Name: "master-crash", Title: "master crash (SIGKILL of redis-server by containerd)", Fast: true,
 		act: func(t *testing.T, r *nodeRelease, c *clientProcess, _ *Result) error {
-			master, err := r.master(c)
-			if err != nil {
-				return err
-			}
-			id, err := master.containerID("redis")
+			id, err := r.masterContainer(c)
 			if err != nil {
 				return err
 			}
@@ -287,11 +283,7 @@ var nodeScenarios = []nodeScenario{
 // freezeMaster freezes the master's redis container for frozenFor, as a stalled process or VM
 // would: Sentinel fails over, and HAProxy must not go unready with its backend.
 func freezeMaster(_ *testing.T, r *nodeRelease, c *clientProcess, _ *Result) error {
-	master, err := r.master(c)
-	if err != nil {
-		return err
-	}
-	id, err := master.containerID("redis")
+	id, err := r.masterContainer(c)
 	if err != nil {
 		return err
 	}
@@ -333,6 +325,15 @@ func (r *nodeRelease) master(c *clientProcess) (podInfo, error) {
 		}
 	}
 	return podInfo{}, fmt.Errorf("no pod %s", masters[0])
+}
+
+// masterContainer returns the containerd ID of the master's redis container.
+func (r *nodeRelease) masterContainer(c *clientProcess) (string, error) {
+	master, err := r.master(c)
+	if err != nil {
+		return "", err
+	}
+	return master.containerID("redis")
 }
 
 // restartMasterPod deletes the master pod as `kubectl delete pod` does, and checks that the
@@ -461,16 +462,7 @@ func (r *nodeRelease) run(t *testing.T, s nodeScenario) (*Result, error) {
 		close(stop)
 		return res, err
 	}
-	deadline := time.Now().Add(convergeTimeout)
-	notConverged := func(e event) bool { return e.Kind == "sample" && !r.rel.converged(e) }
-	for time.Now().Before(deadline) {
-		if _, err := c.waitFor("", time.Until(deadline), r.rel.converged); err != nil {
-			break
-		}
-		if _, err := c.waitFor("", settle, notConverged); err != nil {
-			break
-		}
-	}
+	c.awaitSettled(r.rel.converged)
 	end := time.Now()
 	close(stop)
 	check, err := c.stopAndCheck()

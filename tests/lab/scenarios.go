@@ -364,18 +364,7 @@ func Run(s Scenario, setup string, rel *release, dir string) (r *Result, err err
 			return r, fmt.Errorf("%s: %v", s.Name, err)
 		}
 	}
-	// The run ends once the release stayed converged for `settle` without a break, or at the
-	// deadline (then it did not converge, which the result shows).
-	deadline := time.Now().Add(convergeTimeout)
-	notConverged := func(e event) bool { return e.Kind == "sample" && !c.rel.converged(e) }
-	for time.Now().Before(deadline) {
-		if _, err := c.waitFor("", time.Until(deadline), c.rel.converged); err != nil {
-			break
-		}
-		if _, err := c.waitFor("", settle, notConverged); err != nil {
-			break
-		}
-	}
+	c.awaitSettled(c.rel.converged)
 	end := time.Now()
 	check, err := c.stopAndCheck()
 	if err != nil {
