@@ -45,6 +45,7 @@ func TestOnARealNode(t *testing.T) {
 	if dir == "" {
 		dir = t.TempDir()
 	}
+	hostBefore := hostNetwork(t)
 	start := time.Now()
 	out, err := exec.Command(script, "start", dir).CombinedOutput()
 	require.NoError(t, err, "hack/node-fixture.sh start:\n%s", out)
@@ -60,6 +61,7 @@ func TestOnARealNode(t *testing.T) {
 		}
 		out, err := exec.Command(script, "stop", dir).CombinedOutput()
 		assert.NoError(t, err, "hack/node-fixture.sh stop (it checks that no process, mount, cgroup or namespace is left):\n%s", out)
+		assert.Equal(t, hostBefore, hostNetwork(t), "the host's links and iptables chains are as before the node")
 	})
 	self, err := os.Executable()
 	require.NoError(t, err)
@@ -67,6 +69,28 @@ func TestOnARealNode(t *testing.T) {
 	inside.Env = append(os.Environ(), nodeInsideEnv+"="+dir)
 	inside.Stdout, inside.Stderr = os.Stdout, os.Stderr
 	require.NoError(t, inside.Run(), "the test inside the node's namespace failed: its output is above")
+}
+
+// hostNetwork lists the host's links and iptables chains (every table), which the node, in a
+// namespace of its own, must leave as it found them.
+func hostNetwork(t *testing.T) []string {
+	t.Helper()
+	links, err := exec.Command("ip", "-o", "link", "show").Output()
+	require.NoError(t, err)
+	var out []string
+	for _, line := range strings.Split(strings.TrimSpace(string(links)), "\n") {
+		if f := strings.Fields(line); len(f) > 1 {
+			out = append(out, "link "+f[1])
+		}
+	}
+	rules, err := exec.Command("iptables-save").Output()
+	require.NoError(t, err)
+	for _, line := range strings.Split(string(rules), "\n") {
+		if strings.HasPrefix(line, ":") || strings.HasPrefix(line, "*") {
+			out = append(out, "iptables "+strings.Fields(line)[0])
+		}
+	}
+	return out
 }
 
 // nodeRelease is the local stack applied to the node, with what the client needs to know.
