@@ -76,6 +76,14 @@ launch() {
 	echo "$name $!" >>"$dir/pids"
 }
 
+# alive says whether pid, a child this shell started, has not exited. Not `running`: between the
+# fork and the exec a child's command line is still this script's, which names no DIR/.
+alive() {
+	local state
+	state=$(sed -n 's/^.*) \(.\).*$/\1/p' 2>/dev/null <"/proc/$1/stat") || return 1
+	[ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
+}
+
 # http_get PORT PATH prints the response of 127.0.0.1:PORT to a plain HTTP GET of PATH.
 http_get() {
 	(
@@ -120,7 +128,7 @@ start_component() {
 		pid=$(awk -v name="$name" '$1 == name { pid = $2 } END { print pid }' "$dir/pids")
 		deadline=$((SECONDS + timeout))
 		until "ready_$fn" "$dir" "${ports[@]}" >/dev/null 2>&1; do
-			if ! running "$pid" "$dir"; then
+			if ! alive "$pid"; then
 				if grep -qi 'address already in use' "$dir/$name.log"; then
 					log "$name: a port was taken after it was picked (attempt $attempt); picking others"
 					continue 2

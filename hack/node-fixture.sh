@@ -294,7 +294,9 @@ start() {
 	# removes those that were not there before.
 	ls -A /run/containerd/s >"$dir/shim-sockets.before" 2>/dev/null || true
 	[ -d /run/containerd ] || touch "$dir/made-run-containerd"
-	trap 'stop "$dir" || true' EXIT
+	# A failure from here on stops what was made. The trap runs after start's locals are gone.
+	started_dir=$dir
+	trap 'stop "$started_dir" || true' EXIT
 	ip netns add "$ns"
 	# No route out: loopback, the bridge for the pods' range, the Service range on the bridge
 	# (kube-proxy's DNAT happens after routing), and an unreachable default for everything else.
