@@ -40,6 +40,7 @@ build_cached() {
 	echo "$stamp" >"$cache/stamp"
 	log "built in $((SECONDS - start))s"
 }
+
 # port_in_use says whether a TCP port is listened on, on any address of this network namespace.
 port_in_use() {
 	local hex
@@ -84,19 +85,23 @@ alive() {
 	[ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
 }
 
+# get_request PATH prints an HTTP/1.0 GET of PATH on 127.0.0.1.
+get_request() {
+	printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$1"
+}
+
 # http_get PORT PATH prints the response of 127.0.0.1:PORT to a plain HTTP GET of PATH.
 http_get() {
 	(
 		exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
-		printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$2" >&3
+		get_request "$2" >&3
 		timeout 5 cat <&3
 	)
 }
 
 # https_get PORT PATH does the same over TLS, without checking the server's certificate.
 https_get() {
-	printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$2" |
-		timeout 5 openssl s_client -quiet -connect "127.0.0.1:$1" 2>/dev/null
+	get_request "$2" | timeout 5 openssl s_client -quiet -connect "127.0.0.1:$1" 2>/dev/null
 }
 
 # dump_logs DIR prints the end of the log of every component started in DIR, so that a failure

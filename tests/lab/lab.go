@@ -6,7 +6,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -203,19 +202,9 @@ func (c *cluster) startClient() error {
 	if err != nil {
 		return err
 	}
-	redisPort, _ := strconv.Atoi(c.rel.env("REDIS_PORT"))
-	sentinelPort, _ := strconv.Atoi(c.rel.env("SENTINEL_PORT"))
-	var pods []string
-	for i := range c.redis {
-		pods = append(pods, c.podName(i))
-	}
-	cfg := clientConfig{
-		DNSServer: bridgeAddr, Subnets: []string{labSubnet.String()},
-		Password: labPassword, MasterService: c.serviceName(c.rel.masterService), HealthService: c.serviceName(c.rel.masterService),
-		Pods: pods, PodDomain: c.rel.podDomain(), MasterSet: c.rel.env("MASTER_SET"),
-		RedisPort: redisPort, SentinelPort: sentinelPort, HealthPort: c.rel.healthPort(),
-		WriteInterval: Duration(writeInterval), SampleInterval: Duration(sampleInterval),
-	}
+	cfg := c.rel.clientConfig()
+	cfg.DNSServer, cfg.Subnets, cfg.Password = bridgeAddr, []string{labSubnet.String()}, labPassword
+	cfg.HealthService = cfg.MasterService // the lab's DNS names the HAProxy pod so
 	cmd := exec.Command("nsenter", "--net=/run/netns/"+ns, "--", self)
 	c.clientProcess, err = startClientProcess(cmd, cfg, c.dir)
 	return err

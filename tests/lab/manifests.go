@@ -121,6 +121,23 @@ func (r *release) env(name string) string {
 	return ""
 }
 
+// clientConfig is what the client needs to know of the release; the caller adds where it runs
+// (DNS server, subnets), the password and which HAProxy it asks for health.
+func (r *release) clientConfig() clientConfig {
+	redisPort, _ := strconv.Atoi(r.env("REDIS_PORT"))
+	sentinelPort, _ := strconv.Atoi(r.env("SENTINEL_PORT"))
+	var pods []string
+	for i := range r.replicas() {
+		pods = append(pods, fmt.Sprintf("%s-%d", r.statefulSet.Name, i))
+	}
+	return clientConfig{
+		MasterService: fmt.Sprintf("%s.%s.svc.cluster.local", r.masterService, r.namespace),
+		Pods:          pods, PodDomain: r.podDomain(), MasterSet: r.env("MASTER_SET"),
+		RedisPort: redisPort, SentinelPort: sentinelPort, HealthPort: r.healthPort(),
+		WriteInterval: Duration(writeInterval), SampleInterval: Duration(sampleInterval),
+	}
+}
+
 // healthPort is the port of HAProxy's health check.
 func (r *release) healthPort() int {
 	for _, p := range r.haproxy.Spec.Template.Spec.Containers[0].Ports {

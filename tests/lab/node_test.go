@@ -228,22 +228,10 @@ func (r *nodeRelease) startClient(dir string) (*clientProcess, error) {
 	if err != nil || len(proxies) == 0 {
 		return nil, fmt.Errorf("no HAProxy pod: %v", err)
 	}
-	var redisPort, sentinelPort int
-	fmt.Sscan(r.rel.env("REDIS_PORT"), &redisPort)
-	fmt.Sscan(r.rel.env("SENTINEL_PORT"), &sentinelPort)
-	var pods []string
-	for i := range r.rel.replicas() {
-		pods = append(pods, fmt.Sprintf("%s-%d", r.rel.statefulSet.Name, i))
-	}
-	proxyName := strings.ReplaceAll(proxies[0].Status.PodIP, ".", "-") + "." + r.rel.namespace + ".pod.cluster.local"
-	cfg := clientConfig{
-		DNSServer: r.env["NODE_IP"], Subnets: []string{r.env["POD_RANGE"], r.env["SERVICE_RANGE"]},
-		Password:      r.engine.Password(),
-		MasterService: fmt.Sprintf("%s.%s.svc.cluster.local", r.rel.masterService, r.rel.namespace), HealthService: proxyName,
-		Pods: pods, PodDomain: r.rel.podDomain(), MasterSet: r.rel.env("MASTER_SET"),
-		RedisPort: redisPort, SentinelPort: sentinelPort, HealthPort: r.rel.healthPort(),
-		WriteInterval: Duration(writeInterval), SampleInterval: Duration(nodeSampleInterval),
-	}
+	cfg := r.rel.clientConfig()
+	cfg.DNSServer, cfg.Subnets, cfg.Password = r.env["NODE_IP"], []string{r.env["POD_RANGE"], r.env["SERVICE_RANGE"]}, r.engine.Password()
+	cfg.HealthService = strings.ReplaceAll(proxies[0].Status.PodIP, ".", "-") + "." + r.rel.namespace + ".pod.cluster.local"
+	cfg.SampleInterval = Duration(nodeSampleInterval)
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
