@@ -33,35 +33,29 @@ const (
 	DefaultMetricsImage = "docker.io/oliver006/redis_exporter:v1.92.1"
 )
 
-// RedisSentinelArgs configures a RedisSentinel.
+// ReleaseArgs are the arguments that RedisSentinel and RedisCluster share: where the release
+// lives, its images, password, storage and resources, its clients and its metrics. Both argument
+// types embed it, and both components build these parts with the same code.
 //
 // Plain Go fields decide which resources exist and what the rendered configuration says; they are
-// validated before anything is registered. A zero value means "use the default" (see DefaultArgs);
-// a negative or otherwise malformed value is an error, never replaced by a default.
-// Pulumi inputs (images, password) only flow through into the resources.
-type RedisSentinelArgs struct {
+// validated before anything is registered. A zero value means "use the default"; a negative or
+// otherwise malformed value is an error, never replaced by a default. Pulumi inputs (images,
+// password) only flow through into the resources.
+type ReleaseArgs struct {
 	// Namespace the release lives in. It is part of every pod's DNS name.
 	Namespace string
 	// CreateNamespace registers the namespace, labelled to enforce the "restricted" Pod Security Standard.
 	CreateNamespace bool
-	// Cloud decides the LoadBalancer annotations: none, gke, eks or aks.
-	Cloud Cloud
-	// Replicas is the number of pods, each running one redis and one sentinel: odd, at least 3.
-	Replicas int
-	// Quorum is the number of sentinels that must agree the master is down. Default: a majority.
-	Quorum int
-	// MasterSetName is the name sentinels know the master by (SENTINEL get-master-addr-by-name).
-	MasterSetName string
 	// ClusterDomain is the cluster's DNS suffix, used in the pods' fully qualified names.
 	ClusterDomain string
 
 	// RedisImage must provide redis-server, redis-cli, sh, awk, sed and timeout (the official
-	// Debian and Alpine images do). HAProxyImage must provide haproxy 2.x.
-	RedisImage   pulumi.StringInput
-	HAProxyImage pulumi.StringInput
-	// Password for redis, sentinels and HAProxy's health checks. When nil, a random one is generated.
-	// Give it as a secret (pulumi.ToSecret); it is only ever stored in the Secret. It must contain no
-	// whitespace, quotes or backslashes: HAProxy's health checks send it in an inline AUTH command.
+	// Debian and Alpine images do).
+	RedisImage pulumi.StringInput
+	// Password for redis (and, in a RedisSentinel, its sentinels and HAProxy's health checks).
+	// When nil, a random one is generated. Give it as a secret (pulumi.ToSecret); it is only ever
+	// stored in the Secret. It must contain no whitespace, quotes or backslashes: HAProxy's health
+	// checks send it in an inline AUTH command.
 	Password pulumi.StringInput
 
 	// Ephemeral keeps data in an emptyDir instead of a PersistentVolumeClaim with AOF: a pure cache.
@@ -72,21 +66,57 @@ type RedisSentinelArgs struct {
 	// RedisCPU and RedisMemory are the redis container's requests; the memory is also its limit.
 	RedisCPU    string
 	RedisMemory string
+	// MinReplicasMaxLagSeconds: a master refuses writes when no replica has acknowledged within
+	// this many seconds, which bounds what a cut-off master can accept and then lose.
+	MinReplicasMaxLagSeconds int
+
+	// ShareNodes lets pods of one component share a node when there are fewer nodes than pods,
+	// such as a single node for development. By default every redis pod (and every HAProxy pod)
+	// needs a node of its own (required pod anti-affinity), and waits Pending for one.
+	ShareNodes bool
+	// ClientLabels are the pod labels (in any namespace) that the NetworkPolicy lets reach redis
+	// (and the sentinels and HAProxy of a RedisSentinel).
+	ClientLabels map[string]string
+
+	// DisableMetrics leaves out the redis_exporter sidecar and its port; by default every redis pod
+	// runs one. MetricsImage must provide /redis_exporter, v1.83.0 or later.
+	DisableMetrics bool
+	MetricsImage   pulumi.StringInput
+	// ServiceMonitor registers a Prometheus Operator ServiceMonitor for the exporters. Set it only
+	// where the monitoring.coreos.com/v1 CRDs are installed: without them the creation fails.
+	ServiceMonitor bool
+	// MetricsScraperNamespaceLabels and MetricsScraperPodLabels select the pods (Prometheus) that the
+	// NetworkPolicy lets reach the metrics port, and only that port. Nil takes the default
+	// (namespace "monitoring", pods labelled app.kubernetes.io/name=prometheus); an empty map
+	// matches every namespace, or every pod of the selected namespaces. Not both may be empty.
+	MetricsScraperNamespaceLabels map[string]string
+	MetricsScraperPodLabels       map[string]string
+}
+
+// RedisSentinelArgs configures a RedisSentinel: the shared ReleaseArgs, and what only a release
+// with Sentinel has. A zero value means "use the default" (see DefaultArgs).
+type RedisSentinelArgs struct {
+	ReleaseArgs
+
+	// Cloud decides the LoadBalancer annotations: none, gke, eks or aks.
+	Cloud Cloud
+	// Replicas is the number of pods, each running one redis and one sentinel: odd, at least 3.
+	Replicas int
+	// Quorum is the number of sentinels that must agree the master is down. Default: a majority.
+	Quorum int
+	// MasterSetName is the name sentinels know the master by (SENTINEL get-master-addr-by-name).
+	MasterSetName string
+
+	// HAProxyImage must provide haproxy 2.x.
+	HAProxyImage pulumi.StringInput
 
 	// DownAfterMilliseconds is how long a master may be unreachable before sentinels fail over.
 	DownAfterMilliseconds int
 	// FailoverTimeoutMilliseconds bounds a failover attempt (sentinel failover-timeout).
 	FailoverTimeoutMilliseconds int
-	// MinReplicasMaxLagSeconds: the master refuses writes when no replica has acknowledged within
-	// this many seconds, which bounds what a cut-off master can accept and then lose.
-	MinReplicasMaxLagSeconds int
 
 	// HAProxyReplicas is the number of HAProxy pods behind the single master endpoint.
 	HAProxyReplicas int
-	// ShareNodes lets pods of one component share a node when there are fewer nodes than pods,
-	// such as a single node for development. By default every redis pod and every HAProxy pod
-	// needs a node of its own (required pod anti-affinity), and waits Pending for one.
-	ShareNodes bool
 	// LoadBalancer puts a LoadBalancer Service in front of HAProxy. It is internal for gke, eks and
 	// aks; any other cloud needs PublicLoadBalancer, an explicit opt-in to a public address.
 	LoadBalancer bool
@@ -105,44 +135,20 @@ type RedisSentinelArgs struct {
 	// cloud provider instead of those of the AWS Load Balancer Controller: set it when the
 	// cluster has no such controller, which the default EKS annotations need to take effect.
 	AWSInTreeLoadBalancer bool
-	// ClientLabels are the pod labels (in any namespace) that the NetworkPolicy lets reach redis,
-	// the sentinels and HAProxy.
-	ClientLabels map[string]string
-
-	// DisableMetrics leaves out the redis_exporter sidecar and its port; by default every redis pod
-	// runs one. MetricsImage must provide /redis_exporter, v1.83.0 or later.
-	DisableMetrics bool
-	MetricsImage   pulumi.StringInput
-	// ServiceMonitor registers a Prometheus Operator ServiceMonitor for the exporters. Set it only
-	// where the monitoring.coreos.com/v1 CRDs are installed: without them the creation fails.
-	ServiceMonitor bool
-	// MetricsScraperNamespaceLabels and MetricsScraperPodLabels select the pods (Prometheus) that the
-	// NetworkPolicy lets reach the metrics port, and only that port. Nil takes the default
-	// (namespace "monitoring", pods labelled app.kubernetes.io/name=prometheus); an empty map
-	// matches every namespace, or every pod of the selected namespaces. Not both may be empty.
-	MetricsScraperNamespaceLabels map[string]string
-	MetricsScraperPodLabels       map[string]string
 }
 
-// DefaultArgs returns the value every zero field of RedisSentinelArgs takes. Quorum is left zero:
-// its default depends on Replicas (a majority), see WithDefaults.
-func DefaultArgs() RedisSentinelArgs {
-	return RedisSentinelArgs{
-		Namespace:                   "default",
-		Cloud:                       CloudNone,
-		Replicas:                    3,
-		MasterSetName:               "mymaster",
-		ClusterDomain:               "cluster.local",
-		RedisImage:                  pulumi.String(DefaultRedisImage),
-		HAProxyImage:                pulumi.String(DefaultHAProxyImage),
-		StorageSize:                 "8Gi",
-		RedisCPU:                    "100m",
-		RedisMemory:                 "512Mi",
-		DownAfterMilliseconds:       5000,
-		FailoverTimeoutMilliseconds: 10000,
-		MinReplicasMaxLagSeconds:    2,
-		HAProxyReplicas:             2,
-		MetricsImage:                pulumi.String(DefaultMetricsImage),
+// defaultRelease returns the value every zero field of ReleaseArgs takes. ClientLabels is left
+// nil: its default needs the component's name (withDefaults).
+func defaultRelease() ReleaseArgs {
+	return ReleaseArgs{
+		Namespace:                "default",
+		ClusterDomain:            "cluster.local",
+		RedisImage:               pulumi.String(DefaultRedisImage),
+		StorageSize:              "8Gi",
+		RedisCPU:                 "100m",
+		RedisMemory:              "512Mi",
+		MinReplicasMaxLagSeconds: 2,
+		MetricsImage:             pulumi.String(DefaultMetricsImage),
 		// kubernetes.io/metadata.name is set on every namespace by Kubernetes itself (1.22+).
 		MetricsScraperNamespaceLabels: map[string]string{"kubernetes.io/metadata.name": "monitoring"},
 		// The label of the Prometheus pods of the Prometheus Operator and of the community chart.
@@ -150,35 +156,57 @@ func DefaultArgs() RedisSentinelArgs {
 	}
 }
 
-// WithDefaults returns a copy of a in which every zero field holds its default.
+// withDefaults returns a copy of r in which every zero field holds its default.
 // ClientLabels defaults to {"<name>-client": "true"}, so it needs the component's name.
+func (r ReleaseArgs) withDefaults(name string) ReleaseArgs {
+	d := defaultRelease()
+	setDefault(&r.Namespace, d.Namespace)
+	setDefault(&r.ClusterDomain, d.ClusterDomain)
+	setDefault(&r.RedisImage, d.RedisImage)
+	setDefault(&r.StorageSize, d.StorageSize)
+	setDefault(&r.RedisCPU, d.RedisCPU)
+	setDefault(&r.RedisMemory, d.RedisMemory)
+	setDefault(&r.MinReplicasMaxLagSeconds, d.MinReplicasMaxLagSeconds)
+	setDefault(&r.MetricsImage, d.MetricsImage)
+	if r.ClientLabels == nil {
+		r.ClientLabels = map[string]string{name + "-client": "true"}
+	}
+	if r.MetricsScraperNamespaceLabels == nil {
+		r.MetricsScraperNamespaceLabels = d.MetricsScraperNamespaceLabels
+	}
+	if r.MetricsScraperPodLabels == nil {
+		r.MetricsScraperPodLabels = d.MetricsScraperPodLabels
+	}
+	return r
+}
+
+// DefaultArgs returns the value every zero field of RedisSentinelArgs takes. Quorum is left zero:
+// its default depends on Replicas (a majority), see WithDefaults.
+func DefaultArgs() RedisSentinelArgs {
+	return RedisSentinelArgs{
+		ReleaseArgs:                 defaultRelease(),
+		Cloud:                       CloudNone,
+		Replicas:                    3,
+		MasterSetName:               "mymaster",
+		HAProxyImage:                pulumi.String(DefaultHAProxyImage),
+		DownAfterMilliseconds:       5000,
+		FailoverTimeoutMilliseconds: 10000,
+		HAProxyReplicas:             2,
+	}
+}
+
+// WithDefaults returns a copy of a in which every zero field holds its default.
 func (a RedisSentinelArgs) WithDefaults(name string) RedisSentinelArgs {
 	d := DefaultArgs()
-	setDefault(&a.Namespace, d.Namespace)
+	a.ReleaseArgs = a.ReleaseArgs.withDefaults(name)
 	setDefault(&a.Cloud, d.Cloud)
 	setDefault(&a.Replicas, d.Replicas)
 	setDefault(&a.MasterSetName, d.MasterSetName)
-	setDefault(&a.ClusterDomain, d.ClusterDomain)
-	setDefault(&a.RedisImage, d.RedisImage)
 	setDefault(&a.HAProxyImage, d.HAProxyImage)
-	setDefault(&a.StorageSize, d.StorageSize)
-	setDefault(&a.RedisCPU, d.RedisCPU)
-	setDefault(&a.RedisMemory, d.RedisMemory)
 	setDefault(&a.DownAfterMilliseconds, d.DownAfterMilliseconds)
 	setDefault(&a.FailoverTimeoutMilliseconds, d.FailoverTimeoutMilliseconds)
-	setDefault(&a.MinReplicasMaxLagSeconds, d.MinReplicasMaxLagSeconds)
 	setDefault(&a.HAProxyReplicas, d.HAProxyReplicas)
 	setDefault(&a.Quorum, a.Replicas/2+1)
-	setDefault(&a.MetricsImage, d.MetricsImage)
-	if a.ClientLabels == nil {
-		a.ClientLabels = map[string]string{name + "-client": "true"}
-	}
-	if a.MetricsScraperNamespaceLabels == nil {
-		a.MetricsScraperNamespaceLabels = d.MetricsScraperNamespaceLabels
-	}
-	if a.MetricsScraperPodLabels == nil {
-		a.MetricsScraperPodLabels = d.MetricsScraperPodLabels
-	}
 	return a
 }
 
@@ -217,13 +245,7 @@ func (a RedisSentinelArgs) Validate(name string) error {
 	fail := func(field string, value any, allowed string) {
 		errs = append(errs, &FieldError{Field: field, Value: value, Allowed: allowed})
 	}
-
-	if msgs := validation.IsDNS1035Label(name); len(msgs) > 0 || len(name) > maxNameLength {
-		fail("name", name, fmt.Sprintf("a lowercase DNS label of at most %d characters (a-z, 0-9, '-', starting with a letter)", maxNameLength))
-	}
-	if msgs := validation.IsDNS1123Label(a.Namespace); len(msgs) > 0 {
-		fail("namespace", a.Namespace, "a lowercase DNS label of at most 63 characters (a-z, 0-9, '-')")
-	}
+	a.ReleaseArgs.validate(name, fail)
 	if !isKnownCloud(a.Cloud) {
 		fail("cloud", string(a.Cloud), fmt.Sprintf("one of %v", Clouds))
 	}
@@ -235,8 +257,30 @@ func (a RedisSentinelArgs) Validate(name string) error {
 	if !masterSetNamePattern.MatchString(a.MasterSetName) {
 		fail("masterSetName", a.MasterSetName, "1 to 64 characters of A-Z, a-z, 0-9, '.', '_', '-', starting with a letter or digit")
 	}
-	if msgs := validation.IsDNS1123Subdomain(a.ClusterDomain); len(msgs) > 0 {
-		fail("clusterDomain", a.ClusterDomain, "a DNS domain such as cluster.local")
+	if a.DownAfterMilliseconds < 2000 || a.DownAfterMilliseconds > 600000 {
+		fail("downAfterMilliseconds", a.DownAfterMilliseconds, "from 2000 to 600000; below 2000 sentinels mark a master down falsely while it starts")
+	}
+	if a.FailoverTimeoutMilliseconds < a.DownAfterMilliseconds || a.FailoverTimeoutMilliseconds > 3600000 {
+		fail("failoverTimeoutMilliseconds", a.FailoverTimeoutMilliseconds, fmt.Sprintf("from downAfterMilliseconds (%d) to 3600000", a.DownAfterMilliseconds))
+	}
+	if a.HAProxyReplicas < 1 || a.HAProxyReplicas > 20 {
+		fail("haproxyReplicas", a.HAProxyReplicas, "from 1 to 20")
+	}
+	errs = append(errs, CheckCIDRs("clusterNetworks", a.ClusterNetworks, false, true, "")...)
+	errs = append(errs, a.validateLoadBalancer(fail)...)
+	return errors.Join(errs...)
+}
+
+// validate reports through fail every problem of the component name and the shared args.
+func (r ReleaseArgs) validate(name string, fail func(field string, value any, allowed string)) {
+	if msgs := validation.IsDNS1035Label(name); len(msgs) > 0 || len(name) > maxNameLength {
+		fail("name", name, fmt.Sprintf("a lowercase DNS label of at most %d characters (a-z, 0-9, '-', starting with a letter)", maxNameLength))
+	}
+	if msgs := validation.IsDNS1123Label(r.Namespace); len(msgs) > 0 {
+		fail("namespace", r.Namespace, "a lowercase DNS label of at most 63 characters (a-z, 0-9, '-')")
+	}
+	if msgs := validation.IsDNS1123Subdomain(r.ClusterDomain); len(msgs) > 0 {
+		fail("clusterDomain", r.ClusterDomain, "a DNS domain such as cluster.local")
 	}
 	checkQuantity := func(field, value string) {
 		q, err := resource.ParseQuantity(value)
@@ -244,31 +288,20 @@ func (a RedisSentinelArgs) Validate(name string) error {
 			fail(field, value, "a positive Kubernetes quantity such as 8Gi, 512Mi or 250m")
 		}
 	}
-	checkQuantity("storageSize", a.StorageSize)
-	checkQuantity("redisCPU", a.RedisCPU)
-	checkQuantity("redisMemory", a.RedisMemory)
-	if a.StorageClass != "" && len(validation.IsDNS1123Subdomain(a.StorageClass)) > 0 {
-		fail("storageClass", a.StorageClass, "empty (the cluster's default class) or a StorageClass name")
+	checkQuantity("storageSize", r.StorageSize)
+	checkQuantity("redisCPU", r.RedisCPU)
+	checkQuantity("redisMemory", r.RedisMemory)
+	if r.StorageClass != "" && len(validation.IsDNS1123Subdomain(r.StorageClass)) > 0 {
+		fail("storageClass", r.StorageClass, "empty (the cluster's default class) or a StorageClass name")
 	}
-	if a.Ephemeral && a.StorageClass != "" {
-		fail("storageClass", a.StorageClass, "empty when ephemeral is true: there is no volume claim")
+	if r.Ephemeral && r.StorageClass != "" {
+		fail("storageClass", r.StorageClass, "empty when ephemeral is true: there is no volume claim")
 	}
-	if a.DownAfterMilliseconds < 2000 || a.DownAfterMilliseconds > 600000 {
-		fail("downAfterMilliseconds", a.DownAfterMilliseconds, "from 2000 to 600000; below 2000 sentinels mark a master down falsely while it starts")
+	if r.MinReplicasMaxLagSeconds < 1 || r.MinReplicasMaxLagSeconds > 60 {
+		fail("minReplicasMaxLagSeconds", r.MinReplicasMaxLagSeconds, "from 1 to 60 seconds")
 	}
-	if a.FailoverTimeoutMilliseconds < a.DownAfterMilliseconds || a.FailoverTimeoutMilliseconds > 3600000 {
-		fail("failoverTimeoutMilliseconds", a.FailoverTimeoutMilliseconds, fmt.Sprintf("from downAfterMilliseconds (%d) to 3600000", a.DownAfterMilliseconds))
-	}
-	if a.MinReplicasMaxLagSeconds < 1 || a.MinReplicasMaxLagSeconds > 60 {
-		fail("minReplicasMaxLagSeconds", a.MinReplicasMaxLagSeconds, "from 1 to 60 seconds")
-	}
-	if a.HAProxyReplicas < 1 || a.HAProxyReplicas > 20 {
-		fail("haproxyReplicas", a.HAProxyReplicas, "from 1 to 20")
-	}
-	errs = append(errs, CheckCIDRs("clusterNetworks", a.ClusterNetworks, false, true, "")...)
-	errs = append(errs, a.validateLoadBalancer(fail)...)
-	if len(a.ClientLabels) == 0 {
-		fail("clientLabels", a.ClientLabels, "at least one label, which the NetworkPolicy requires of client pods")
+	if len(r.ClientLabels) == 0 {
+		fail("clientLabels", r.ClientLabels, "at least one label, which the NetworkPolicy requires of client pods")
 	}
 	checkLabels := func(field string, labels map[string]string) {
 		for _, key := range sortedKeys(labels) {
@@ -277,17 +310,16 @@ func (a RedisSentinelArgs) Validate(name string) error {
 			}
 		}
 	}
-	checkLabels("clientLabels", a.ClientLabels)
-	checkLabels("metricsScraperNamespaceLabels", a.MetricsScraperNamespaceLabels)
-	checkLabels("metricsScraperPodLabels", a.MetricsScraperPodLabels)
-	if len(a.MetricsScraperNamespaceLabels) == 0 && len(a.MetricsScraperPodLabels) == 0 {
-		fail("metricsScraperPodLabels", a.MetricsScraperPodLabels,
+	checkLabels("clientLabels", r.ClientLabels)
+	checkLabels("metricsScraperNamespaceLabels", r.MetricsScraperNamespaceLabels)
+	checkLabels("metricsScraperPodLabels", r.MetricsScraperPodLabels)
+	if len(r.MetricsScraperNamespaceLabels) == 0 && len(r.MetricsScraperPodLabels) == 0 {
+		fail("metricsScraperPodLabels", r.MetricsScraperPodLabels,
 			"at least one label here or in metricsScraperNamespaceLabels: with both empty every pod of the cluster could scrape the exporters")
 	}
-	if a.DisableMetrics && a.ServiceMonitor {
+	if r.DisableMetrics && r.ServiceMonitor {
 		fail("serviceMonitor", true, "true only together with metrics: true; there is nothing to scrape without the exporters")
 	}
-	return errors.Join(errs...)
 }
 
 // validateLoadBalancer reports through fail, and returns the source ranges' own errors.

@@ -80,12 +80,12 @@ func newNames(base string) names {
 }
 
 // peerDomain is the DNS domain of the headless Service, under which every pod has a stable name.
-func peerDomain(n names, a RedisSentinelArgs) string {
+func peerDomain(n names, a ReleaseArgs) string {
 	return fmt.Sprintf("%s.%s.svc.%s", n.headless, a.Namespace, a.ClusterDomain)
 }
 
 // serviceHost is the in-cluster DNS name of one of the release's Services.
-func serviceHost(service string, a RedisSentinelArgs) string {
+func serviceHost(service string, a ReleaseArgs) string {
 	return fmt.Sprintf("%s.%s.svc.%s", service, a.Namespace, a.ClusterDomain)
 }
 
@@ -143,7 +143,7 @@ func renderConfigFiles(n names, a RedisSentinelArgs) (map[string]string, error) 
 	values.MaxMemoryBytes = memory.Value() * 3 / 4
 	for i := 0; i < a.Replicas; i++ {
 		id := fmt.Sprintf("%s-%d", n.base, i)
-		values.Pods = append(values.Pods, pod{ID: id, FQDN: id + "." + peerDomain(n, a)})
+		values.Pods = append(values.Pods, pod{ID: id, FQDN: id + "." + peerDomain(n, a.ReleaseArgs)})
 	}
 	values.DefaultMaster = values.Pods[0].FQDN
 

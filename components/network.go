@@ -1,8 +1,6 @@
 package components
 
 import (
-	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes"
-	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/apiextensions"
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
 	networkingv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/networking/v1"
@@ -22,7 +20,7 @@ func servicePort(name string, port int) corev1.ServicePortArgs {
 
 // services registers the headless Service (stable pod DNS names), the sentinels' Service and the
 // master endpoint Service in front of HAProxy.
-func (b *builder) services() error {
+func (b *sentinelBuilder) services() error {
 	n := b.names
 	headlessPorts := corev1.ServicePortArray{servicePort("redis", RedisPort), servicePort("sentinel", SentinelPort)}
 	if !b.args.DisableMetrics {
@@ -77,7 +75,7 @@ func (b *builder) services() error {
 
 // loadBalancer registers the LoadBalancer Service when asked for, and returns its address
 // (empty until the cloud assigns one, and without a load balancer).
-func (b *builder) loadBalancer() (pulumi.StringOutput, error) {
+func (b *sentinelBuilder) loadBalancer() (pulumi.StringOutput, error) {
 	a, n := b.args, b.names
 	if !a.LoadBalancer {
 		return pulumi.String("").ToStringOutput(), nil
@@ -119,7 +117,7 @@ func (b *builder) loadBalancer() (pulumi.StringOutput, error) {
 // policies registers the PodDisruptionBudgets (one pod of each component down at a time) and the
 // NetworkPolicies: redis and sentinel ports only from peers, HAProxy and labelled clients;
 // HAProxy only from labelled clients and, with a load balancer, from its source ranges.
-func (b *builder) policies() error {
+func (b *sentinelBuilder) policies() error {
 	a, n := b.args, b.names
 	for _, budget := range []struct{ name, component string }{
 		{n.disruptionBudget, componentRedis},
@@ -227,28 +225,4 @@ func (b *builder) policies() error {
 		}
 	}
 	return nil
-}
-
-// serviceMonitor registers, when asked for, the Prometheus Operator ServiceMonitor that scrapes
-// every exporter through the headless Service. The sentinels' Service carries the same labels but
-// no metrics port, so it adds no targets.
-func (b *builder) serviceMonitor() error {
-	if b.args.DisableMetrics || !b.args.ServiceMonitor {
-		return nil
-	}
-	_, err := apiextensions.NewCustomResource(b.ctx, b.names.serviceMonitor, &apiextensions.CustomResourceArgs{
-		ApiVersion: pulumi.String("monitoring.coreos.com/v1"),
-		Kind:       pulumi.String("ServiceMonitor"),
-		Metadata:   b.meta(b.names.serviceMonitor, b.labels(componentRedis)),
-		OtherFields: kubernetes.UntypedArgs{
-			"spec": pulumi.Map{
-				"selector": pulumi.Map{"matchLabels": b.selector(componentRedis)},
-				"endpoints": pulumi.Array{pulumi.Map{
-					"port": pulumi.String(metricsPortName),
-					"path": pulumi.String("/metrics"),
-				}},
-			},
-		},
-	}, b.opts...)
-	return err
 }

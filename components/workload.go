@@ -1,7 +1,6 @@
 package components
 
 import (
-	"fmt"
 	"path"
 	"strconv"
 
@@ -39,7 +38,7 @@ const (
 	volumeTmp    = "tmp"
 )
 
-func (b *builder) statefulSet() error {
+func (b *sentinelBuilder) statefulSet() error {
 	a, n := b.args, b.names
 	script := func(name string, args ...string) pulumi.StringArray {
 		return pulumi.ToStringArray(append([]string{"sh", path.Join(templateDir, name)}, args...))
@@ -58,8 +57,8 @@ func (b *builder) statefulSet() error {
 			FieldRef: &corev1.ObjectFieldSelectorArgs{FieldPath: pulumi.String("metadata.name")},
 		}},
 		// Kubernetes expands $(POD_NAME): the pod's stable name under the headless Service.
-		envVar("POD_FQDN", "$(POD_NAME)."+peerDomain(n, a)),
-		envVar("PEER_DOMAIN", peerDomain(n, a)),
+		envVar("POD_FQDN", "$(POD_NAME)."+peerDomain(n, a.ReleaseArgs)),
+		envVar("PEER_DOMAIN", peerDomain(n, a.ReleaseArgs)),
 		envVar("REPLICAS", strconv.Itoa(a.Replicas)),
 		envVar("MASTER_SET", a.MasterSetName),
 		envVar("REDIS_PORT", strconv.Itoa(RedisPort)),
@@ -195,76 +194,10 @@ func (b *builder) statefulSet() error {
 	if err != nil || a.Ephemeral {
 		return err
 	}
-	return b.resizeClaims(sts)
+	return b.resizeClaims(sts, a.Replicas)
 }
 
-// resizeClaims holds every pod's claim at StorageSize with a server-side apply patch, so that a
-// larger storageSize grows the existing volumes in place (the StorageClass must allow expansion).
-// The patches wait for the StatefulSet, whose controller creates the claims. Shrinking is refused
-// before this (CheckChange): Kubernetes cannot shrink a volume.
-func (b *builder) resizeClaims(sts pulumi.Resource) error {
-	for i := 0; i < b.args.Replicas; i++ {
-		claim := fmt.Sprintf("%s-%s-%d", volumeData, b.names.base, i)
-		if _, err := corev1.NewPersistentVolumeClaimPatch(b.ctx, claim, &corev1.PersistentVolumeClaimPatchArgs{
-			Metadata: &metav1.ObjectMetaPatchArgs{
-				Name: pulumi.String(claim), Namespace: pulumi.String(b.args.Namespace),
-				// The StatefulSet controller created the claim and owns its size; without force the
-				// API server refuses a new size as a conflict of field managers. No await: the
-				// provider waits for a claim of a WaitForFirstConsumer class (GKE's and EKS's
-				// defaults) to be Pending, and this one is Bound already, so every update hung five
-				// minutes and failed (seen on the real node); the StatefulSet's await covers the pods.
-				Annotations: pulumi.StringMap{
-					"pulumi.com/patchForce": pulumi.String("true"),
-					"pulumi.com/skipAwait":  pulumi.String("true"),
-				},
-			},
-			Spec: &corev1.PersistentVolumeClaimSpecPatchArgs{
-				Resources: &corev1.VolumeResourceRequirementsPatchArgs{
-					Requests: pulumi.StringMap{"storage": pulumi.String(b.args.StorageSize)},
-				},
-			},
-		}, append(b.opts, pulumi.DependsOn([]pulumi.Resource{sts}))...); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// exporter is the redis_exporter sidecar: it reads the local redis only, and serves /metrics.
-// One per pod is enough: each redis reports its role, replication and lag itself, and Sentinel's
-// view (which master, how many sentinels agree) shows in HAProxy's /master; a second exporter
-// on the sentinel port would double the sidecars for little that redis's own metrics miss.
-func (b *builder) exporter() corev1.ContainerArgs {
-	return corev1.ContainerArgs{
-		Name:  pulumi.String("metrics"),
-		Image: b.args.MetricsImage,
-		// Explicit, so that the binary of another packaging (Debian's prometheus-redis-exporter)
-		// can run the same arguments. Every flag here exists since v1.0.
-		Command: pulumi.ToStringArray([]string{"/redis_exporter"}),
-		Args: pulumi.ToStringArray([]string{
-			"--redis.addr=redis://localhost:" + strconv.Itoa(RedisPort),
-			"--web.listen-address=:" + strconv.Itoa(MetricsPort),
-		}),
-		Ports: corev1.ContainerPortArray{containerPort(metricsPortName, MetricsPort)},
-		Env: corev1.EnvVarArray{
-			corev1.EnvVarArgs{Name: pulumi.String("REDIS_PASSWORD"), ValueFrom: b.passwordRef()},
-			// /scrape?target=... would dial any address a caller names and authenticate with this
-			// password. An environment variable rather than a flag: exporters older than v1.83.0
-			// ignore it instead of refusing to start.
-			envVar("REDIS_EXPORTER_DISABLE_SCRAPE_ENDPOINT", "true"),
-		},
-		Resources: resources("10m", "32Mi", "64Mi"),
-		// No readiness probe: the pod's readiness is redis's, and a slow exporter must not take
-		// a healthy redis out of its Services or count against its disruption budget.
-		LivenessProbe: &corev1.ProbeArgs{
-			HttpGet:       &corev1.HTTPGetActionArgs{Path: pulumi.String("/health"), Port: pulumi.String(metricsPortName)},
-			PeriodSeconds: pulumi.Int(10), TimeoutSeconds: pulumi.Int(5),
-		},
-		SecurityContext: restrictedContainer(),
-	}
-}
-
-func (b *builder) haproxy() error {
+func (b *sentinelBuilder) haproxy() error {
 	a, n := b.args, b.names
 	_, err := appsv1.NewDeployment(b.ctx, n.haproxy, &appsv1.DeploymentArgs{
 		Metadata: b.meta(n.haproxy, b.labels(componentHAProxy)),
@@ -318,48 +251,6 @@ func (b *builder) haproxy() error {
 		},
 	}, append(b.opts, pulumi.DependsOn([]pulumi.Resource{b.secret, b.haproxyConfig}))...)
 	return err
-}
-
-// passwordRef reads the password from the Secret into an environment variable.
-func (b *builder) passwordRef() *corev1.EnvVarSourceArgs {
-	return &corev1.EnvVarSourceArgs{SecretKeyRef: &corev1.SecretKeySelectorArgs{
-		Name: pulumi.String(b.names.secret), Key: pulumi.String(passwordKey),
-	}}
-}
-
-// separateNodes keeps every pod of a component on a node of its own: a required anti-affinity.
-// A topology spread over nodes cannot promise that: with maxSkew 1 it still puts two of three
-// pods on one of two nodes, and one node's loss then takes the majority. A pod with no free node
-// stays Pending rather than share one. With ShareNodes (fewer nodes than pods, such as a single
-// node for development) the anti-affinity is only preferred.
-func (b *builder) separateNodes(component string) *corev1.AffinityArgs {
-	term := corev1.PodAffinityTermArgs{
-		LabelSelector: &metav1.LabelSelectorArgs{MatchLabels: b.selector(component)},
-		TopologyKey:   pulumi.String("kubernetes.io/hostname"),
-	}
-	anti := &corev1.PodAntiAffinityArgs{}
-	if b.args.ShareNodes {
-		anti.PreferredDuringSchedulingIgnoredDuringExecution = corev1.WeightedPodAffinityTermArray{
-			corev1.WeightedPodAffinityTermArgs{Weight: pulumi.Int(100), PodAffinityTerm: term},
-		}
-	} else {
-		anti.RequiredDuringSchedulingIgnoredDuringExecution = corev1.PodAffinityTermArray{term}
-	}
-	return &corev1.AffinityArgs{PodAntiAffinity: anti}
-}
-
-// acrossZones spreads the pods of a component over zones when it can. Only preferred: a zone
-// without a free node, or a cluster without zone labels, must not keep a pod from starting.
-// Tainted (for example cordoned) nodes do not count, so that a drained node's zone does not
-// hold the skew.
-func (b *builder) acrossZones(component string) corev1.TopologySpreadConstraintArray {
-	return corev1.TopologySpreadConstraintArray{corev1.TopologySpreadConstraintArgs{
-		MaxSkew:           pulumi.Int(1),
-		TopologyKey:       pulumi.String("topology.kubernetes.io/zone"),
-		WhenUnsatisfiable: pulumi.String("ScheduleAnyway"),
-		NodeTaintsPolicy:  pulumi.String("Honor"),
-		LabelSelector:     &metav1.LabelSelectorArgs{MatchLabels: b.selector(component)},
-	}}
 }
 
 // restrictedPod and restrictedContainer satisfy the "restricted" Pod Security Standard.

@@ -534,7 +534,7 @@ func TestAPreviewWithUnknownValuesSucceeds(t *testing.T) {
 	unknown := func() pulumi.StringOutput {
 		return pulumi.UnsafeUnknownOutput(nil).ApplyT(func(any) string { return "" }).(pulumi.StringOutput)
 	}
-	r, err := runComponent(t, &components.RedisSentinelArgs{RedisImage: unknown(), HAProxyImage: unknown(), MetricsImage: unknown()}, true)
+	r, err := runComponent(t, &components.RedisSentinelArgs{ReleaseArgs: components.ReleaseArgs{RedisImage: unknown(), MetricsImage: unknown()}, HAProxyImage: unknown()}, true)
 	require.NoError(t, err)
 	var sts appsv1.StatefulSet
 	r.decode(typeStatefulSet, "redis", &sts)
@@ -551,7 +551,7 @@ func TestTheComponentExposesItsEndpoints(t *testing.T) {
 	var got []string
 	cfg := &render.StackConfig{Project: "consumer", Stack: "test", Values: map[string]string{}}
 	_, err := render.Run(func(ctx *pulumi.Context) error {
-		rs, err := components.NewRedisSentinel(ctx, "cache", &components.RedisSentinelArgs{Namespace: "apps"})
+		rs, err := components.NewRedisSentinel(ctx, "cache", &components.RedisSentinelArgs{ReleaseArgs: components.ReleaseArgs{Namespace: "apps"}})
 		if err != nil {
 			return err
 		}

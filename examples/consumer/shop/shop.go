@@ -16,19 +16,21 @@ const namespace = "shop"
 // Program creates the shop's cache and exports where its clients find it.
 func Program(ctx *pulumi.Context) error {
 	cache, err := components.NewRedisSentinel(ctx, "cache", &components.RedisSentinelArgs{
-		Namespace:       namespace,
-		CreateNamespace: true,
+		ReleaseArgs: components.ReleaseArgs{
+			Namespace:       namespace,
+			CreateNamespace: true,
+			// Sessions and carts that can be rebuilt: no volumes, no AOF.
+			Ephemeral:    true,
+			RedisMemory:  "1Gi",
+			ClientLabels: map[string]string{"shop.example.com/cache-client": "true"},
+		},
 		// Five pods survive the loss of two; a quorum of 3 is their majority.
-		Replicas: 5,
-		Quorum:   3,
-		// Sessions and carts that can be rebuilt: no volumes, no AOF.
-		Ephemeral:     true,
-		RedisMemory:   "1Gi",
+		Replicas:      5,
+		Quorum:        3,
 		MasterSetName: "shop-cache",
 		// Fail over sooner than the default 5 s; above 2 s, which the component requires.
 		DownAfterMilliseconds: 3000,
 		HAProxyReplicas:       3,
-		ClientLabels:          map[string]string{"shop.example.com/cache-client": "true"},
 	})
 	if err != nil {
 		return err

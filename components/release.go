@@ -1,0 +1,273 @@
+package components
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes"
+	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/apiextensions"
+	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
+	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
+	"github.com/pulumi/pulumi-random/sdk/v4/go/random"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+// builder carries what every child of a release needs while a component registers them, and
+// registers the parts that RedisSentinel and RedisCluster share.
+type builder struct {
+	ctx     *pulumi.Context
+	release ReleaseArgs
+	names   names
+	// app is the value of the app.kubernetes.io/name label: which kind of release this is.
+	app  string
+	opts []pulumi.ResourceOption
+	// The Secret and the redis pods' ConfigMap. The pods name them with plain strings, known in
+	// a preview, and depend on the resources for the order of creation. A name taken from an
+	// output would be unknown while its object is replaced, and with it the pod template, which
+	// makes the engine replace the StatefulSet: every pod down at once.
+	secret, redisConfig pulumi.Resource
+	redisConfigName     string
+}
+
+// newBuilder registers what every release starts with, as children of component: the namespace
+// when asked for, the Secret, the redis pods' ConfigMap (redisFiles, content-addressed) and the
+// ServiceAccount.
+func newBuilder(ctx *pulumi.Context, component pulumi.Resource, n names, app string, r ReleaseArgs, redisFiles map[string]string) (*builder, error) {
+	b := &builder{ctx: ctx, release: r, names: n, app: app, opts: []pulumi.ResourceOption{pulumi.Parent(component)}}
+	if r.CreateNamespace {
+		ns, err := corev1.NewNamespace(ctx, n.base+"-namespace", &corev1.NamespaceArgs{
+			Metadata: &metav1.ObjectMetaArgs{
+				Name: pulumi.String(r.Namespace),
+				Labels: pulumi.StringMap{
+					"pod-security.kubernetes.io/enforce": pulumi.String("restricted"),
+					"pod-security.kubernetes.io/warn":    pulumi.String("restricted"),
+				},
+			},
+		}, pulumi.Parent(component))
+		if err != nil {
+			return nil, err
+		}
+		b.opts = append(b.opts, pulumi.DependsOn([]pulumi.Resource{ns}))
+	}
+	var err error
+	if b.secret, err = b.newSecret(); err != nil {
+		return nil, err
+	}
+	b.redisConfigName = contentName(n.config, redisFiles)
+	if b.redisConfig, err = b.configMap(n.config, b.redisConfigName, componentRedis, redisFiles); err != nil {
+		return nil, err
+	}
+	if _, err := corev1.NewServiceAccount(ctx, n.serviceAccount, &corev1.ServiceAccountArgs{
+		Metadata:                     b.meta(n.serviceAccount, b.labels(componentRedis)),
+		AutomountServiceAccountToken: pulumi.Bool(false),
+	}, b.opts...); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// configMap registers one of the release's ConfigMaps under its content-addressed name. Its
+// Pulumi name is the fixed prefix: a new digest is a replacement of the same resource, which the
+// engine does create-before-delete (the Kubernetes names differ), and it deletes the old object
+// at the end of the update, once the pods have rolled onto the new one.
+func (b *builder) configMap(resourceName, name, component string, files map[string]string) (pulumi.Resource, error) {
+	return corev1.NewConfigMap(b.ctx, resourceName, &corev1.ConfigMapArgs{
+		Metadata:  b.meta(name, b.labels(component)),
+		Data:      pulumi.ToStringMap(files),
+		Immutable: pulumi.Bool(true),
+	}, b.opts...)
+}
+
+// newSecret registers the Secret with the password, generating one when none is given.
+func (b *builder) newSecret() (pulumi.Resource, error) {
+	password := b.release.Password
+	if password == nil {
+		generated, err := random.NewRandomPassword(b.ctx, b.names.base+"-password", &random.RandomPasswordArgs{
+			Length: pulumi.Int(32),
+			// Letters and digits only: HAProxy's health checks send the password in an inline
+			// AUTH command, where a space or a quote would break it.
+			Special: pulumi.Bool(false),
+		}, b.opts...)
+		if err != nil {
+			return nil, err
+		}
+		password = generated.Result
+	}
+	return corev1.NewSecret(b.ctx, b.names.secret, &corev1.SecretArgs{
+		Metadata:   b.meta(b.names.secret, b.labels(componentRedis)),
+		Type:       pulumi.String("Opaque"),
+		StringData: pulumi.StringMap{passwordKey: password},
+	}, b.opts...)
+}
+
+// passwordKey is the key of the password in the Secret.
+const passwordKey = "password"
+
+// Values of the app.kubernetes.io/name label: which kind of release an object belongs to.
+const (
+	appSentinel = "redis-sentinel"
+	appCluster  = "redis-cluster"
+)
+
+// Values of the app.kubernetes.io/component label.
+const (
+	componentRedis   = "redis"
+	componentHAProxy = "haproxy"
+)
+
+// selector selects the pods of one component of this release; it is also part of their labels.
+func (b *builder) selector(component string) pulumi.StringMap {
+	return pulumi.StringMap{
+		"app.kubernetes.io/name":      pulumi.String(b.app),
+		"app.kubernetes.io/instance":  pulumi.String(b.names.base),
+		"app.kubernetes.io/component": pulumi.String(component),
+	}
+}
+
+// labels are the labels of every object of one component: the selector plus part-of and managed-by.
+func (b *builder) labels(component string) pulumi.StringMap {
+	labels := b.selector(component)
+	labels["app.kubernetes.io/part-of"] = pulumi.String("redis-sentinel")
+	labels["app.kubernetes.io/managed-by"] = pulumi.String("pulumi")
+	return labels
+}
+
+func (b *builder) meta(name string, labels pulumi.StringMap) *metav1.ObjectMetaArgs {
+	return &metav1.ObjectMetaArgs{
+		Name:      pulumi.String(name),
+		Namespace: pulumi.String(b.release.Namespace),
+		Labels:    labels,
+	}
+}
+
+// resizeClaims holds every pod's claim at StorageSize with a server-side apply patch, so that a
+// larger storageSize grows the existing volumes in place (the StorageClass must allow expansion).
+// The patches wait for the StatefulSet, whose controller creates the claims. Shrinking is refused
+// before this (CheckChange): Kubernetes cannot shrink a volume.
+func (b *builder) resizeClaims(sts pulumi.Resource, pods int) error {
+	for i := 0; i < pods; i++ {
+		claim := fmt.Sprintf("%s-%s-%d", volumeData, b.names.base, i)
+		if _, err := corev1.NewPersistentVolumeClaimPatch(b.ctx, claim, &corev1.PersistentVolumeClaimPatchArgs{
+			Metadata: &metav1.ObjectMetaPatchArgs{
+				Name: pulumi.String(claim), Namespace: pulumi.String(b.release.Namespace),
+				// The StatefulSet controller created the claim and owns its size; without force the
+				// API server refuses a new size as a conflict of field managers. No await: the
+				// provider waits for a claim of a WaitForFirstConsumer class (GKE's and EKS's
+				// defaults) to be Pending, and this one is Bound already, so every update hung five
+				// minutes and failed (seen on the real node); the StatefulSet's await covers the pods.
+				Annotations: pulumi.StringMap{
+					"pulumi.com/patchForce": pulumi.String("true"),
+					"pulumi.com/skipAwait":  pulumi.String("true"),
+				},
+			},
+			Spec: &corev1.PersistentVolumeClaimSpecPatchArgs{
+				Resources: &corev1.VolumeResourceRequirementsPatchArgs{
+					Requests: pulumi.StringMap{"storage": pulumi.String(b.release.StorageSize)},
+				},
+			},
+		}, append(b.opts, pulumi.DependsOn([]pulumi.Resource{sts}))...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// exporter is the redis_exporter sidecar: it reads the local redis only, and serves /metrics.
+// One per pod is enough: each redis reports its role, replication and lag itself, and Sentinel's
+// view (which master, how many sentinels agree) shows in HAProxy's /master; a second exporter
+// on the sentinel port would double the sidecars for little that redis's own metrics miss.
+func (b *builder) exporter() corev1.ContainerArgs {
+	return corev1.ContainerArgs{
+		Name:  pulumi.String("metrics"),
+		Image: b.release.MetricsImage,
+		// Explicit, so that the binary of another packaging (Debian's prometheus-redis-exporter)
+		// can run the same arguments. Every flag here exists since v1.0.
+		Command: pulumi.ToStringArray([]string{"/redis_exporter"}),
+		Args: pulumi.ToStringArray([]string{
+			"--redis.addr=redis://localhost:" + strconv.Itoa(RedisPort),
+			"--web.listen-address=:" + strconv.Itoa(MetricsPort),
+		}),
+		Ports: corev1.ContainerPortArray{containerPort(metricsPortName, MetricsPort)},
+		Env: corev1.EnvVarArray{
+			corev1.EnvVarArgs{Name: pulumi.String("REDIS_PASSWORD"), ValueFrom: b.passwordRef()},
+			// /scrape?target=... would dial any address a caller names and authenticate with this
+			// password. An environment variable rather than a flag: exporters older than v1.83.0
+			// ignore it instead of refusing to start.
+			envVar("REDIS_EXPORTER_DISABLE_SCRAPE_ENDPOINT", "true"),
+		},
+		Resources: resources("10m", "32Mi", "64Mi"),
+		// No readiness probe: the pod's readiness is redis's, and a slow exporter must not take
+		// a healthy redis out of its Services or count against its disruption budget.
+		LivenessProbe: &corev1.ProbeArgs{
+			HttpGet:       &corev1.HTTPGetActionArgs{Path: pulumi.String("/health"), Port: pulumi.String(metricsPortName)},
+			PeriodSeconds: pulumi.Int(10), TimeoutSeconds: pulumi.Int(5),
+		},
+		SecurityContext: restrictedContainer(),
+	}
+}
+
+// passwordRef reads the password from the Secret into an environment variable.
+func (b *builder) passwordRef() *corev1.EnvVarSourceArgs {
+	return &corev1.EnvVarSourceArgs{SecretKeyRef: &corev1.SecretKeySelectorArgs{
+		Name: pulumi.String(b.names.secret), Key: pulumi.String(passwordKey),
+	}}
+}
+
+// separateNodes keeps every pod of a component on a node of its own: a required anti-affinity.
+// A topology spread over nodes cannot promise that: with maxSkew 1 it still puts two of three
+// pods on one of two nodes, and one node's loss then takes the majority. A pod with no free node
+// stays Pending rather than share one. With ShareNodes (fewer nodes than pods, such as a single
+// node for development) the anti-affinity is only preferred.
+func (b *builder) separateNodes(component string) *corev1.AffinityArgs {
+	term := corev1.PodAffinityTermArgs{
+		LabelSelector: &metav1.LabelSelectorArgs{MatchLabels: b.selector(component)},
+		TopologyKey:   pulumi.String("kubernetes.io/hostname"),
+	}
+	anti := &corev1.PodAntiAffinityArgs{}
+	if b.release.ShareNodes {
+		anti.PreferredDuringSchedulingIgnoredDuringExecution = corev1.WeightedPodAffinityTermArray{
+			corev1.WeightedPodAffinityTermArgs{Weight: pulumi.Int(100), PodAffinityTerm: term},
+		}
+	} else {
+		anti.RequiredDuringSchedulingIgnoredDuringExecution = corev1.PodAffinityTermArray{term}
+	}
+	return &corev1.AffinityArgs{PodAntiAffinity: anti}
+}
+
+// acrossZones spreads the pods of a component over zones when it can. Only preferred: a zone
+// without a free node, or a cluster without zone labels, must not keep a pod from starting.
+// Tainted (for example cordoned) nodes do not count, so that a drained node's zone does not
+// hold the skew.
+func (b *builder) acrossZones(component string) corev1.TopologySpreadConstraintArray {
+	return corev1.TopologySpreadConstraintArray{corev1.TopologySpreadConstraintArgs{
+		MaxSkew:           pulumi.Int(1),
+		TopologyKey:       pulumi.String("topology.kubernetes.io/zone"),
+		WhenUnsatisfiable: pulumi.String("ScheduleAnyway"),
+		NodeTaintsPolicy:  pulumi.String("Honor"),
+		LabelSelector:     &metav1.LabelSelectorArgs{MatchLabels: b.selector(component)},
+	}}
+}
+
+// serviceMonitor registers, when asked for, the Prometheus Operator ServiceMonitor that scrapes
+// every exporter through the headless Service. The sentinels' Service carries the same labels but
+// no metrics port, so it adds no targets.
+func (b *builder) serviceMonitor() error {
+	if b.release.DisableMetrics || !b.release.ServiceMonitor {
+		return nil
+	}
+	_, err := apiextensions.NewCustomResource(b.ctx, b.names.serviceMonitor, &apiextensions.CustomResourceArgs{
+		ApiVersion: pulumi.String("monitoring.coreos.com/v1"),
+		Kind:       pulumi.String("ServiceMonitor"),
+		Metadata:   b.meta(b.names.serviceMonitor, b.labels(componentRedis)),
+		OtherFields: kubernetes.UntypedArgs{
+			"spec": pulumi.Map{
+				"selector": pulumi.Map{"matchLabels": b.selector(componentRedis)},
+				"endpoints": pulumi.Array{pulumi.Map{
+					"port": pulumi.String(metricsPortName),
+					"path": pulumi.String("/metrics"),
+				}},
+			},
+		},
+	}, b.opts...)
+	return err
+}
