@@ -6,10 +6,8 @@ import (
 	"embed"
 	"encoding/hex"
 	"fmt"
-	"io/fs"
 	"path"
 	"sort"
-	"strings"
 	"text/template"
 
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -108,6 +106,9 @@ type templateValues struct {
 	HAProxyMaxConn              int
 	CheckInterval               string
 	Pods                        []pod
+	// RedisCluster only.
+	BusPort                 int
+	NodeTimeoutMilliseconds int
 }
 
 // haproxyCheckInterval is how often HAProxy asks every server for its role and every sentinel for
@@ -120,8 +121,8 @@ const haproxyCheckInterval = "250ms"
 // Each has its ConfigMap (see splitConfigFiles).
 const haproxyConfigKey = "haproxy.cfg"
 
-// renderConfigFiles returns the ConfigMap's data: the rendered redis.conf, sentinel.conf and
-// haproxy.cfg, and the scripts as they are. It is a pure function of its arguments.
+// renderConfigFiles returns a RedisSentinel's ConfigMaps' data: the rendered redis.conf,
+// sentinel.conf and haproxy.cfg, and the scripts as they are. It is a pure function of its arguments.
 func renderConfigFiles(n names, a RedisSentinelArgs) (map[string]string, error) {
 	values := templateValues{
 		Name:                        n.base,
@@ -147,27 +148,33 @@ func renderConfigFiles(n names, a RedisSentinelArgs) (map[string]string, error) 
 	}
 	values.DefaultMaster = values.Pods[0].FQDN
 
+	return renderFiles(sentinelFiles, values)
+}
+
+// The files of each kind of release's ConfigMaps: a template's output (templates/NAME.tmpl) or a
+// script (scripts/NAME), under NAME.
+var (
+	sentinelFiles = []string{"redis.conf", "sentinel.conf", haproxyConfigKey, "common.sh", "lib.sh", "redis-start.sh", "sentinel-start.sh", "redis-prestop.sh", "probe.sh"}
+	clusterFiles  = []string{"cluster.conf", "common.sh", "cluster-lib.sh", "cluster-start.sh", "cluster-prestop.sh", "cluster-probe.sh"}
+)
+
+// renderFiles renders or reads every file of names. It is a pure function of its arguments.
+func renderFiles(names []string, values templateValues) (map[string]string, error) {
 	files := map[string]string{}
-	for _, t := range templates.Templates() {
-		if !strings.HasSuffix(t.Name(), ".tmpl") {
-			continue // a {{define}}d part of a file, not a file
+	for _, name := range names {
+		if t := templates.Lookup(name + ".tmpl"); t != nil {
+			var out bytes.Buffer
+			if err := t.Execute(&out, values); err != nil {
+				return nil, fmt.Errorf("render %s: %w", t.Name(), err)
+			}
+			files[name] = out.String()
+			continue
 		}
-		var out bytes.Buffer
-		if err := t.Execute(&out, values); err != nil {
-			return nil, fmt.Errorf("render %s: %w", t.Name(), err)
-		}
-		files[strings.TrimSuffix(t.Name(), ".tmpl")] = out.String()
-	}
-	scripts, err := fs.Glob(scriptFiles, "scripts/*.sh")
-	if err != nil {
-		return nil, err
-	}
-	for _, p := range scripts {
-		body, err := scriptFiles.ReadFile(p)
+		body, err := scriptFiles.ReadFile(path.Join("scripts", name))
 		if err != nil {
 			return nil, err
 		}
-		files[path.Base(p)] = string(body)
+		files[name] = string(body)
 	}
 	return files, nil
 }

@@ -1,40 +1,9 @@
 #!/bin/sh
-# Functions shared by the redis and sentinel containers; sourced, never run on its own.
-#
-# Every value comes from the environment that the StatefulSet sets. The password is read by
-# redis-cli from REDISCLI_AUTH, never passed on a command line, and every call is bounded by
-# `timeout`, so an unreachable or unresolvable peer cannot hang a start, a probe or a preStop.
-# BusyBox's `timeout` leaves a watcher process behind that exits a second later, an orphan: the
-# pod shares one process namespace, so the pause container, its PID 1, reaps it (workload.go).
+# Functions of a RedisSentinel's redis and sentinel containers; sourced, never run on its own.
+# shellcheck source=common.sh
+. "${TEMPLATE_DIR}/common.sh"
 
-: "${POD_NAME:?}" "${POD_FQDN:?}" "${PEER_DOMAIN:?}" "${REPLICAS:?}" "${MASTER_SET:?}"
-: "${REDIS_PORT:?}" "${SENTINEL_PORT:?}" "${REDISCLI_AUTH:?}" "${TEMPLATE_DIR:?}" "${RUN_DIR:?}"
-
-STATEFULSET=${POD_NAME%-*}
-
-log() {
-    echo "$(date '+%Y-%m-%dT%H:%M:%S') ${POD_NAME} $*" >&2
-}
-
-# cli HOST PORT ARGS...: one redis-cli call, its raw reply on stdout, nothing on failure. A call
-# takes at most 3 s, and ends by DEADLINE (seconds since the epoch) when a script sets one: past
-# it, the call fails at once.
-cli() (
-    host=$1 port=$2
-    shift 2
-    limit=3
-    if [ -n "${DEADLINE:-}" ]; then
-        left=$((DEADLINE - $(date +%s)))
-        [ "$left" -gt 0 ] || return 0
-        [ "$left" -ge "$limit" ] || limit=$left
-    fi
-    timeout "$limit" redis-cli -h "$host" -p "$port" "$@" 2>/dev/null | tr -d '\r'
-)
-
-# peer ORDINAL: the stable DNS name of pod ORDINAL of this StatefulSet.
-peer() {
-    echo "${STATEFULSET}-$1.${PEER_DOMAIN}"
-}
+: "${REPLICAS:?}" "${MASTER_SET:?}" "${SENTINEL_PORT:?}"
 
 # sentinel_master: "HOST PORT" of the master that the reachable sentinels name with the highest
 # config-epoch. An answer with epoch 0 is ignored: it only repeats the default of sentinel.conf.
@@ -60,11 +29,6 @@ sentinel_master() (
     done
     [ -n "$best" ] && echo "$best"
 )
-
-# info_field INFO KEY: the value of KEY in the text of an INFO reply.
-info_field() {
-    echo "$1" | sed -n "s/^$2://p"
-}
 
 # server_master exclude-self|include-self: "HOST PORT" of the master according to the redis servers, for
 # when no sentinel knows. The answers are ranked, best first:
@@ -175,13 +139,3 @@ redirect_followers() (
         fi
     done
 )
-
-# quote VALUE: VALUE as a double-quoted redis/sentinel config string.
-quote() {
-    printf '"%s"' "$(printf '%s' "$1" | sed 's/[\\"]/\\&/g')"
-}
-
-# install_config NAME: move RUN_DIR/NAME.new into place atomically.
-install_config() {
-    mv "${RUN_DIR}/$1.new" "${RUN_DIR}/$1"
-}

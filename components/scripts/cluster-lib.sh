@@ -1,0 +1,106 @@
+#!/bin/sh
+# Functions of a RedisCluster's redis container; sourced, never run on its own.
+#
+# Layout: the pods form groups of GROUP_SIZE (1 + replicasPerShard) consecutive ordinals, one
+# group per shard. A group's pods only ever replicate each other, so a change of the number of
+# shards adds or removes whole groups at the end of the StatefulSet, and the anti-affinity that
+# keeps every pod on a node of its own keeps a shard's master and replicas apart.
+# shellcheck source=common.sh
+. "${TEMPLATE_DIR}/common.sh"
+
+: "${BUS_PORT:?}" "${DATA_DIR:?}" "${TOPOLOGY_DIR:?}" "${REDIS_PASSWORD:?}"
+
+SLOTS=16384
+
+# topology KEY: a value of the release's topology ConfigMap (shards, replicas-per-shard). It is
+# mounted, not copied into the pod template, so that a change of shards reaches running pods
+# without restarting them.
+topology() {
+    cat "${TOPOLOGY_DIR}/$1"
+}
+
+# node_count: the number of pods the release has now.
+node_count() {
+    echo $(($(topology shards) * (1 + $(topology replicas-per-shard))))
+}
+
+# group_of ORDINAL: the shard group of a pod.
+group_of() {
+    echo $(($1 / (1 + $(topology replicas-per-shard))))
+}
+
+# local_cli ARGS...: a call to this pod's server with LOCAL_AUTH, which is the release's password
+# once the node has joined and the node's own token before.
+local_cli() (
+    REDISCLI_AUTH=${LOCAL_AUTH:-$REDIS_PASSWORD}
+    export REDISCLI_AUTH
+    cli localhost "$REDIS_PORT" "$@"
+)
+
+# peer_cli HOST ARGS...: a call to another pod's server with the release's password.
+peer_cli() (
+    host=$1
+    shift
+    REDISCLI_AUTH=$REDIS_PASSWORD
+    export REDISCLI_AUTH
+    cli "$host" "$REDIS_PORT" "$@"
+)
+
+# cluster_nodes: CLUSTER NODES of this pod's server, one node per line:
+#   ID IP:PORT@BUS[,HOSTNAME] FLAGS MASTER-ID PING PONG EPOCH LINK SLOTS...
+cluster_nodes() {
+    local_cli CLUSTER NODES
+}
+
+# ordinal_of HOSTNAME: the ordinal of a pod of this StatefulSet named HOSTNAME; empty otherwise.
+ordinal_of() {
+    case "$1" in
+    "${STATEFULSET}"-*".${PEER_DOMAIN}")
+        o=${1%".${PEER_DOMAIN}"}
+        o=${o##*-}
+        case "$o" in
+        '' | *[!0-9]*) ;;
+        *) echo "$o" ;;
+        esac
+        ;;
+    esac
+}
+
+# keeper_cli HOST ARGS...: a call to HOST's server as the user keeper, which a node with an empty
+# disk admits too (cluster-start.sh). It may only ask a node who it is, what it knows and where
+# it was reached.
+keeper_cli() (
+    host=$1
+    shift
+    REDISCLI_AUTH=$REDIS_PASSWORD
+    export REDISCLI_AUTH
+    timeout 3 redis-cli --user keeper -h "$host" -p "$REDIS_PORT" "$@" 2>/dev/null | tr -d '\r'
+)
+
+# address_of HOST: "ID IP" of the server at HOST as HOST itself answers: its node ID, and the
+# address this pod reached it at (the pod's IP: the local end of the connection, CLIENT INFO's
+# laddr). Asking the peer, not a resolver, needs no tool beyond redis-cli in the image.
+address_of() {
+    printf 'CLUSTER MYID\nCLIENT INFO\n' | keeper_cli "$1" | awk '
+        NR == 1 && /^[0-9a-f]+$/ { id = $0 }
+        { for (i = 1; i <= NF; i++) if ($i ~ /^laddr=/) { a = substr($i, 7); sub(/:[0-9]+$/, "", a) } }
+        END { if (id != "" && a != "") print id, a }'
+}
+
+# slot_range SHARD SHARDS: "FIRST LAST" of the slots that SHARD of SHARDS owns when the cluster
+# is created (and that a rebalance moves towards).
+slot_range() {
+    echo "$(($1 * SLOTS / $2)) $((($1 + 1) * SLOTS / $2 - 1))"
+}
+
+# owners_of FIRST LAST NODES: the IDs of the nodes in NODES (CLUSTER NODES) that own any slot
+# from FIRST to LAST.
+owners_of() {
+    echo "$3" | awk -v first="$1" -v last="$2" '{
+        for (i = 9; i <= NF; i++) {
+            if ($i ~ /^\[/) continue
+            n = split($i, r, "-"); lo = r[1] + 0; hi = (n > 1 ? r[2] : r[1]) + 0
+            if (lo <= last && hi >= first) { print $1; break }
+        }
+    }'
+}

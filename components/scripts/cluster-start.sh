@@ -1,0 +1,202 @@
+#!/bin/sh
+# Command of the redis container of a RedisCluster pod. It writes the server's config, starts the
+# keeper beside it, and execs the server. The keeper does, again and again, all that a person
+# would otherwise do by hand:
+#
+#  1. Meet every peer at its current address. The cluster bus dials IP addresses, whatever
+#     cluster-announce-hostname says, so after every pod restarted with a new IP nobody could
+#     reach anybody: nodes.conf names only old addresses. A CLUSTER MEET with the new address of
+#     a node the cluster knows updates that node's address. The keeper asks each peer by its
+#     stable name for its node ID and address, and meets those it does not know there.
+#  2. Give a node with an empty disk its role, once it sees every pod of the release:
+#     - a replica of its group's master when the group has one (a pod re-created empty, or a
+#       replica of a new cluster);
+#     - else, for the first pod of its group, the group's slots when nobody owns any of them
+#       (a new cluster), or nothing when others own them (a new shard, which the rebalance Job
+#       fills);
+#     - else (its group's master is down and its replica not yet promoted) it waits.
+#     Until then its default user has a token that nobody else knows for a password: no client
+#     reads its empty dataset, and no replica that dials its address (the address of a pod lost
+#     with its disk may come back) resyncs from it and throws its data away. Only the keepers of
+#     the other pods get in, as the user "keeper", which may ask a node its ID, its address and
+#     what it knows of the cluster.
+#  3. Forget the nodes that are gone for good: a pod re-created under a new ID leaves its old
+#     entry behind, and so does a pod of a shard that was removed.
+set -eu
+# shellcheck source=cluster-lib.sh
+. "${TEMPLATE_DIR}/cluster-lib.sh"
+
+ORDINAL=${POD_NAME##*-}
+# JOINED exists on the data volume once this node's data belongs to the cluster: it owns slots,
+# or it is a replica that has synced, or it is the empty master of a new shard.
+JOINED=${DATA_DIR}/joined
+
+if [ -e "$JOINED" ]; then
+    password=$REDIS_PASSWORD
+else
+    password=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+    echo "$password" >"${RUN_DIR}/join-token"
+    log "empty data volume: the server takes no password but its own token until it has a role"
+fi
+{
+    cat "${TEMPLATE_DIR}/cluster.conf"
+    echo "cluster-announce-hostname ${POD_FQDN}"
+    echo "requirepass $(quote "$password")"
+    echo "user keeper on $(quote ">$REDIS_PASSWORD") -@all +cluster|myid +cluster|nodes +client|info +ping"
+    echo "masterauth $(quote "$REDIS_PASSWORD")"
+} >"${RUN_DIR}/redis.conf.new"
+install_config redis.conf
+LOCAL_AUTH=$password
+
+# meet_peers: step 1, for every pod of the release and every node this one knows by name.
+meet_peers() {
+    view=$(cluster_nodes)
+    [ -n "$view" ] || return 0
+    hosts=$(
+        i=0
+        count=$(node_count)
+        while [ "$i" -lt "$count" ]; do
+            peer "$i"
+            i=$((i + 1))
+        done
+        echo "$view" | awk '{ n = split($2, a, ","); if (n > 1) print a[2] }'
+    )
+    for host in $(echo "$hosts" | sort -u); do
+        [ "$host" != "$POD_FQDN" ] || continue
+        [ -n "$(ordinal_of "$host")" ] || continue
+        answer=$(address_of "$host")
+        [ -n "$answer" ] || continue
+        id=${answer% *} ip=${answer#* }
+        if ! echo "$view" | awk -v id="$id" -v at="$ip:" '$1 == id && index($2, at) == 1 && $3 !~ /handshake/ { found = 1 } END { exit !found }'; then
+            # An error means a handshake with that address is under way already.
+            [ "$(local_cli CLUSTER MEET "$ip" "$REDIS_PORT" "$BUS_PORT")" != OK ] || log "met $host ($id) at $ip"
+        fi
+    done
+}
+
+# sees_everyone VIEW: whether every other pod of the release is a connected node in VIEW.
+sees_everyone() {
+    i=0
+    count=$(node_count)
+    while [ "$i" -lt "$count" ]; do
+        host=$(peer "$i")
+        i=$((i + 1))
+        [ "$host" != "$POD_FQDN" ] || continue
+        echo "$1" | awk -v host="$host" '
+            $2 ~ "," host "$" && $3 !~ /myself|handshake|fail|noaddr/ && $8 == "connected" { found = 1 }
+            END { exit !found }' || return 1
+    done
+}
+
+# joined: the node has its role; from now on it takes the release's password.
+joined() {
+    local_cli CONFIG SET requirepass "$REDIS_PASSWORD" >/dev/null
+    LOCAL_AUTH=$REDIS_PASSWORD
+    touch "$JOINED"
+    rm -f "${RUN_DIR}/join-token"
+    log "joined the cluster as $1; the server takes the release's password now"
+}
+
+# join: step 2, while the node has no role.
+join() {
+    view=$(cluster_nodes)
+    [ -n "$view" ] || return 0
+    info=$(local_cli INFO replication)
+    if [ "$(info_field "$info" role)" = slave ]; then
+        # Told to replicate (below) on an earlier round: joined once it has synced.
+        if [ "$(info_field "$info" master_link_status)" = up ] && [ "$(info_field "$info" master_sync_in_progress)" = 0 ]; then
+            joined "replica of $(info_field "$info" master_host)"
+        fi
+        return 0
+    fi
+    sees_everyone "$view" || return 0
+    # What every other pod knows: the slots that a node which is down still owns, and this pod's
+    # old node if it was re-created, are only in the views of those that knew them. A node with
+    # an empty disk meets its peers anew and learns neither (seen with real processes: it took
+    # the slots of its own old node, whose replica, with the data, then resynced from it, empty).
+    known=$view
+    i=0
+    count=$(node_count)
+    while [ "$i" -lt "$count" ]; do
+        host=$(peer "$i")
+        i=$((i + 1))
+        [ "$host" != "$POD_FQDN" ] || continue
+        answer=$(keeper_cli "$host" CLUSTER NODES)
+        [ -n "$answer" ] || return 0
+        known=$(printf '%s\n%s' "$known" "$answer")
+    done
+    myid=$(echo "$view" | awk '$3 ~ /myself/ { print $1 }')
+    group=$(group_of "$ORDINAL")
+    # The group's master: a live master of this group that owns slots, or, in a new cluster or a
+    # new shard, the group's empty master with a lower ordinal (the first pod of the group).
+    master=$(echo "$view" | awk -v me="$myid" -v domain=".${PEER_DOMAIN}" -v sts="${STATEFULSET}-" \
+        -v size="$(($(topology replicas-per-shard) + 1))" -v group="$group" -v mine="$ORDINAL" '
+        $1 != me && $3 ~ /master/ && $3 !~ /fail|handshake|noaddr/ {
+            n = split($2, a, ","); if (n < 2) next
+            host = a[2]
+            if (index(host, sts) != 1 || substr(host, length(host) - length(domain) + 1) != domain) next
+            o = substr(host, length(sts) + 1, length(host) - length(sts) - length(domain)) + 0
+            if (int(o / size) != group) next
+            if (NF >= 9) { owner = $1 } else if (o < mine) { empty = $1 }
+        }
+        END { if (owner != "") print owner; else if (empty != "") print empty }')
+    if [ -n "$master" ]; then
+        reply=$(local_cli CLUSTER REPLICATE "$master")
+        log "replicating $master, the master of shard group $group: $reply"
+        return 0
+    fi
+    size=$(($(topology replicas-per-shard) + 1))
+    [ $((ORDINAL % size)) = 0 ] || return 0
+    if echo "$known" | awk -v me="$myid" -v host=",$POD_FQDN" '$1 != me && index($2, host) { found = 1 } END { exit !found }'; then
+        # This pod's old node is still known: its replica takes over its slots after
+        # cluster-node-timeout, and this node then replicates it.
+        return 0
+    fi
+    # shellcheck disable=SC2046 # two numbers
+    set -- $(slot_range "$group" "$(topology shards)")
+    if [ -z "$(owners_of "$1" "$2" "$known")" ]; then
+        reply=$(local_cli CLUSTER ADDSLOTSRANGE "$1" "$2")
+        log "nobody owned slots $1-$2 of shard $group: took them ($reply)"
+        [ "$reply" = OK ] && joined "master of slots $1-$2"
+    else
+        joined "the empty master of new shard $group, for the rebalance to fill"
+    fi
+}
+
+# forget_departed: step 3. Only nodes that failed and own no slots: a failed master with slots is
+# a shard that lost every copy, which nobody should paper over.
+forget_departed() {
+    view=$(cluster_nodes)
+    count=$(node_count)
+    echo "$view" | awk 'NF == 8 && $3 ~ /fail/ && $3 !~ /fail\?|myself/ { n = split($2, a, ","); print $1, (n > 1 ? a[2] : "-") }' |
+        while read -r id host; do
+            ordinal=$(ordinal_of "$host")
+            [ -n "$ordinal" ] || continue
+            if [ "$ordinal" -lt "$count" ]; then
+                # Still a pod of the release: forget only an old ID of a name that a live node
+                # answers to now.
+                echo "$view" | awk -v id="$id" -v host=",$host" '$1 != id && index($2, host) && $3 !~ /fail|handshake|noaddr/ { found = 1 } END { exit !found }' || continue
+            fi
+            reply=$(local_cli CLUSTER FORGET "$id")
+            log "forgot $id ($host), which is gone: $reply"
+        done
+}
+
+# keep runs beside the server for its whole life ($$ is the server once this shell has exec'd).
+keep() {
+    while kill -0 "$$" 2>/dev/null; do
+        meet_peers
+        if [ -e "$JOINED" ]; then
+            forget_departed
+            sleep 2
+        else
+            join
+            sleep 1
+        fi
+    done
+}
+
+# Twice forked, so that the keeper is no child of the server (see redis-start.sh).
+(keep &)
+echo "$$" >"${RUN_DIR}/redis.pid"
+exec redis-server "${RUN_DIR}/redis.conf"
