@@ -9,8 +9,6 @@ import (
 	"path"
 	"sort"
 	"text/template"
-
-	"k8s.io/apimachinery/pkg/api/resource"
 )
 
 // Ports of the release. They are fixed: clients, probes and policies agree on them.
@@ -54,7 +52,7 @@ var templates = template.Must(template.New("").Option("missingkey=error").ParseF
 type names struct {
 	base, secret, config, haproxyConfig, serviceAccount, headless, sentinel, master, loadBalancer,
 	haproxy, networkPolicy, haproxyNetworkPolicy, disruptionBudget, haproxyDisruptionBudget,
-	serviceMonitor string
+	serviceMonitor, topology string
 }
 
 func newNames(base string) names {
@@ -74,6 +72,7 @@ func newNames(base string) names {
 		disruptionBudget:        base,
 		haproxyDisruptionBudget: base + "-haproxy",
 		serviceMonitor:          base,
+		topology:                base + "-topology",
 	}
 }
 
@@ -140,7 +139,7 @@ func renderConfigFiles(n names, a RedisSentinelArgs) (map[string]string, error) 
 		CheckInterval:               haproxyCheckInterval,
 	}
 	values.HAProxyMaxConn = haproxyConnections / a.HAProxyReplicas
-	memory := resource.MustParse(a.RedisMemory) // validated
+	memory := mustQuantity(a.RedisMemory)
 	values.MaxMemoryBytes = memory.Value() * 3 / 4
 	for i := 0; i < a.Replicas; i++ {
 		id := fmt.Sprintf("%s-%d", n.base, i)

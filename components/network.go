@@ -2,9 +2,7 @@ package components
 
 import (
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
-	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
 	networkingv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/networking/v1"
-	policyv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/policy/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
 
@@ -123,44 +121,13 @@ func (b *sentinelBuilder) policies() error {
 		{n.disruptionBudget, componentRedis},
 		{n.haproxyDisruptionBudget, componentHAProxy},
 	} {
-		if _, err := policyv1.NewPodDisruptionBudget(b.ctx, budget.name, &policyv1.PodDisruptionBudgetArgs{
-			Metadata: b.meta(budget.name, b.labels(budget.component)),
-			Spec: &policyv1.PodDisruptionBudgetSpecArgs{
-				MaxUnavailable: pulumi.Int(1),
-				Selector:       &metav1.LabelSelectorArgs{MatchLabels: b.selector(budget.component)},
-				// A pod that is not Ready (crash-looping, a bad image, a replica that cannot sync)
-				// already counts as unavailable. With the default, IfHealthyBudget, it could only be
-				// evicted while the budget still had room, so it blocked every node drain and
-				// cluster upgrade for as long as it stayed unready. AlwaysAllow lets it go; a
-				// Ready pod is still evicted only while currentHealthy stays at or above
-				// desiredHealthy, and evicting an unready pod does not lower currentHealthy, so
-				// a drain never takes a second healthy pod.
-				UnhealthyPodEvictionPolicy: pulumi.String("AlwaysAllow"),
-			},
-		}, b.opts...); err != nil {
+		if err := b.disruptionBudget(budget.name, budget.component); err != nil {
 			return err
 		}
 	}
-
-	pods := func(labels pulumi.StringMap) networkingv1.NetworkPolicyPeerArgs {
-		return networkingv1.NetworkPolicyPeerArgs{PodSelector: &metav1.LabelSelectorArgs{MatchLabels: labels}}
-	}
-	ports := func(numbers ...int) networkingv1.NetworkPolicyPortArray {
-		var out networkingv1.NetworkPolicyPortArray
-		for _, p := range numbers {
-			out = append(out, networkingv1.NetworkPolicyPortArgs{Port: pulumi.Int(p), Protocol: pulumi.String("TCP")})
-		}
-		return out
-	}
-	// Labelled client pods in any namespace: a bare pod selector would only match this namespace,
-	// which the release usually has to itself.
-	clients := networkingv1.NetworkPolicyPeerArgs{
-		PodSelector:       &metav1.LabelSelectorArgs{MatchLabels: pulumi.ToStringMap(a.ClientLabels)},
-		NamespaceSelector: &metav1.LabelSelectorArgs{},
-	}
-
+	clients := b.clientsPeer()
 	haproxyRules := networkingv1.NetworkPolicyIngressRuleArray{
-		networkingv1.NetworkPolicyIngressRuleArgs{From: networkingv1.NetworkPolicyPeerArray{clients}, Ports: ports(RedisPort)},
+		networkingv1.NetworkPolicyIngressRuleArgs{From: networkingv1.NetworkPolicyPeerArray{clients}, Ports: policyPorts(RedisPort)},
 	}
 	if a.LoadBalancer {
 		// Never empty (Validate): a rule without peers would admit every source. The cluster's
@@ -179,50 +146,27 @@ func (b *sentinelBuilder) policies() error {
 				Cidr: pulumi.String(cidr), Except: pulumi.ToStringArray(except),
 			}})
 		}
-		haproxyRules = append(haproxyRules, networkingv1.NetworkPolicyIngressRuleArgs{From: from, Ports: ports(RedisPort)})
+		haproxyRules = append(haproxyRules, networkingv1.NetworkPolicyIngressRuleArgs{From: from, Ports: policyPorts(RedisPort)})
 	}
 	if a.loadBalancerChecksPods() {
 		// The load balancer's health checks come from its own addresses, inside the cluster's
 		// network, to every HAProxy pod: open the health port to every source. It answers
 		// whether this HAProxy runs and whether it routes to a master; the Redis port stays closed.
-		haproxyRules = append(haproxyRules, networkingv1.NetworkPolicyIngressRuleArgs{Ports: ports(haproxyHealthPort)})
+		haproxyRules = append(haproxyRules, networkingv1.NetworkPolicyIngressRuleArgs{Ports: policyPorts(haproxyHealthPort)})
 	}
 
 	redisRules := networkingv1.NetworkPolicyIngressRuleArray{
 		networkingv1.NetworkPolicyIngressRuleArgs{
-			From:  networkingv1.NetworkPolicyPeerArray{pods(b.selector(componentRedis)), pods(b.selector(componentHAProxy)), clients},
-			Ports: ports(RedisPort, SentinelPort),
+			From:  networkingv1.NetworkPolicyPeerArray{podsPeer(b.selector(componentRedis)), podsPeer(b.selector(componentHAProxy)), clients},
+			Ports: policyPorts(RedisPort, SentinelPort),
 		},
 	}
-	if !a.DisableMetrics {
-		// One peer with both selectors: the scraper's pods in the scraper's namespaces, and only
-		// to the metrics port; redis itself stays closed to them.
-		scraper := networkingv1.NetworkPolicyPeerArgs{
-			PodSelector:       &metav1.LabelSelectorArgs{MatchLabels: pulumi.ToStringMap(a.MetricsScraperPodLabels)},
-			NamespaceSelector: &metav1.LabelSelectorArgs{MatchLabels: pulumi.ToStringMap(a.MetricsScraperNamespaceLabels)},
-		}
-		redisRules = append(redisRules, networkingv1.NetworkPolicyIngressRuleArgs{
-			From: networkingv1.NetworkPolicyPeerArray{scraper}, Ports: ports(MetricsPort),
-		})
+	if rule := b.scraperRule(); rule != nil {
+		redisRules = append(redisRules, rule)
 	}
 
-	for _, policy := range []struct {
-		name, component string
-		ingress         networkingv1.NetworkPolicyIngressRuleArray
-	}{
-		{n.networkPolicy, componentRedis, redisRules},
-		{n.haproxyNetworkPolicy, componentHAProxy, haproxyRules},
-	} {
-		if _, err := networkingv1.NewNetworkPolicy(b.ctx, policy.name, &networkingv1.NetworkPolicyArgs{
-			Metadata: b.meta(policy.name, b.labels(policy.component)),
-			Spec: &networkingv1.NetworkPolicySpecArgs{
-				PodSelector: &metav1.LabelSelectorArgs{MatchLabels: b.selector(policy.component)},
-				PolicyTypes: pulumi.ToStringArray([]string{"Ingress"}),
-				Ingress:     policy.ingress,
-			},
-		}, b.opts...); err != nil {
-			return err
-		}
+	if err := b.networkPolicy(n.networkPolicy, componentRedis, redisRules); err != nil {
+		return err
 	}
-	return nil
+	return b.networkPolicy(n.haproxyNetworkPolicy, componentHAProxy, haproxyRules)
 }

@@ -2,14 +2,19 @@ package components
 
 import (
 	"fmt"
+	"path"
 	"strconv"
 
 	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes"
 	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/apiextensions"
+	appsv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/apps/v1"
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
+	networkingv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/networking/v1"
+	policyv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/policy/v1"
 	"github.com/pulumi/pulumi-random/sdk/v4/go/random"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+	"k8s.io/apimachinery/pkg/api/resource"
 )
 
 // builder carries what every child of a release needs while a component registers them, and
@@ -270,4 +275,227 @@ func (b *builder) serviceMonitor() error {
 		},
 	}, b.opts...)
 	return err
+}
+
+// podEnv is the environment of a release's redis pods: what every script needs, with the kind's
+// own variables (kindVars) in the middle.
+func (b *builder) podEnv(kindVars ...corev1.EnvVarArgs) corev1.EnvVarArray {
+	secretRef := b.passwordRef()
+	domain := peerDomain(b.names, b.release)
+	env := corev1.EnvVarArray{
+		corev1.EnvVarArgs{Name: pulumi.String("POD_NAME"), ValueFrom: &corev1.EnvVarSourceArgs{
+			FieldRef: &corev1.ObjectFieldSelectorArgs{FieldPath: pulumi.String("metadata.name")},
+		}},
+		// Kubernetes expands $(POD_NAME): the pod's stable name under the headless Service.
+		envVar("POD_FQDN", "$(POD_NAME)."+domain),
+		envVar("PEER_DOMAIN", domain),
+	}
+	for _, v := range kindVars {
+		env = append(env, v)
+	}
+	return append(env,
+		envVar("TEMPLATE_DIR", templateDir),
+		envVar("RUN_DIR", runDir),
+		envVar("DATA_DIR", dataDir),
+		envVar("PRESTOP_DEADLINE_SECONDS", strconv.Itoa(preStopDeadlineSeconds)),
+		corev1.EnvVarArgs{Name: pulumi.String("REDIS_PASSWORD"), ValueFrom: secretRef},
+		// redis-cli reads the password from REDISCLI_AUTH, so it never appears in a process list.
+		corev1.EnvVarArgs{Name: pulumi.String("REDISCLI_AUTH"), ValueFrom: secretRef},
+	)
+}
+
+// scriptCommand runs one of the ConfigMap's scripts.
+func scriptCommand(name string, args ...string) pulumi.StringArray {
+	return pulumi.ToStringArray(append([]string{"sh", path.Join(templateDir, name)}, args...))
+}
+
+// execProbe runs a probe script in one of its modes.
+func execProbe(script, mode string, period, failures int) *corev1.ProbeArgs {
+	return &corev1.ProbeArgs{
+		Exec:             &corev1.ExecActionArgs{Command: scriptCommand(script, mode)},
+		PeriodSeconds:    pulumi.Int(period),
+		TimeoutSeconds:   pulumi.Int(5),
+		FailureThreshold: pulumi.Int(failures),
+	}
+}
+
+func preStop(script string) *corev1.LifecycleArgs {
+	return &corev1.LifecycleArgs{PreStop: &corev1.LifecycleHandlerArgs{Exec: &corev1.ExecActionArgs{Command: scriptCommand(script)}}}
+}
+
+// podMounts are the redis pods' mounts: the ConfigMap, the run and tmp directories, and the data.
+func podMounts(withData bool) corev1.VolumeMountArray {
+	m := corev1.VolumeMountArray{
+		corev1.VolumeMountArgs{Name: pulumi.String(volumeConfig), MountPath: pulumi.String(templateDir), ReadOnly: pulumi.Bool(true)},
+		corev1.VolumeMountArgs{Name: pulumi.String(volumeRun), MountPath: pulumi.String(runDir)},
+		corev1.VolumeMountArgs{Name: pulumi.String(volumeTmp), MountPath: pulumi.String("/tmp")},
+	}
+	if withData {
+		m = append(m, corev1.VolumeMountArgs{Name: pulumi.String(volumeData), MountPath: pulumi.String(dataDir)})
+	}
+	return m
+}
+
+// redisStatefulSet registers the StatefulSet of a release's redis pods: replicas pods running
+// containers (and the exporter), with the shared volumes plus more, and grows their claims.
+func (b *builder) redisStatefulSet(replicas int, containers corev1.ContainerArray, more corev1.VolumeArray, dependsOn ...pulumi.Resource) error {
+	a, n := b.release, b.names
+	volumes := append(corev1.VolumeArray{
+		corev1.VolumeArgs{Name: pulumi.String(volumeConfig), ConfigMap: &corev1.ConfigMapVolumeSourceArgs{Name: pulumi.String(b.redisConfigName)}},
+		// The configs the start scripts render here hold the password: tmpfs keeps it off the
+		// node's disk, where a disk-backed emptyDir would leave it after the pod is gone. They
+		// are a few kilobytes (Sentinel's rewritten config grows by a line per peer); the pages
+		// count against the memory limit of the container that writes them.
+		corev1.VolumeArgs{Name: pulumi.String(volumeRun), EmptyDir: &corev1.EmptyDirVolumeSourceArgs{
+			Medium: pulumi.String("Memory"), SizeLimit: pulumi.String("1Mi"),
+		}},
+		emptyDir(volumeTmp),
+	}, more...)
+	var claims corev1.PersistentVolumeClaimTypeArray
+	if a.Ephemeral {
+		volumes = append(volumes, emptyDir(volumeData))
+	} else {
+		claim := &corev1.PersistentVolumeClaimSpecArgs{
+			AccessModes: pulumi.ToStringArray([]string{"ReadWriteOnce"}),
+			Resources: &corev1.VolumeResourceRequirementsArgs{
+				Requests: pulumi.StringMap{"storage": pulumi.String(a.StorageSize)},
+			},
+		}
+		if a.StorageClass != "" {
+			claim.StorageClassName = pulumi.String(a.StorageClass)
+		}
+		claims = corev1.PersistentVolumeClaimTypeArray{corev1.PersistentVolumeClaimTypeArgs{
+			Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(volumeData), Labels: b.labels(componentRedis)},
+			Spec:     claim,
+		}}
+	}
+
+	if !a.DisableMetrics {
+		containers = append(containers, b.exporter())
+	}
+
+	sts, err := appsv1.NewStatefulSet(b.ctx, n.base, &appsv1.StatefulSetArgs{
+		Metadata: b.meta(n.base, b.labels(componentRedis)),
+		Spec: &appsv1.StatefulSetSpecArgs{
+			Replicas:    pulumi.Int(replicas),
+			ServiceName: pulumi.String(n.headless),
+			// Pods start together: the start scripts, not the start order, decide who is master,
+			// and an OrderedReady StatefulSet could never recover if pod 0 cannot become ready.
+			PodManagementPolicy: pulumi.String("Parallel"),
+			Selector:            &metav1.LabelSelectorArgs{MatchLabels: b.selector(componentRedis)},
+			UpdateStrategy:      &appsv1.StatefulSetUpdateStrategyArgs{Type: pulumi.String("RollingUpdate")},
+			Template: &corev1.PodTemplateSpecArgs{
+				Metadata: &metav1.ObjectMetaArgs{Labels: b.labels(componentRedis)},
+				Spec: &corev1.PodSpecArgs{
+					ServiceAccountName:            pulumi.String(n.serviceAccount),
+					AutomountServiceAccountToken:  pulumi.Bool(false),
+					EnableServiceLinks:            pulumi.Bool(false),
+					TerminationGracePeriodSeconds: pulumi.Int(terminationGracePeriodSeconds),
+					SecurityContext:               restrictedPod(redisUser),
+					Affinity:                      b.separateNodes(componentRedis),
+					TopologySpreadConstraints:     b.acrossZones(componentRedis),
+					Containers:                    containers,
+					Volumes:                       volumes,
+					// The pause container becomes every container's PID 1, and it reaps orphans.
+					// Otherwise redis-server and sentinel are PID 1 of their containers (the start
+					// scripts exec them), and every orphan goes to them, such as the watcher process
+					// that BusyBox's `timeout` leaves behind for each redis-cli call of a probe.
+					// redis-server reaps children only while it has a fork of its own: 18 zombies a
+					// minute in each redis container on a real node, and a new master spent seconds
+					// reaping them before it counted its replica, refusing writes meanwhile
+					// (min-replicas-to-write). Sentinel reaps them, with a warning in its log for each.
+					// Sharing shows each container the pod's other processes and their environment,
+					// which holds nothing that the container lacks: all run as the same user, with the
+					// same password.
+					ShareProcessNamespace: pulumi.Bool(true),
+				},
+			},
+			VolumeClaimTemplates: claims,
+		},
+	}, append(b.opts,
+		pulumi.DependsOn(append([]pulumi.Resource{b.secret, b.redisConfig}, dependsOn...)),
+		// Kubernetes refuses any change of volumeClaimTemplates, so the provider would replace
+		// the StatefulSet: every pod deleted at once. The claims are what a template change
+		// should reach; resizeClaims grows them, and CheckChange refuses every other change.
+		pulumi.IgnoreChanges([]string{"spec.volumeClaimTemplates"}),
+	)...)
+	if err != nil || a.Ephemeral {
+		return err
+	}
+	return b.resizeClaims(sts, replicas)
+}
+
+// disruptionBudget lets one pod of a component be down at a time.
+func (b *builder) disruptionBudget(name, component string) error {
+	_, err := policyv1.NewPodDisruptionBudget(b.ctx, name, &policyv1.PodDisruptionBudgetArgs{
+		Metadata: b.meta(name, b.labels(component)),
+		Spec: &policyv1.PodDisruptionBudgetSpecArgs{
+			MaxUnavailable: pulumi.Int(1),
+			Selector:       &metav1.LabelSelectorArgs{MatchLabels: b.selector(component)},
+			// A pod that is not Ready (crash-looping, a bad image, a replica that cannot sync)
+			// already counts as unavailable. With the default, IfHealthyBudget, it could only be
+			// evicted while the budget still had room, so it blocked every node drain and
+			// cluster upgrade for as long as it stayed unready. AlwaysAllow lets it go; a
+			// Ready pod is still evicted only while currentHealthy stays at or above
+			// desiredHealthy, and evicting an unready pod does not lower currentHealthy, so
+			// a drain never takes a second healthy pod.
+			UnhealthyPodEvictionPolicy: pulumi.String("AlwaysAllow"),
+		},
+	}, b.opts...)
+	return err
+}
+
+// networkPolicy admits ingress to the pods of a component by rules only.
+func (b *builder) networkPolicy(name, component string, ingress networkingv1.NetworkPolicyIngressRuleArray) error {
+	_, err := networkingv1.NewNetworkPolicy(b.ctx, name, &networkingv1.NetworkPolicyArgs{
+		Metadata: b.meta(name, b.labels(component)),
+		Spec: &networkingv1.NetworkPolicySpecArgs{
+			PodSelector: &metav1.LabelSelectorArgs{MatchLabels: b.selector(component)},
+			PolicyTypes: pulumi.ToStringArray([]string{"Ingress"}),
+			Ingress:     ingress,
+		},
+	}, b.opts...)
+	return err
+}
+
+// clientsPeer is the labelled client pods in any namespace: a bare pod selector would only match
+// this namespace, which the release usually has to itself.
+func (b *builder) clientsPeer() networkingv1.NetworkPolicyPeerArgs {
+	return networkingv1.NetworkPolicyPeerArgs{
+		PodSelector:       &metav1.LabelSelectorArgs{MatchLabels: pulumi.ToStringMap(b.release.ClientLabels)},
+		NamespaceSelector: &metav1.LabelSelectorArgs{},
+	}
+}
+
+// scraperRule admits the metrics scraper to the metrics port only; nil without metrics.
+func (b *builder) scraperRule() networkingv1.NetworkPolicyIngressRuleInput {
+	if b.release.DisableMetrics {
+		return nil
+	}
+	// One peer with both selectors: the scraper's pods in the scraper's namespaces, and only
+	// to the metrics port; redis itself stays closed to them.
+	scraper := networkingv1.NetworkPolicyPeerArgs{
+		PodSelector:       &metav1.LabelSelectorArgs{MatchLabels: pulumi.ToStringMap(b.release.MetricsScraperPodLabels)},
+		NamespaceSelector: &metav1.LabelSelectorArgs{MatchLabels: pulumi.ToStringMap(b.release.MetricsScraperNamespaceLabels)},
+	}
+	return networkingv1.NetworkPolicyIngressRuleArgs{
+		From: networkingv1.NetworkPolicyPeerArray{scraper}, Ports: policyPorts(MetricsPort),
+	}
+}
+
+func podsPeer(labels pulumi.StringMap) networkingv1.NetworkPolicyPeerArgs {
+	return networkingv1.NetworkPolicyPeerArgs{PodSelector: &metav1.LabelSelectorArgs{MatchLabels: labels}}
+}
+
+func policyPorts(numbers ...int) networkingv1.NetworkPolicyPortArray {
+	var out networkingv1.NetworkPolicyPortArray
+	for _, p := range numbers {
+		out = append(out, networkingv1.NetworkPolicyPortArgs{Port: pulumi.Int(p), Protocol: pulumi.String("TCP")})
+	}
+	return out
+}
+
+// mustQuantity parses a quantity that Validate has accepted.
+func mustQuantity(q string) resource.Quantity {
+	return resource.MustParse(q)
 }

@@ -39,162 +39,41 @@ const (
 )
 
 func (b *sentinelBuilder) statefulSet() error {
-	a, n := b.args, b.names
-	script := func(name string, args ...string) pulumi.StringArray {
-		return pulumi.ToStringArray(append([]string{"sh", path.Join(templateDir, name)}, args...))
-	}
-	probe := func(mode string, period, failures int) *corev1.ProbeArgs {
-		return &corev1.ProbeArgs{
-			Exec:             &corev1.ExecActionArgs{Command: script("probe.sh", mode)},
-			PeriodSeconds:    pulumi.Int(period),
-			TimeoutSeconds:   pulumi.Int(5),
-			FailureThreshold: pulumi.Int(failures),
-		}
-	}
-	secretRef := b.passwordRef()
-	env := corev1.EnvVarArray{
-		corev1.EnvVarArgs{Name: pulumi.String("POD_NAME"), ValueFrom: &corev1.EnvVarSourceArgs{
-			FieldRef: &corev1.ObjectFieldSelectorArgs{FieldPath: pulumi.String("metadata.name")},
-		}},
-		// Kubernetes expands $(POD_NAME): the pod's stable name under the headless Service.
-		envVar("POD_FQDN", "$(POD_NAME)."+peerDomain(n, a.ReleaseArgs)),
-		envVar("PEER_DOMAIN", peerDomain(n, a.ReleaseArgs)),
+	a := b.args
+	env := b.podEnv(
 		envVar("REPLICAS", strconv.Itoa(a.Replicas)),
 		envVar("MASTER_SET", a.MasterSetName),
 		envVar("REDIS_PORT", strconv.Itoa(RedisPort)),
 		envVar("SENTINEL_PORT", strconv.Itoa(SentinelPort)),
-		envVar("TEMPLATE_DIR", templateDir),
-		envVar("RUN_DIR", runDir),
-		envVar("DATA_DIR", dataDir),
-		envVar("PRESTOP_DEADLINE_SECONDS", strconv.Itoa(preStopDeadlineSeconds)),
-		corev1.EnvVarArgs{Name: pulumi.String("REDIS_PASSWORD"), ValueFrom: secretRef},
-		// redis-cli reads the password from REDISCLI_AUTH, so it never appears in a process list.
-		corev1.EnvVarArgs{Name: pulumi.String("REDISCLI_AUTH"), ValueFrom: secretRef},
-	}
-	mounts := func(withData bool) corev1.VolumeMountArray {
-		m := corev1.VolumeMountArray{
-			corev1.VolumeMountArgs{Name: pulumi.String(volumeConfig), MountPath: pulumi.String(templateDir), ReadOnly: pulumi.Bool(true)},
-			corev1.VolumeMountArgs{Name: pulumi.String(volumeRun), MountPath: pulumi.String(runDir)},
-			corev1.VolumeMountArgs{Name: pulumi.String(volumeTmp), MountPath: pulumi.String("/tmp")},
-		}
-		if withData {
-			m = append(m, corev1.VolumeMountArgs{Name: pulumi.String(volumeData), MountPath: pulumi.String(dataDir)})
-		}
-		return m
-	}
-
+	)
 	redis := corev1.ContainerArgs{
 		Name:            pulumi.String("redis"),
 		Image:           a.RedisImage,
-		Command:         script("redis-start.sh"),
+		Command:         scriptCommand("redis-start.sh"),
 		Ports:           corev1.ContainerPortArray{containerPort("redis", RedisPort)},
 		Env:             env,
 		Resources:       resources(a.RedisCPU, a.RedisMemory, a.RedisMemory),
-		StartupProbe:    probe("redis-alive", 5, 30),
-		LivenessProbe:   probe("redis-alive", 10, 3),
-		ReadinessProbe:  probe("redis-ready", 5, 2),
-		Lifecycle:       &corev1.LifecycleArgs{PreStop: &corev1.LifecycleHandlerArgs{Exec: &corev1.ExecActionArgs{Command: script("redis-prestop.sh")}}},
+		StartupProbe:    execProbe("probe.sh", "redis-alive", 5, 30),
+		LivenessProbe:   execProbe("probe.sh", "redis-alive", 10, 3),
+		ReadinessProbe:  execProbe("probe.sh", "redis-ready", 5, 2),
+		Lifecycle:       preStop("redis-prestop.sh"),
 		SecurityContext: restrictedContainer(),
-		VolumeMounts:    mounts(true),
+		VolumeMounts:    podMounts(true),
 	}
 	sentinel := corev1.ContainerArgs{
 		Name:            pulumi.String("sentinel"),
 		Image:           a.RedisImage,
-		Command:         script("sentinel-start.sh"),
+		Command:         scriptCommand("sentinel-start.sh"),
 		Ports:           corev1.ContainerPortArray{containerPort("sentinel", SentinelPort)},
 		Env:             env,
 		Resources:       resources("50m", "64Mi", "128Mi"),
-		StartupProbe:    probe("sentinel-alive", 5, 30),
-		LivenessProbe:   probe("sentinel-alive", 10, 3),
-		ReadinessProbe:  probe("sentinel-alive", 5, 2),
+		StartupProbe:    execProbe("probe.sh", "sentinel-alive", 5, 30),
+		LivenessProbe:   execProbe("probe.sh", "sentinel-alive", 10, 3),
+		ReadinessProbe:  execProbe("probe.sh", "sentinel-alive", 5, 2),
 		SecurityContext: restrictedContainer(),
-		VolumeMounts:    mounts(false),
+		VolumeMounts:    podMounts(false),
 	}
-
-	volumes := corev1.VolumeArray{
-		corev1.VolumeArgs{Name: pulumi.String(volumeConfig), ConfigMap: &corev1.ConfigMapVolumeSourceArgs{Name: pulumi.String(b.redisConfigName)}},
-		// The configs the start scripts render here hold the password: tmpfs keeps it off the
-		// node's disk, where a disk-backed emptyDir would leave it after the pod is gone. They
-		// are a few kilobytes (Sentinel's rewritten config grows by a line per peer); the pages
-		// count against the memory limit of the container that writes them.
-		corev1.VolumeArgs{Name: pulumi.String(volumeRun), EmptyDir: &corev1.EmptyDirVolumeSourceArgs{
-			Medium: pulumi.String("Memory"), SizeLimit: pulumi.String("1Mi"),
-		}},
-		emptyDir(volumeTmp),
-	}
-	var claims corev1.PersistentVolumeClaimTypeArray
-	if a.Ephemeral {
-		volumes = append(volumes, emptyDir(volumeData))
-	} else {
-		claim := &corev1.PersistentVolumeClaimSpecArgs{
-			AccessModes: pulumi.ToStringArray([]string{"ReadWriteOnce"}),
-			Resources: &corev1.VolumeResourceRequirementsArgs{
-				Requests: pulumi.StringMap{"storage": pulumi.String(a.StorageSize)},
-			},
-		}
-		if a.StorageClass != "" {
-			claim.StorageClassName = pulumi.String(a.StorageClass)
-		}
-		claims = corev1.PersistentVolumeClaimTypeArray{corev1.PersistentVolumeClaimTypeArgs{
-			Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(volumeData), Labels: b.labels(componentRedis)},
-			Spec:     claim,
-		}}
-	}
-
-	containers := corev1.ContainerArray{redis, sentinel}
-	if !a.DisableMetrics {
-		containers = append(containers, b.exporter())
-	}
-
-	sts, err := appsv1.NewStatefulSet(b.ctx, n.base, &appsv1.StatefulSetArgs{
-		Metadata: b.meta(n.base, b.labels(componentRedis)),
-		Spec: &appsv1.StatefulSetSpecArgs{
-			Replicas:    pulumi.Int(a.Replicas),
-			ServiceName: pulumi.String(n.headless),
-			// Pods start together: the start scripts, not the start order, decide who is master,
-			// and an OrderedReady StatefulSet could never recover if pod 0 cannot become ready.
-			PodManagementPolicy: pulumi.String("Parallel"),
-			Selector:            &metav1.LabelSelectorArgs{MatchLabels: b.selector(componentRedis)},
-			UpdateStrategy:      &appsv1.StatefulSetUpdateStrategyArgs{Type: pulumi.String("RollingUpdate")},
-			Template: &corev1.PodTemplateSpecArgs{
-				Metadata: &metav1.ObjectMetaArgs{Labels: b.labels(componentRedis)},
-				Spec: &corev1.PodSpecArgs{
-					ServiceAccountName:            pulumi.String(n.serviceAccount),
-					AutomountServiceAccountToken:  pulumi.Bool(false),
-					EnableServiceLinks:            pulumi.Bool(false),
-					TerminationGracePeriodSeconds: pulumi.Int(terminationGracePeriodSeconds),
-					SecurityContext:               restrictedPod(redisUser),
-					Affinity:                      b.separateNodes(componentRedis),
-					TopologySpreadConstraints:     b.acrossZones(componentRedis),
-					Containers:                    containers,
-					Volumes:                       volumes,
-					// The pause container becomes every container's PID 1, and it reaps orphans.
-					// Otherwise redis-server and sentinel are PID 1 of their containers (the start
-					// scripts exec them), and every orphan goes to them, such as the watcher process
-					// that BusyBox's `timeout` leaves behind for each redis-cli call of a probe.
-					// redis-server reaps children only while it has a fork of its own: 18 zombies a
-					// minute in each redis container on a real node, and a new master spent seconds
-					// reaping them before it counted its replica, refusing writes meanwhile
-					// (min-replicas-to-write). Sentinel reaps them, with a warning in its log for each.
-					// Sharing shows each container the pod's other processes and their environment,
-					// which holds nothing that the container lacks: all run as the same user, with the
-					// same password.
-					ShareProcessNamespace: pulumi.Bool(true),
-				},
-			},
-			VolumeClaimTemplates: claims,
-		},
-	}, append(b.opts,
-		pulumi.DependsOn([]pulumi.Resource{b.secret, b.redisConfig}),
-		// Kubernetes refuses any change of volumeClaimTemplates, so the provider would replace
-		// the StatefulSet: every pod deleted at once. The claims are what a template change
-		// should reach; resizeClaims grows them, and CheckChange refuses every other change.
-		pulumi.IgnoreChanges([]string{"spec.volumeClaimTemplates"}),
-	)...)
-	if err != nil || a.Ephemeral {
-		return err
-	}
-	return b.resizeClaims(sts, a.Replicas)
+	return b.redisStatefulSet(a.Replicas, corev1.ContainerArray{redis, sentinel}, nil)
 }
 
 func (b *sentinelBuilder) haproxy() error {

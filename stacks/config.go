@@ -21,7 +21,11 @@ type Config struct {
 	Namespace       string
 	CreateNamespace bool
 	Password        string
-	Release         components.RedisSentinelArgs
+	// Topology chooses the kind of release: TopologySentinel (Release) or TopologyCluster
+	// (Release's shared arguments, and Cluster's shape).
+	Topology string
+	Release  components.RedisSentinelArgs
+	Cluster  components.RedisClusterArgs
 	RedisImage      string
 	HAProxyImage    string
 	MetricsImage    string
@@ -33,6 +37,12 @@ type Config struct {
 	GKE                     GKEConfig
 	EKS                     EKSConfig
 }
+
+// Values of the topology key.
+const (
+	TopologySentinel = "sentinel"
+	TopologyCluster  = "cluster"
+)
 
 // Defaults of the keys that only the stack has; Pulumi.yaml declares the same values (a test
 // holds the two together). Keys of the release default to components.DefaultArgs; the cloud
@@ -175,6 +185,7 @@ func LoadConfig(ctx *pulumi.Context) (*Config, error) {
 		RedisImage:      components.DefaultRedisImage,
 		HAProxyImage:    components.DefaultHAProxyImage,
 		MetricsImage:    components.DefaultMetricsImage,
+		Topology:        TopologySentinel,
 	}
 	rel := &c.Release
 	var cloud string
@@ -183,6 +194,10 @@ func LoadConfig(ctx *pulumi.Context) (*Config, error) {
 	r.nonEmpty("namespace", &c.Namespace)
 	r.bool("createNamespace", &c.CreateNamespace)
 	r.nonEmpty("cloud", &cloud)
+	r.nonEmpty("topology", &c.Topology)
+	r.positiveInt("shards", &c.Cluster.Shards)
+	r.positiveInt("replicasPerShard", &c.Cluster.ReplicasPerShard)
+	r.positiveInt("clusterNodeTimeoutMilliseconds", &c.Cluster.NodeTimeoutMilliseconds)
 	r.positiveInt("replicas", &rel.Replicas)
 	r.int("quorum", &rel.Quorum, 0, "0 (a majority of the sentinels) or a whole number from a majority to replicas")
 	r.nonEmpty("masterSetName", &rel.MasterSetName)
@@ -247,8 +262,18 @@ func LoadConfig(ctx *pulumi.Context) (*Config, error) {
 		r.fail("password", fmt.Sprintf("(a secret of %d characters)", len(c.Password)),
 			`16 to 512 printable ASCII characters without spaces, quotes or backslashes, or no password to generate one`)
 	}
-	if err := rel.WithDefaults(c.Name).Validate(c.Name); err != nil {
-		r.errs = append(r.errs, err)
+	c.Cluster.ReleaseArgs = rel.ReleaseArgs
+	switch c.Topology {
+	case TopologySentinel:
+		if err := rel.WithDefaults(c.Name).Validate(c.Name); err != nil {
+			r.errs = append(r.errs, err)
+		}
+	case TopologyCluster:
+		if err := c.Cluster.WithDefaults(c.Name).Validate(c.Name); err != nil {
+			r.errs = append(r.errs, err)
+		}
+	default:
+		r.fail("topology", c.Topology, fmt.Sprintf("%s (one master, Sentinel, HAProxy) or %s (sharded Redis Cluster)", TopologySentinel, TopologyCluster))
 	}
 	if err := errors.Join(r.errs...); err != nil {
 		return nil, fmt.Errorf("invalid configuration of stack %q:\n%w", ctx.Stack(), err)

@@ -34,29 +34,44 @@ func Run(ctx *pulumi.Context) error {
 		return err
 	}
 
-	args := cfg.Release
-	args.RedisImage = pulumi.String(cfg.RedisImage)
-	args.HAProxyImage = pulumi.String(cfg.HAProxyImage)
-	args.MetricsImage = pulumi.String(cfg.MetricsImage)
+	shared := cfg.Release.ReleaseArgs
+	shared.RedisImage = pulumi.String(cfg.RedisImage)
+	shared.MetricsImage = pulumi.String(cfg.MetricsImage)
 	if cfg.Password != "" {
-		args.Password = pulumi.ToSecret(pulumi.String(cfg.Password)).(pulumi.StringOutput)
+		shared.Password = pulumi.ToSecret(pulumi.String(cfg.Password)).(pulumi.StringOutput)
 	}
 	var opts []pulumi.ResourceOption
 	if c.provider != nil {
 		opts = append(opts, pulumi.Providers(c.provider))
 	}
-	release, err := components.NewRedisSentinel(ctx, cfg.Name, &args, opts...)
-	if err != nil {
-		return err
-	}
 	ctx.Export("clusterName", c.name)
 	ctx.Export("kubeconfig", c.kubeconfig)
-	ctx.Export("masterEndpoint", release.MasterEndpoint)
-	ctx.Export("sentinelEndpoint", release.SentinelEndpoint)
-	ctx.Export("masterSetName", release.MasterSetName)
-	ctx.Export("secretName", release.SecretName)
-	ctx.Export("namespace", release.Namespace)
-	ctx.Export("loadBalancerAddress", release.LoadBalancerAddress)
+	if cfg.Topology == TopologyCluster {
+		args := cfg.Cluster
+		args.ReleaseArgs = shared
+		release, err := components.NewRedisCluster(ctx, cfg.Name, &args, opts...)
+		if err != nil {
+			return err
+		}
+		ctx.Export("seedEndpoint", release.SeedEndpoint)
+		ctx.Export("seedNodes", release.SeedNodes)
+		ctx.Export("secretName", release.SecretName)
+		ctx.Export("namespace", release.Namespace)
+	} else {
+		args := cfg.Release
+		args.ReleaseArgs = shared
+		args.HAProxyImage = pulumi.String(cfg.HAProxyImage)
+		release, err := components.NewRedisSentinel(ctx, cfg.Name, &args, opts...)
+		if err != nil {
+			return err
+		}
+		ctx.Export("masterEndpoint", release.MasterEndpoint)
+		ctx.Export("sentinelEndpoint", release.SentinelEndpoint)
+		ctx.Export("masterSetName", release.MasterSetName)
+		ctx.Export("secretName", release.SecretName)
+		ctx.Export("namespace", release.Namespace)
+		ctx.Export("loadBalancerAddress", release.LoadBalancerAddress)
+	}
 	settings, err := RecordedSettings(cfg)
 	ctx.Export(settingsOutput, pulumi.ToSecret(pulumi.ToMap(settings)))
 	return err

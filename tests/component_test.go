@@ -476,7 +476,7 @@ func TestHAProxyPodsTogetherStayBelowRedisMaxClients(t *testing.T) {
 func TestTheConfigMapsHoldExactlyTheConfigFilesAndScriptsReadablyForDiffs(t *testing.T) {
 	r := mustRunStack(t, nil)
 	for name, files := range map[string][]string{
-		"redis-config":         {"redis.conf", "sentinel.conf", "lib.sh", "redis-start.sh", "sentinel-start.sh", "redis-prestop.sh", "probe.sh"},
+		"redis-config":         {"redis.conf", "sentinel.conf", "common.sh", "lib.sh", "redis-start.sh", "sentinel-start.sh", "redis-prestop.sh", "probe.sh"},
 		"redis-haproxy-config": {"haproxy.cfg"},
 	} {
 		data := r.object(typeConfigMap, name)["data"].(map[string]any)

@@ -1,0 +1,228 @@
+package components
+
+import (
+	"fmt"
+	"strconv"
+
+	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
+	networkingv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/networking/v1"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+// ClusterTypeToken is the RedisCluster component's Pulumi type.
+const ClusterTypeToken = "redis-sentinel:index:RedisCluster"
+
+// BusPort is the cluster bus port of a RedisCluster's nodes (Redis's default: the client port
+// plus 10000).
+const BusPort = RedisPort + 10000
+
+// RedisCluster is a sharded Redis Cluster: one StatefulSet of Shards groups of pods, each group
+// a master and its replicas, with a headless Service for the pods' stable names and a Service
+// that seeds cluster-aware clients.
+type RedisCluster struct {
+	pulumi.ResourceState
+
+	// SeedEndpoint is host:port of the Service over every ready node: a cluster-aware client
+	// connects there first and then follows the cluster's map (CLUSTER SHARDS, MOVED) to each node.
+	SeedEndpoint pulumi.StringOutput `pulumi:"seedEndpoint"`
+	// SeedNodes are host:port of every node by its stable name, for clients that want several seeds.
+	SeedNodes pulumi.StringArrayOutput `pulumi:"seedNodes"`
+	// SecretName is the Secret whose key "password" holds the password.
+	SecretName pulumi.StringOutput `pulumi:"secretName"`
+	// Namespace of every namespaced object of the release.
+	Namespace pulumi.StringOutput `pulumi:"namespace"`
+}
+
+// clusterBuilder registers what only a RedisCluster has.
+type clusterBuilder struct {
+	*builder
+	args RedisClusterArgs
+}
+
+// NewRedisCluster validates args, then registers the component and its children. Invalid args
+// are reported all at once, and then nothing is registered.
+func NewRedisCluster(ctx *pulumi.Context, name string, args *RedisClusterArgs, opts ...pulumi.ResourceOption) (*RedisCluster, error) {
+	if args == nil {
+		args = &RedisClusterArgs{}
+	}
+	a := args.WithDefaults(name)
+	if err := a.Validate(name); err != nil {
+		return nil, err
+	}
+	n := newNames(name)
+	files, err := renderClusterFiles(n, a)
+	if err != nil {
+		return nil, err
+	}
+
+	c := &RedisCluster{}
+	if err := ctx.RegisterComponentResource(ClusterTypeToken, name, c, opts...); err != nil {
+		return nil, err
+	}
+	common, err := newBuilder(ctx, c, n, appCluster, a.ReleaseArgs, files)
+	if err != nil {
+		return nil, err
+	}
+	b := &clusterBuilder{builder: common, args: a}
+	topology, err := b.topology()
+	if err != nil {
+		return nil, err
+	}
+	if err := b.statefulSet(topology); err != nil {
+		return nil, err
+	}
+	if err := b.services(); err != nil {
+		return nil, err
+	}
+	if err := b.serviceMonitor(); err != nil {
+		return nil, err
+	}
+	if err := b.policies(); err != nil {
+		return nil, err
+	}
+
+	var seeds []string
+	for i := 0; i < a.Pods(); i++ {
+		seeds = append(seeds, fmt.Sprintf("%s-%d.%s:%d", n.base, i, peerDomain(n, a.ReleaseArgs), RedisPort))
+	}
+	c.SeedEndpoint = pulumi.Sprintf("%s:%d", serviceHost(n.base, a.ReleaseArgs), RedisPort)
+	c.SeedNodes = pulumi.ToStringArray(seeds).ToStringArrayOutput()
+	c.SecretName = pulumi.String(n.secret).ToStringOutput()
+	c.Namespace = pulumi.String(a.Namespace).ToStringOutput()
+	if err := ctx.RegisterResourceOutputs(c, pulumi.Map{
+		"seedEndpoint": c.SeedEndpoint,
+		"seedNodes":    c.SeedNodes,
+		"secretName":   c.SecretName,
+		"namespace":    c.Namespace,
+	}); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// renderClusterFiles returns a RedisCluster's ConfigMap data: its redis config and scripts.
+func renderClusterFiles(n names, a RedisClusterArgs) (map[string]string, error) {
+	memory := mustQuantity(a.RedisMemory)
+	return renderFiles(clusterFiles, templateValues{
+		Name:                     n.base,
+		RedisPort:                RedisPort,
+		BusPort:                  BusPort,
+		Ephemeral:                a.Ephemeral,
+		MinReplicasMaxLagSeconds: a.MinReplicasMaxLagSeconds,
+		DataDir:                  dataDir,
+		ShutdownTimeoutSeconds:   shutdownTimeoutSeconds,
+		MaxMemoryBytes:           memory.Value() * 3 / 4,
+		NodeTimeoutMilliseconds:  a.NodeTimeoutMilliseconds,
+	})
+}
+
+// topologyDir is where the pods find the topology ConfigMap.
+const topologyDir = "/etc/redis-cluster-topology"
+
+// topology registers the ConfigMap that tells running pods the cluster's shape. Unlike the
+// content-addressed config, it is changed in place and mounted rather than copied into the pod
+// template: a change of shards must reach the pods without restarting them all, and Kubernetes
+// updates a mounted ConfigMap in running pods (within about a minute; the keepers also learn
+// new nodes from the nodes themselves).
+func (b *clusterBuilder) topology() (pulumi.Resource, error) {
+	return corev1.NewConfigMap(b.ctx, b.names.topology, &corev1.ConfigMapArgs{
+		Metadata: b.meta(b.names.topology, b.labels(componentRedis)),
+		Data: pulumi.StringMap{
+			"shards":             pulumi.String(strconv.Itoa(b.args.Shards)),
+			"replicas-per-shard": pulumi.String(strconv.Itoa(b.args.ReplicasPerShard)),
+		},
+	}, b.opts...)
+}
+
+func (b *clusterBuilder) statefulSet(topology pulumi.Resource) error {
+	a := b.args
+	redis := corev1.ContainerArgs{
+		Name:    pulumi.String("redis"),
+		Image:   a.RedisImage,
+		Command: scriptCommand("cluster-start.sh"),
+		Ports: corev1.ContainerPortArray{
+			containerPort("redis", RedisPort),
+			containerPort("bus", BusPort),
+		},
+		Env: b.podEnv(
+			envVar("REDIS_PORT", strconv.Itoa(RedisPort)),
+			envVar("BUS_PORT", strconv.Itoa(BusPort)),
+			envVar("TOPOLOGY_DIR", topologyDir),
+		),
+		Resources:       resources(a.RedisCPU, a.RedisMemory, a.RedisMemory),
+		StartupProbe:    execProbe("cluster-probe.sh", "alive", 5, 30),
+		LivenessProbe:   execProbe("cluster-probe.sh", "alive", 10, 3),
+		ReadinessProbe:  execProbe("cluster-probe.sh", "ready", 5, 2),
+		Lifecycle:       preStop("cluster-prestop.sh"),
+		SecurityContext: restrictedContainer(),
+		VolumeMounts: append(podMounts(true), corev1.VolumeMountArgs{
+			Name: pulumi.String(volumeTopology), MountPath: pulumi.String(topologyDir), ReadOnly: pulumi.Bool(true),
+		}),
+	}
+	topologyVolume := corev1.VolumeArgs{
+		Name:      pulumi.String(volumeTopology),
+		ConfigMap: &corev1.ConfigMapVolumeSourceArgs{Name: pulumi.String(b.names.topology)},
+	}
+	return b.redisStatefulSet(a.Pods(), corev1.ContainerArray{redis}, corev1.VolumeArray{topologyVolume}, topology)
+}
+
+// volumeTopology is the volume of the topology ConfigMap.
+const volumeTopology = "topology"
+
+// services registers the headless Service (stable pod DNS names, which the nodes announce) and
+// the seed Service over the ready nodes.
+func (b *clusterBuilder) services() error {
+	n := b.names
+	ports := corev1.ServicePortArray{servicePort("redis", RedisPort), servicePort("bus", BusPort)}
+	if !b.release.DisableMetrics {
+		ports = append(ports, servicePort(metricsPortName, MetricsPort))
+	}
+	for _, s := range []struct {
+		name string
+		spec *corev1.ServiceSpecArgs
+	}{
+		{n.headless, &corev1.ServiceSpecArgs{
+			ClusterIP: pulumi.String("None"),
+			// Nodes find each other by name before they are ready: a node is not ready until it
+			// has a role, which it gets only once it sees every other pod.
+			PublishNotReadyAddresses: pulumi.Bool(true),
+			Selector:                 b.selector(componentRedis),
+			Ports:                    ports,
+		}},
+		{n.base, &corev1.ServiceSpecArgs{
+			Type:     pulumi.String("ClusterIP"),
+			Selector: b.selector(componentRedis),
+			Ports:    corev1.ServicePortArray{servicePort("redis", RedisPort)},
+		}},
+	} {
+		if _, err := corev1.NewService(b.ctx, s.name, &corev1.ServiceArgs{
+			Metadata: b.meta(s.name, b.labels(componentRedis)),
+			Spec:     s.spec,
+		}, b.opts...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// policies registers the PodDisruptionBudget (one pod down at a time) and the NetworkPolicy: the
+// client port from peers and labelled clients, the bus port from peers only.
+func (b *clusterBuilder) policies() error {
+	if err := b.disruptionBudget(b.names.disruptionBudget, componentRedis); err != nil {
+		return err
+	}
+	rules := networkingv1.NetworkPolicyIngressRuleArray{
+		networkingv1.NetworkPolicyIngressRuleArgs{
+			From:  networkingv1.NetworkPolicyPeerArray{podsPeer(b.selector(componentRedis)), b.clientsPeer()},
+			Ports: policyPorts(RedisPort),
+		},
+		networkingv1.NetworkPolicyIngressRuleArgs{
+			From:  networkingv1.NetworkPolicyPeerArray{podsPeer(b.selector(componentRedis))},
+			Ports: policyPorts(BusPort),
+		},
+	}
+	if rule := b.scraperRule(); rule != nil {
+		rules = append(rules, rule)
+	}
+	return b.networkPolicy(b.names.networkPolicy, componentRedis, rules)
+}
