@@ -90,7 +90,8 @@ sees_everyone() {
 
 # joined: the node has its role; from now on it takes the release's password.
 joined() {
-    local_cli CONFIG SET requirepass "$REDIS_PASSWORD" >/dev/null
+    # On standard input: an argument would show the password in the process list.
+    printf 'CONFIG SET requirepass "%s"\n' "$REDIS_PASSWORD" | local_cli >/dev/null
     LOCAL_AUTH=$REDIS_PASSWORD
     touch "$JOINED"
     rm -f "${RUN_DIR}/join-token"
