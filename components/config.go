@@ -154,7 +154,7 @@ func renderConfigFiles(n names, a RedisSentinelArgs) (map[string]string, error) 
 // script (scripts/NAME), under NAME.
 var (
 	sentinelFiles = []string{"redis.conf", "sentinel.conf", haproxyConfigKey, "common.sh", "lib.sh", "redis-start.sh", "sentinel-start.sh", "redis-prestop.sh", "probe.sh"}
-	clusterFiles  = []string{"cluster.conf", "common.sh", "cluster-lib.sh", "cluster-start.sh", "cluster-prestop.sh", "cluster-probe.sh"}
+	clusterFiles  = []string{"cluster.conf", "common.sh", "cluster-lib.sh", "cluster-start.sh", "cluster-prestop.sh", "cluster-probe.sh", "cluster-reshard.sh"}
 )
 
 // renderFiles renders or reads every file of names. It is a pure function of its arguments.

@@ -4,13 +4,18 @@ import (
 	"fmt"
 	"strconv"
 
+	batchv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/batch/v1"
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
+	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
 	networkingv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/networking/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
 
 // ClusterTypeToken is the RedisCluster component's Pulumi type.
 const ClusterTypeToken = "redis-sentinel:index:RedisCluster"
+
+// componentReshard is the app.kubernetes.io/component label of the resharding Jobs' pods.
+const componentReshard = "reshard"
 
 // BusPort is the cluster bus port of a RedisCluster's nodes (Redis's default: the client port
 // plus 10000).
@@ -68,7 +73,19 @@ func NewRedisCluster(ctx *pulumi.Context, name string, args *RedisClusterArgs, o
 	if err != nil {
 		return nil, err
 	}
-	if err := b.statefulSet(topology); err != nil {
+	before := []pulumi.Resource{topology}
+	if a.RunningShards > a.Shards {
+		drain, err := b.reshardJob(reshardDrain)
+		if err != nil {
+			return nil, err
+		}
+		before = append(before, drain)
+	}
+	sts, err := b.statefulSet(before...)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := b.reshardJob(reshardFill, sts); err != nil {
 		return nil, err
 	}
 	if err := b.services(); err != nil {
@@ -134,7 +151,7 @@ func (b *clusterBuilder) topology() (pulumi.Resource, error) {
 	}, b.opts...)
 }
 
-func (b *clusterBuilder) statefulSet(topology pulumi.Resource) error {
+func (b *clusterBuilder) statefulSet(dependsOn ...pulumi.Resource) (pulumi.Resource, error) {
 	a := b.args
 	redis := corev1.ContainerArgs{
 		Name:    pulumi.String("redis"),
@@ -163,7 +180,79 @@ func (b *clusterBuilder) statefulSet(topology pulumi.Resource) error {
 		Name:      pulumi.String(volumeTopology),
 		ConfigMap: &corev1.ConfigMapVolumeSourceArgs{Name: pulumi.String(b.names.topology)},
 	}
-	return b.redisStatefulSet(a.Pods(), corev1.ContainerArray{redis}, corev1.VolumeArray{topologyVolume}, topology)
+	return b.redisStatefulSet(a.Pods(), corev1.ContainerArray{redis}, corev1.VolumeArray{topologyVolume}, dependsOn...)
+}
+
+// The modes of cluster-reshard.sh, and the Jobs that run them.
+const (
+	reshardDrain = "drain"
+	reshardFill  = "fill"
+)
+
+// Bounds of a resharding Job: how long it waits for a healthy cluster, per attempt, and how long
+// Pulumi waits for it (moving the slots of a large dataset takes a while).
+const (
+	reshardHealthyWaitSeconds = 600
+	reshardTimeout            = "60m"
+)
+
+// reshardJob registers the Job that runs cluster-reshard.sh in mode after dependsOn. Pulumi waits
+// until it completes: resources that depend on it (the StatefulSet on the drain Job) change only
+// then, and an update whose Job fails stops there. Its name is fixed: a new spec (another shards,
+// image or config) replaces it, delete first, which a finished Job allows.
+func (b *clusterBuilder) reshardJob(mode string, dependsOn ...pulumi.Resource) (pulumi.Resource, error) {
+	a, n := b.args, b.names
+	name := n.base + "-" + mode
+	env := corev1.EnvVarArray{
+		// common.sh knows the StatefulSet by the pod's name minus its last part; the Job has no
+		// pod name of its own and resolves no name of its own.
+		envVar("POD_NAME", n.base+"-reshard"),
+		envVar("POD_FQDN", n.base+"-reshard"),
+		envVar("PEER_DOMAIN", peerDomain(n, a.ReleaseArgs)),
+		envVar("REDIS_PORT", strconv.Itoa(RedisPort)),
+		envVar("SHARDS", strconv.Itoa(a.Shards)),
+		envVar("REPLICAS_PER_SHARD", strconv.Itoa(a.ReplicasPerShard)),
+		envVar("HEALTHY_WAIT_SECONDS", strconv.Itoa(reshardHealthyWaitSeconds)),
+		envVar("TEMPLATE_DIR", templateDir),
+		envVar("RUN_DIR", "/tmp"),
+		corev1.EnvVarArgs{Name: pulumi.String("REDIS_PASSWORD"), ValueFrom: b.passwordRef()},
+		corev1.EnvVarArgs{Name: pulumi.String("REDISCLI_AUTH"), ValueFrom: b.passwordRef()},
+	}
+	return batchv1.NewJob(b.ctx, name, &batchv1.JobArgs{
+		Metadata: b.meta(name, b.labels(componentReshard)),
+		Spec: &batchv1.JobSpecArgs{
+			BackoffLimit: pulumi.Int(3),
+			Template: &corev1.PodTemplateSpecArgs{
+				Metadata: &metav1.ObjectMetaArgs{Labels: b.labels(componentReshard)},
+				Spec: &corev1.PodSpecArgs{
+					RestartPolicy:                pulumi.String("Never"),
+					ServiceAccountName:           pulumi.String(n.serviceAccount),
+					AutomountServiceAccountToken: pulumi.Bool(false),
+					EnableServiceLinks:           pulumi.Bool(false),
+					SecurityContext:              restrictedPod(redisUser),
+					Containers: corev1.ContainerArray{corev1.ContainerArgs{
+						Name:            pulumi.String("reshard"),
+						Image:           a.RedisImage,
+						Command:         scriptCommand("cluster-reshard.sh", mode),
+						Env:             env,
+						Resources:       resources("50m", "64Mi", "128Mi"),
+						SecurityContext: restrictedContainer(),
+						VolumeMounts: corev1.VolumeMountArray{
+							corev1.VolumeMountArgs{Name: pulumi.String(volumeConfig), MountPath: pulumi.String(templateDir), ReadOnly: pulumi.Bool(true)},
+							corev1.VolumeMountArgs{Name: pulumi.String(volumeTmp), MountPath: pulumi.String("/tmp")},
+						},
+					}},
+					Volumes: corev1.VolumeArray{
+						corev1.VolumeArgs{Name: pulumi.String(volumeConfig), ConfigMap: &corev1.ConfigMapVolumeSourceArgs{Name: pulumi.String(b.redisConfigName)}},
+						emptyDir(volumeTmp),
+					},
+				},
+			},
+		},
+	}, append(b.opts,
+		pulumi.DependsOn(append([]pulumi.Resource{b.secret, b.redisConfig}, dependsOn...)),
+		pulumi.Timeouts(&pulumi.CustomTimeouts{Create: reshardTimeout, Update: reshardTimeout}),
+	)...)
 }
 
 // volumeTopology is the volume of the topology ConfigMap.
@@ -206,14 +295,16 @@ func (b *clusterBuilder) services() error {
 }
 
 // policies registers the PodDisruptionBudget (one pod down at a time) and the NetworkPolicy: the
-// client port from peers and labelled clients, the bus port from peers only.
+// client port from peers, the resharding Jobs and labelled clients, the bus port from peers only.
 func (b *clusterBuilder) policies() error {
 	if err := b.disruptionBudget(b.names.disruptionBudget, componentRedis); err != nil {
 		return err
 	}
 	rules := networkingv1.NetworkPolicyIngressRuleArray{
 		networkingv1.NetworkPolicyIngressRuleArgs{
-			From:  networkingv1.NetworkPolicyPeerArray{podsPeer(b.selector(componentRedis)), b.clientsPeer()},
+			From: networkingv1.NetworkPolicyPeerArray{
+				podsPeer(b.selector(componentRedis)), podsPeer(b.selector(componentReshard)), b.clientsPeer(),
+			},
 			Ports: policyPorts(RedisPort),
 		},
 		networkingv1.NetworkPolicyIngressRuleArgs{

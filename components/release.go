@@ -338,7 +338,7 @@ func podMounts(withData bool) corev1.VolumeMountArray {
 
 // redisStatefulSet registers the StatefulSet of a release's redis pods: replicas pods running
 // containers (and the exporter), with the shared volumes plus more, and grows their claims.
-func (b *builder) redisStatefulSet(replicas int, containers corev1.ContainerArray, more corev1.VolumeArray, dependsOn ...pulumi.Resource) error {
+func (b *builder) redisStatefulSet(replicas int, containers corev1.ContainerArray, more corev1.VolumeArray, dependsOn ...pulumi.Resource) (pulumi.Resource, error) {
 	a, n := b.release, b.names
 	volumes := append(corev1.VolumeArray{
 		corev1.VolumeArgs{Name: pulumi.String(volumeConfig), ConfigMap: &corev1.ConfigMapVolumeSourceArgs{Name: pulumi.String(b.redisConfigName)}},
@@ -420,9 +420,9 @@ func (b *builder) redisStatefulSet(replicas int, containers corev1.ContainerArra
 		pulumi.IgnoreChanges([]string{"spec.volumeClaimTemplates"}),
 	)...)
 	if err != nil || a.Ephemeral {
-		return err
+		return sts, err
 	}
-	return b.resizeClaims(sts, replicas)
+	return sts, b.resizeClaims(sts, replicas)
 }
 
 // disruptionBudget lets one pod of a component be down at a time.

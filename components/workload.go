@@ -73,7 +73,8 @@ func (b *sentinelBuilder) statefulSet() error {
 		SecurityContext: restrictedContainer(),
 		VolumeMounts:    podMounts(false),
 	}
-	return b.redisStatefulSet(a.Replicas, corev1.ContainerArray{redis, sentinel}, nil)
+	_, err := b.redisStatefulSet(a.Replicas, corev1.ContainerArray{redis, sentinel}, nil)
+	return err
 }
 
 func (b *sentinelBuilder) haproxy() error {

@@ -8,7 +8,7 @@
 # shellcheck source=common.sh
 . "${TEMPLATE_DIR}/common.sh"
 
-: "${BUS_PORT:?}" "${DATA_DIR:?}" "${TOPOLOGY_DIR:?}" "${REDIS_PASSWORD:?}"
+: "${REDIS_PASSWORD:?}"
 
 SLOTS=16384
 
@@ -16,7 +16,7 @@ SLOTS=16384
 # mounted, not copied into the pod template, so that a change of shards reaches running pods
 # without restarting them.
 topology() {
-    cat "${TOPOLOGY_DIR}/$1"
+    cat "${TOPOLOGY_DIR:?}/$1"
 }
 
 # node_count: the number of pods the release has now.
@@ -52,18 +52,25 @@ cluster_nodes() {
     local_cli CLUSTER NODES
 }
 
-# ordinal_of HOSTNAME: the ordinal of a pod of this StatefulSet named HOSTNAME; empty otherwise.
+# cluster_awk PROGRAM [AWK OPTIONS]: awk with two functions for CLUSTER NODES lines:
+# hostname(ADDRESS), the name a node announces ("" for none), and ordinal(HOST), the ordinal of
+# the pod of this StatefulSet named HOST (-1 for any other name).
+cluster_awk() {
+    program=$1
+    shift
+    awk -v domain=".${PEER_DOMAIN}" -v sts="${STATEFULSET}-" "$@" '
+        function hostname(address, parts) { return split(address, parts, ",") > 1 ? parts[2] : "" }
+        function ordinal(host, o) {
+            if (index(host, sts) != 1 || substr(host, length(host) - length(domain) + 1) != domain) return -1
+            o = substr(host, length(sts) + 1, length(host) - length(sts) - length(domain))
+            return o ~ /^[0-9]+$/ ? o + 0 : -1
+        }
+        '"$program"
+}
+
+# ordinal_of HOSTNAME: the ordinal of a pod of this StatefulSet named HOSTNAME; -1 otherwise.
 ordinal_of() {
-    case "$1" in
-    "${STATEFULSET}"-*".${PEER_DOMAIN}")
-        o=${1%".${PEER_DOMAIN}"}
-        o=${o##*-}
-        case "$o" in
-        '' | *[!0-9]*) ;;
-        *) echo "$o" ;;
-        esac
-        ;;
-    esac
+    echo "$1" | cluster_awk '{ print ordinal($0) }'
 }
 
 # keeper_cli HOST ARGS...: a call to HOST's server as the user keeper, which a node with an empty

@@ -25,7 +25,7 @@ if [ "$(echo "$myself" | awk '{ print NF }')" -lt 9 ]; then
     exit 0 # no slots: nothing to hand over
 fi
 myid=${myself%% *}
-replicas=$(echo "$view" | awk -v me="$myid" '$4 == me && $3 !~ /fail|handshake|noaddr/ && $8 == "connected" { n = split($2, a, ","); if (n > 1) print a[2] }')
+replicas=$(echo "$view" | cluster_awk '$4 == me && $3 !~ /fail|handshake|noaddr/ && $8 == "connected" { print hostname($2) }' -v me="$myid")
 if [ -z "$replicas" ]; then
     log "preStop: this node is a master with no live replica; stopping"
     exit 0

@@ -26,6 +26,7 @@ set -eu
 # shellcheck source=cluster-lib.sh
 . "${TEMPLATE_DIR}/cluster-lib.sh"
 
+: "${BUS_PORT:?}" "${DATA_DIR:?}" "${TOPOLOGY_DIR:?}"
 ORDINAL=${POD_NAME##*-}
 # JOINED exists on the data volume once this node's data belongs to the cluster: it owns slots,
 # or it is a replica that has synced, or it is the empty master of a new shard.
@@ -59,11 +60,11 @@ meet_peers() {
             peer "$i"
             i=$((i + 1))
         done
-        echo "$view" | awk '{ n = split($2, a, ","); if (n > 1) print a[2] }'
+        echo "$view" | cluster_awk '{ print hostname($2) }'
     )
     for host in $(echo "$hosts" | sort -u); do
         [ "$host" != "$POD_FQDN" ] || continue
-        [ -n "$(ordinal_of "$host")" ] || continue
+        [ "$(ordinal_of "$host")" -ge 0 ] || continue
         answer=$(address_of "$host")
         [ -n "$answer" ] || continue
         id=${answer% *} ip=${answer#* }
@@ -130,17 +131,14 @@ join() {
     group=$(group_of "$ORDINAL")
     # The group's master: a live master of this group that owns slots, or, in a new cluster or a
     # new shard, the group's empty master with a lower ordinal (the first pod of the group).
-    master=$(echo "$view" | awk -v me="$myid" -v domain=".${PEER_DOMAIN}" -v sts="${STATEFULSET}-" \
-        -v size="$(($(topology replicas-per-shard) + 1))" -v group="$group" -v mine="$ORDINAL" '
+    master=$(echo "$view" | cluster_awk '
         $1 != me && $3 ~ /master/ && $3 !~ /fail|handshake|noaddr/ {
-            n = split($2, a, ","); if (n < 2) next
-            host = a[2]
-            if (index(host, sts) != 1 || substr(host, length(host) - length(domain) + 1) != domain) next
-            o = substr(host, length(sts) + 1, length(host) - length(sts) - length(domain)) + 0
-            if (int(o / size) != group) next
+            o = ordinal(hostname($2))
+            if (o < 0 || int(o / size) != group) next
             if (NF >= 9) { owner = $1 } else if (o < mine) { empty = $1 }
         }
-        END { if (owner != "") print owner; else if (empty != "") print empty }')
+        END { if (owner != "") print owner; else if (empty != "") print empty }' \
+        -v me="$myid" -v size="$(($(topology replicas-per-shard) + 1))" -v group="$group" -v mine="$ORDINAL")
     if [ -n "$master" ]; then
         reply=$(local_cli CLUSTER REPLICATE "$master")
         log "replicating $master, the master of shard group $group: $reply"
@@ -169,10 +167,9 @@ join() {
 forget_departed() {
     view=$(cluster_nodes)
     count=$(node_count)
-    echo "$view" | awk 'NF == 8 && $3 ~ /fail/ && $3 !~ /fail\?|myself/ { n = split($2, a, ","); print $1, (n > 1 ? a[2] : "-") }' |
-        while read -r id host; do
-            ordinal=$(ordinal_of "$host")
-            [ -n "$ordinal" ] || continue
+    echo "$view" | cluster_awk 'NF == 8 && $3 ~ /fail/ && $3 !~ /fail\?|myself/ { print $1, hostname($2), ordinal(hostname($2)) }' |
+        while read -r id host ordinal; do
+            [ "$ordinal" -ge 0 ] || continue
             if [ "$ordinal" -lt "$count" ]; then
                 # Still a pod of the release: forget only an old ID of a name that a live node
                 # answers to now.

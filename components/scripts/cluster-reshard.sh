@@ -1,0 +1,103 @@
+#!/bin/sh
+# Command of a RedisCluster's resharding Jobs: cluster-reshard.sh drain | fill
+#
+# Pulumi runs them around a change of the StatefulSet and waits for each to complete:
+#   drain  before the StatefulSet shrinks: moves every slot off the shard groups that a smaller
+#          `shards` removes, so that the pods it deletes own nothing;
+#   fill   after every update, once the StatefulSet's pods are ready: moves slots onto the empty
+#          masters of new shard groups, until every master holds its share (on a new release it
+#          only waits until the cluster serves every slot).
+# Both wait for a healthy cluster first (every slot served, no node failing) and move slots with
+# redis-cli's rebalance, which MIGRATEs the keys while clients go on writing (they follow ASK
+# replies). Both can run again at any point, after a failure or a restart of the Job's pod, and
+# then finish what is left: a slot left half-moved is completed first. A Job that cannot do its
+# work safely fails, and the update stops before the StatefulSet changes.
+set -eu
+# shellcheck source=cluster-lib.sh
+. "${TEMPLATE_DIR}/cluster-lib.sh"
+
+: "${SHARDS:?}" "${REPLICAS_PER_SHARD:?}" "${HEALTHY_WAIT_SECONDS:?}"
+SLOTS=16384
+MODE=${1:-}
+case "$MODE" in
+drain | fill) ;;
+*)
+    echo "usage: cluster-reshard.sh drain|fill" >&2
+    exit 2
+    ;;
+esac
+# Pods with an ordinal from KEEP on belong to the groups that a smaller `shards` removes.
+KEEP=$((SHARDS * (1 + REPLICAS_PER_SHARD)))
+
+# seed: the name of the first pod that answers.
+seed() {
+    i=0
+    while [ "$i" -lt "$KEEP" ]; do
+        host=$(peer "$i")
+        if [ "$(peer_cli "$host" PING)" = PONG ]; then
+            echo "$host"
+            return 0
+        fi
+        i=$((i + 1))
+    done
+    return 1
+}
+
+# healthy HOST: every slot is served and no node of the shard groups that stay is failing or
+# half-joined, in HOST's view. The removed groups' nodes fail once their pods are gone, until the
+# keepers forget them.
+healthy() {
+    info=$(peer_cli "$1" CLUSTER INFO)
+    [ "$(info_field "$info" cluster_state)" = ok ] &&
+        [ "$(info_field "$info" cluster_slots_ok)" = "$SLOTS" ] &&
+        ! peer_cli "$1" CLUSTER NODES | cluster_awk '$3 ~ /fail|handshake|noaddr/ && ordinal(hostname($2)) < keep { bad = 1 } END { exit !bad }' -v keep="$KEEP"
+}
+
+deadline=$(($(date +%s) + HEALTHY_WAIT_SECONDS))
+until host=$(seed) && healthy "$host"; do
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+        log "the cluster is not healthy after ${HEALTHY_WAIT_SECONDS}s; refusing to move slots"
+        peer_cli "${host:-$(peer 0)}" CLUSTER NODES >&2 || true
+        exit 1
+    fi
+    sleep 2
+done
+nodes=$(peer_cli "$host" CLUSTER NODES)
+
+# A slot left MIGRATING or IMPORTING by an earlier run that stopped half-way: complete it. Every
+# slot is covered here (healthy), so fix only closes open slots.
+if echo "$nodes" | grep -q '\[[0-9]*-[<>]-'; then
+    log "completing slots that an earlier run left half-moved"
+    redis-cli --cluster fix "$host:$REDIS_PORT" --cluster-yes >&2
+fi
+
+# The masters of the groups this change removes, as --cluster-weight ID=0 arguments.
+removed=$(echo "$nodes" | cluster_awk '$3 ~ /master/ && ordinal(hostname($2)) >= keep { print "--cluster-weight " $1 "=0" }' -v keep="$KEEP")
+case "$MODE" in
+drain)
+    if [ -z "$removed" ]; then
+        log "no shard group to remove"
+        exit 0
+    fi
+    log "moving every slot off the removed shard groups' masters"
+    # shellcheck disable=SC2086 # one argument per word
+    redis-cli --cluster rebalance "$host:$REDIS_PORT" $removed --cluster-yes >&2
+    ;;
+fill)
+    # The nodes of removed groups, once the cluster agrees they failed, are forgotten on every node
+    # that stays (the keepers would, once the topology ConfigMap reaches them), before
+    # redis-cli's rebalance meets them.
+    for id in $(echo "$nodes" | cluster_awk 'NF == 8 && $3 ~ /fail/ && $3 !~ /fail\?/ && ordinal(hostname($2)) >= keep { print $1 }' -v keep="$KEEP"); do
+        i=0
+        while [ "$i" -lt "$KEEP" ]; do
+            log "$(peer "$i"): forget $id, a node of a removed shard group: $(peer_cli "$(peer "$i")" CLUSTER FORGET "$id")"
+            i=$((i + 1))
+        done
+    done
+    log "moving slots onto empty masters, to an even share"
+    redis-cli --cluster rebalance "$host:$REDIS_PORT" --cluster-use-empty-masters --cluster-yes >&2
+    ;;
+esac
+# What the Job leaves: the slot map as the seed sees it.
+peer_cli "$host" CLUSTER NODES | awk '$3 ~ /master/ { printf "%s", $2; for (i = 9; i <= NF; i++) printf " %s", $i; print "" }' >&2
+log "$MODE done"
