@@ -15,31 +15,58 @@ fi
 PRESTOP_DEADLINE_SECONDS=${PRESTOP_DEADLINE_SECONDS:-20}
 DEADLINE=$(($(date +%s) + PRESTOP_DEADLINE_SECONDS))
 
-view=$(cluster_nodes)
-myself=$(echo "$view" | awk '$3 ~ /myself/')
-case "$myself" in
-*master*) ;;
-*) exit 0 ;;
-esac
-if [ "$(echo "$myself" | awk '{ print NF }')" -lt 9 ]; then
-    exit 0 # no slots: nothing to hand over
-fi
-myid=${myself%% *}
-replicas=$(echo "$view" | cluster_awk '$4 == me && $3 !~ /fail|handshake|noaddr/ && $8 == "connected" { print hostname($2) }' -v me="$myid")
-if [ -z "$replicas" ]; then
-    log "preStop: this node is a master with no live replica; stopping"
-    exit 0
-fi
-for replica in $replicas; do
-    reply=$(peer_cli "$replica" CLUSTER FAILOVER)
-    log "preStop: asked $replica to take over: $reply"
-    [ "$reply" = OK ] || continue
-    while [ "$(date +%s)" -lt "$DEADLINE" ]; do
-        if [ "$(info_field "$(local_cli INFO replication)" role)" = slave ]; then
-            log "preStop: $replica is master now"
-            exit 0
-        fi
-        sleep 0.2
+# hand_over: if this node is a master that owns slots, make one of its live replicas master.
+hand_over() {
+    view=$(cluster_nodes)
+    myself=$(echo "$view" | awk '$3 ~ /myself/')
+    case "$myself" in
+    *master*) ;;
+    *) return 0 ;;
+    esac
+    if [ "$(echo "$myself" | awk '{ print NF }')" -lt 9 ]; then
+        return 0 # no slots: nothing to hand over
+    fi
+    myid=${myself%% *}
+    replicas=$(echo "$view" | cluster_awk '$4 == me && $3 !~ /fail|handshake|noaddr/ && $8 == "connected" { print hostname($2) }' -v me="$myid")
+    if [ -z "$replicas" ]; then
+        log "preStop: this node is a master with no live replica; stopping"
+        return 0
+    fi
+    for replica in $replicas; do
+        reply=$(peer_cli "$replica" CLUSTER FAILOVER)
+        log "preStop: asked $replica to take over: $reply"
+        [ "$reply" = OK ] || continue
+        while [ "$(date +%s)" -lt "$DEADLINE" ]; do
+            if [ "$(info_field "$(local_cli INFO replication)" role)" = slave ]; then
+                log "preStop: $replica is master now"
+                return 0
+            fi
+            sleep 0.2
+        done
     done
-done
-log "preStop: no replica took over by the deadline; stopping anyway"
+    log "preStop: no replica took over by the deadline; stopping anyway"
+}
+
+# spare_master: if this node is a replica (now), and its master has no other replica in sync,
+# let the master take writes while this pod restarts. With min-replicas-to-write it would refuse
+# every write of its shard until this pod is back and synced: seconds of a rolling update or a
+# node drain, for each shard of a cluster with one replica per shard. The master's keeper puts
+# the bound back once a replica is in sync again (cluster-start.sh); a crash, which runs no
+# preStop, keeps the bound.
+spare_master() {
+    info=$(local_cli INFO replication)
+    [ "$(info_field "$info" role)" = slave ] || return 0
+    master=$(info_field "$info" master_host)
+    # This node's address, which the master lists its replicas by.
+    myip=$(cluster_nodes | awk '$3 ~ /myself/ { sub(/:.*/, "", $2); print $2 }')
+    others=$(peer_cli "$master" INFO replication | awk -F'[:,=]' -v me="$myip" '
+        /^slave[0-9]+:/ && /state=online/ { for (i = 2; i < NF; i++) if ($i == "ip") ip = $(i + 1); if (ip != me) n++ }
+        END { print n + 0 }')
+    if [ "$others" = 0 ]; then
+        reply=$(peer_cli "$master" CONFIG SET min-replicas-to-write 0)
+        log "preStop: $master keeps taking writes without this replica until one is back in sync: $reply"
+    fi
+}
+
+hand_over
+spare_master

@@ -180,12 +180,28 @@ forget_departed() {
         done
 }
 
+# restore_write_bound: a replica's preStop lets its master take writes without it
+# (cluster-prestop.sh); once a replica is in sync again, the master refuses writes again when
+# none is, as cluster.conf says.
+restore_write_bound() {
+    want=$(sed -n 's/^min-replicas-to-write //p' "${TEMPLATE_DIR}/cluster.conf")
+    have=$(local_cli CONFIG GET min-replicas-to-write | sed -n 2p)
+    [ -n "$have" ] && [ "$have" != "$want" ] || return 0
+    info=$(local_cli INFO replication)
+    [ "$(info_field "$info" role)" = master ] || return 0
+    online=$(echo "$info" | grep -c '^slave[0-9]*:.*state=online' || true)
+    if [ "$online" -ge "$want" ]; then
+        log "a replica is in sync again: min-replicas-to-write $want ($(local_cli CONFIG SET min-replicas-to-write "$want"))"
+    fi
+}
+
 # keep runs beside the server for its whole life ($$ is the server once this shell has exec'd).
 keep() {
     while kill -0 "$$" 2>/dev/null; do
         meet_peers
         if [ -e "$JOINED" ]; then
             forget_departed
+            restore_write_bound
             sleep 2
         else
             join
