@@ -20,13 +20,6 @@ type RedisClusterArgs struct {
 	// NodeTimeoutMilliseconds is cluster-node-timeout: how long a master may be unreachable
 	// before its replica takes over, and a node cut off from the majority stops serving.
 	NodeTimeoutMilliseconds int
-	// RunningShards is the number of shards the running release has, as its last update
-	// recorded it (the stacks pass it from their recorded settings); 0 for a new release. When
-	// Shards is smaller, a Job moves every slot off the shard groups that go, and Pulumi waits for
-	// it before the StatefulSet deletes their pods. A program that lowers Shards must set it: a
-	// shard group's pods deleted with their slots leave those slots unserved (their volumes stay)
-	// until Shards is raised again.
-	RunningShards int
 }
 
 // Bounds of the cluster's shape. maxShards keeps the StatefulSet within what one release should
@@ -75,9 +68,6 @@ func (a RedisClusterArgs) Validate(name string) error {
 	}
 	if a.ReplicasPerShard < 1 || a.ReplicasPerShard > maxReplicasPerShard {
 		fail("replicasPerShard", a.ReplicasPerShard, fmt.Sprintf("from 1 to %d; without a replica a shard's data is gone with its pod", maxReplicasPerShard))
-	}
-	if a.RunningShards != 0 && (a.RunningShards < minShards || a.RunningShards > maxShards) {
-		fail("runningShards", a.RunningShards, fmt.Sprintf("0 for a new release, or the shards of the running release: from %d to %d", minShards, maxShards))
 	}
 	if a.NodeTimeoutMilliseconds < 2000 || a.NodeTimeoutMilliseconds > 600000 {
 		fail("clusterNodeTimeoutMilliseconds", a.NodeTimeoutMilliseconds, "from 2000 to 600000; below 2000 nodes are marked failed falsely while they restart or resync")

@@ -69,19 +69,18 @@ func NewRedisCluster(ctx *pulumi.Context, name string, args *RedisClusterArgs, o
 		return nil, err
 	}
 	b := &clusterBuilder{builder: common, args: a}
-	topology, err := b.topology()
+	// The order of a change of shards: the drain Job reads the running shards from the topology
+	// ConfigMap before the update changes it, and moves the slots off the groups that go; then
+	// the topology, then the StatefulSet, then the fill Job.
+	drain, err := b.reshardJob(reshardDrain)
 	if err != nil {
 		return nil, err
 	}
-	before := []pulumi.Resource{topology}
-	if a.RunningShards > a.Shards {
-		drain, err := b.reshardJob(reshardDrain)
-		if err != nil {
-			return nil, err
-		}
-		before = append(before, drain)
+	topology, err := b.topology(drain)
+	if err != nil {
+		return nil, err
 	}
-	sts, err := b.statefulSet(before...)
+	sts, err := b.statefulSet(topology)
 	if err != nil {
 		return nil, err
 	}
@@ -141,14 +140,14 @@ const topologyDir = "/etc/redis-cluster-topology"
 // template: a change of shards must reach the pods without restarting them all, and Kubernetes
 // updates a mounted ConfigMap in running pods (within about a minute; the keepers also learn
 // new nodes from the nodes themselves).
-func (b *clusterBuilder) topology() (pulumi.Resource, error) {
+func (b *clusterBuilder) topology(dependsOn ...pulumi.Resource) (pulumi.Resource, error) {
 	return corev1.NewConfigMap(b.ctx, b.names.topology, &corev1.ConfigMapArgs{
 		Metadata: b.meta(b.names.topology, b.labels(componentRedis)),
 		Data: pulumi.StringMap{
 			"shards":             pulumi.String(strconv.Itoa(b.args.Shards)),
 			"replicas-per-shard": pulumi.String(strconv.Itoa(b.args.ReplicasPerShard)),
 		},
-	}, b.opts...)
+	}, append(b.opts, pulumi.DependsOn(dependsOn))...)
 }
 
 func (b *clusterBuilder) statefulSet(dependsOn ...pulumi.Resource) (pulumi.Resource, error) {
@@ -172,15 +171,23 @@ func (b *clusterBuilder) statefulSet(dependsOn ...pulumi.Resource) (pulumi.Resou
 		ReadinessProbe:  execProbe("cluster-probe.sh", "ready", 5, 2),
 		Lifecycle:       preStop("cluster-prestop.sh"),
 		SecurityContext: restrictedContainer(),
-		VolumeMounts: append(podMounts(true), corev1.VolumeMountArgs{
-			Name: pulumi.String(volumeTopology), MountPath: pulumi.String(topologyDir), ReadOnly: pulumi.Bool(true),
-		}),
+		VolumeMounts:    append(podMounts(true), topologyMount()),
 	}
-	topologyVolume := corev1.VolumeArgs{
+	return b.redisStatefulSet(a.Pods(), corev1.ContainerArray{redis}, corev1.VolumeArray{b.topologyVolume()}, dependsOn...)
+}
+
+// topologyVolume mounts the topology ConfigMap. It may be missing: the drain Job of a new
+// release runs before the ConfigMap exists, and finds no running shards to drain.
+func (b *clusterBuilder) topologyVolume() corev1.VolumeArgs {
+	return corev1.VolumeArgs{
 		Name:      pulumi.String(volumeTopology),
-		ConfigMap: &corev1.ConfigMapVolumeSourceArgs{Name: pulumi.String(b.names.topology)},
+		ConfigMap: &corev1.ConfigMapVolumeSourceArgs{Name: pulumi.String(b.names.topology), Optional: pulumi.Bool(true)},
 	}
-	return b.redisStatefulSet(a.Pods(), corev1.ContainerArray{redis}, corev1.VolumeArray{topologyVolume}, dependsOn...)
+}
+
+// topologyMount is where the containers read the topology.
+func topologyMount() corev1.VolumeMountArgs {
+	return corev1.VolumeMountArgs{Name: pulumi.String(volumeTopology), MountPath: pulumi.String(topologyDir), ReadOnly: pulumi.Bool(true)}
 }
 
 // The modes of cluster-reshard.sh, and the Jobs that run them.
@@ -197,9 +204,10 @@ const (
 )
 
 // reshardJob registers the Job that runs cluster-reshard.sh in mode after dependsOn. Pulumi waits
-// until it completes: resources that depend on it (the StatefulSet on the drain Job) change only
-// then, and an update whose Job fails stops there. Its name is fixed: a new spec (another shards,
-// image or config) replaces it, delete first, which a finished Job allows.
+// until it completes: resources that depend on it (the topology and the StatefulSet on the drain
+// Job) change only then, and an update whose Job fails stops there. Its name is fixed: a new
+// spec (another shards, image or config) replaces it, delete first, which a finished Job allows;
+// an unchanged spec does not run it again.
 func (b *clusterBuilder) reshardJob(mode string, dependsOn ...pulumi.Resource) (pulumi.Resource, error) {
 	a, n := b.args, b.names
 	name := n.base + "-" + mode
@@ -214,6 +222,7 @@ func (b *clusterBuilder) reshardJob(mode string, dependsOn ...pulumi.Resource) (
 		envVar("REPLICAS_PER_SHARD", strconv.Itoa(a.ReplicasPerShard)),
 		envVar("HEALTHY_WAIT_SECONDS", strconv.Itoa(reshardHealthyWaitSeconds)),
 		envVar("TEMPLATE_DIR", templateDir),
+		envVar("TOPOLOGY_DIR", topologyDir),
 		envVar("RUN_DIR", "/tmp"),
 		corev1.EnvVarArgs{Name: pulumi.String("REDIS_PASSWORD"), ValueFrom: b.passwordRef()},
 		corev1.EnvVarArgs{Name: pulumi.String("REDISCLI_AUTH"), ValueFrom: b.passwordRef()},
@@ -240,11 +249,13 @@ func (b *clusterBuilder) reshardJob(mode string, dependsOn ...pulumi.Resource) (
 						VolumeMounts: corev1.VolumeMountArray{
 							corev1.VolumeMountArgs{Name: pulumi.String(volumeConfig), MountPath: pulumi.String(templateDir), ReadOnly: pulumi.Bool(true)},
 							corev1.VolumeMountArgs{Name: pulumi.String(volumeTmp), MountPath: pulumi.String("/tmp")},
+							topologyMount(),
 						},
 					}},
 					Volumes: corev1.VolumeArray{
 						corev1.VolumeArgs{Name: pulumi.String(volumeConfig), ConfigMap: &corev1.ConfigMapVolumeSourceArgs{Name: pulumi.String(b.redisConfigName)}},
 						emptyDir(volumeTmp),
+						b.topologyVolume(),
 					},
 				},
 			},

@@ -2,8 +2,10 @@
 # Command of a RedisCluster's resharding Jobs: cluster-reshard.sh drain | fill
 #
 # Pulumi runs them around a change of the StatefulSet and waits for each to complete:
-#   drain  before the StatefulSet shrinks: moves every slot off the shard groups that a smaller
-#          `shards` removes, so that the pods it deletes own nothing;
+#   drain  before the topology ConfigMap and the StatefulSet change: when `shards` is smaller than
+#          the running release's (the ConfigMap's, which a new release does not have yet), moves
+#          every slot off the shard groups that go, so that the pods the StatefulSet deletes own
+#          nothing;
 #   fill   after every update, once the StatefulSet's pods are ready: moves slots onto the empty
 #          masters of new shard groups, until every master holds its share (on a new release it
 #          only waits until the cluster serves every slot).
@@ -26,6 +28,15 @@ drain | fill) ;;
     exit 2
     ;;
 esac
+if [ "$MODE" = drain ]; then
+    running=$(topology shards 2>/dev/null || true)
+    if [ -z "$running" ] || [ "$running" -le "$SHARDS" ]; then
+        log "running shards ${running:-none (a new release)}, wanted $SHARDS: nothing to drain"
+        exit 0
+    fi
+    log "running shards $running, wanted $SHARDS: draining the shard groups that go"
+fi
+
 # Pods with an ordinal from KEEP on belong to the groups that a smaller `shards` removes.
 KEEP=$((SHARDS * (1 + REPLICAS_PER_SHARD)))
 

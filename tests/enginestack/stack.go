@@ -209,6 +209,17 @@ func (p Plan) Changed() []Step {
 	return out
 }
 
+// Index is the position among the changed steps of the first one of the resource typ name, in the
+// order the engine started them; -1 when it does not change.
+func (p Plan) Index(typ, name string) int {
+	for i, s := range p.Changed() {
+		if s.Type == typ && s.Name == name {
+			return i
+		}
+	}
+	return -1
+}
+
 func (p Plan) String() string {
 	var b strings.Builder
 	for _, s := range p.Changed() {
