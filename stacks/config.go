@@ -38,12 +38,6 @@ type Config struct {
 	EKS                     EKSConfig
 }
 
-// Values of the topology key.
-const (
-	TopologySentinel = "sentinel"
-	TopologyCluster  = "cluster"
-)
-
 // Defaults of the keys that only the stack has; Pulumi.yaml declares the same values (a test
 // holds the two together). Keys of the release default to components.DefaultArgs; the cloud
 // keys have their defaults in Pulumi.yaml alone.

@@ -6,6 +6,12 @@ import (
 	"github.com/d3ad221e/redis-sentinel/components"
 )
 
+// Values of the topology key: the kinds of release.
+const (
+	TopologySentinel = components.TopologySentinel
+	TopologyCluster  = components.TopologyCluster
+)
+
 // unused is a key that the stack's topology has no use for, with what that topology uses instead.
 type unused struct {
 	key        string
