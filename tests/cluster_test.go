@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
@@ -187,40 +186,30 @@ func TestOnlyTheClustersOwnPodsReachItsBus(t *testing.T) {
 }
 
 func TestAClusterStackExportsItsSeeds(t *testing.T) {
-	cfg, err := render.LoadStackConfig(repoRoot, "local-cluster")
-	require.NoError(t, err)
-	exports := runWithExports(t, stacksRun, stackReferenceMock{Recorder: &render.Recorder{}}, cfg.Project, cfg.Values)
+	exports := func(overrides map[string]string) map[string]any {
+		cfg := stackConfig(t, "local-cluster", overrides)
+		return runWithExports(t, stacksRun, stackReferenceMock{Recorder: &render.Recorder{}}, cfg.Project, cfg.Values)
+	}
+	got := exports(nil)
 	var seeds []any
 	for i := 0; i < 6; i++ {
 		seeds = append(seeds, fmt.Sprintf("redis-%d.redis-headless.redis.svc.cluster.local:6379", i))
 	}
-	assert.Equal(t, "redis.redis.svc.cluster.local:6379", exports["seedEndpoint"])
-	assert.Equal(t, seeds, exports["seedNodes"])
-	assert.Equal(t, "redis-auth", exports["secretName"])
-	assert.Equal(t, "redis", exports["namespace"])
+	assert.Equal(t, "redis.redis.svc.cluster.local:6379", got["seedEndpoint"])
+	assert.Equal(t, seeds, got["seedNodes"])
+	assert.Equal(t, "redis-auth", got["secretName"])
+	assert.Equal(t, "redis", got["namespace"])
 	for _, sentinelOnly := range []string{"masterEndpoint", "sentinelEndpoint", "masterSetName", "loadBalancerAddress"} {
-		assert.NotContains(t, exports, sentinelOnly)
+		assert.NotContains(t, got, sentinelOnly)
 	}
 
-	exports = runWithExports(t, func(ctx *pulumi.Context) error {
-		c, err := components.NewRedisCluster(ctx, "cache", &components.RedisClusterArgs{
-			ReleaseArgs: components.ReleaseArgs{Namespace: "apps", ClusterDomain: "example.internal"}, Shards: 4, ReplicasPerShard: 2,
-		})
-		if err != nil {
-			return err
-		}
-		ctx.Export("seedEndpoint", c.SeedEndpoint)
-		ctx.Export("seedNodes", c.SeedNodes)
-		ctx.Export("secretName", c.SecretName)
-		ctx.Export("namespace", c.Namespace)
-		return nil
-	}, stackReferenceMock{Recorder: &render.Recorder{}}, "consumer", nil)
-	nodes := exports["seedNodes"].([]any)
+	got = exports(map[string]string{"name": "cache", "namespace": "apps", "clusterDomain": "example.internal", "shards": "4", "replicasPerShard": "2"})
+	nodes := got["seedNodes"].([]any)
 	require.Len(t, nodes, 12, "4 shards x (1 + 2)")
 	assert.Equal(t, "cache-11.cache-headless.apps.svc.example.internal:6379", nodes[11])
-	assert.Equal(t, "cache.apps.svc.example.internal:6379", exports["seedEndpoint"])
-	assert.Equal(t, "cache-auth", exports["secretName"])
-	assert.Equal(t, "apps", exports["namespace"])
+	assert.Equal(t, "cache.apps.svc.example.internal:6379", got["seedEndpoint"])
+	assert.Equal(t, "cache-auth", got["secretName"])
+	assert.Equal(t, "apps", got["namespace"])
 }
 
 func TestTheClusterComponentRefusesInvalidArgsBeforeRegisteringAnything(t *testing.T) {
