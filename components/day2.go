@@ -14,6 +14,9 @@ import (
 // place or rolls the pods one at a time. A program records them after each update (the stacks
 // export them) and hands the recorded ones to CheckChange before the next.
 type Settings struct {
+	// Topology is the kind of release, TopologySentinel or TopologyCluster. Settings recorded
+	// before RedisCluster existed have none: theirs was a RedisSentinel (see topologyOf).
+	Topology        string `json:"topology"`
 	Name            string `json:"name"`
 	Namespace       string `json:"namespace"`
 	CreateNamespace bool   `json:"createNamespace"`
@@ -23,6 +26,8 @@ type Settings struct {
 	Ephemeral       bool   `json:"ephemeral"`
 	StorageClass    string `json:"storageClass"`
 	StorageSize     string `json:"storageSize"`
+	// ReplicasPerShard of a RedisCluster: every pod's shard follows from it. Zero for a RedisSentinel.
+	ReplicasPerShard int `json:"replicasPerShard,omitempty"`
 	// PasswordFingerprint tells passwords apart without revealing them (PasswordFingerprint);
 	// GeneratedPassword when the component generated it. Keep these settings as a secret.
 	PasswordFingerprint string `json:"passwordFingerprint"`
@@ -39,19 +44,53 @@ func PasswordFingerprint(namespace, name, password string) string {
 	return hex.EncodeToString(sum[:16])
 }
 
-// SettingsOf returns the Settings of a release named name with args a (defaults applied) and the
-// given password ("" when the component generates it).
+// Values of Settings.Topology: the two kinds of release.
+const (
+	TopologySentinel = "sentinel"
+	TopologyCluster  = "cluster"
+)
+
+// SettingsOf returns the Settings of a RedisSentinel named name with args a (defaults applied)
+// and the given password ("" when the component generates it).
 func SettingsOf(name string, a RedisSentinelArgs, password string) Settings {
 	a = a.WithDefaults(name)
+	s := releaseSettings(name, a.ReleaseArgs, password)
+	s.Topology = TopologySentinel
+	s.Cloud = string(a.Cloud)
+	s.MasterSetName = a.MasterSetName
+	return s
+}
+
+// ClusterSettingsOf returns the Settings of a RedisCluster named name with args a (defaults
+// applied) and the given password ("" when the component generates it). A RedisCluster has no
+// cloud of its own: a program that decides one for it sets Cloud.
+func ClusterSettingsOf(name string, a RedisClusterArgs, password string) Settings {
+	a = a.WithDefaults(name)
+	s := releaseSettings(name, a.ReleaseArgs, password)
+	s.Topology = TopologyCluster
+	s.ReplicasPerShard = a.ReplicasPerShard
+	return s
+}
+
+// releaseSettings returns the Settings that both kinds of release have, of defaulted args r.
+func releaseSettings(name string, r ReleaseArgs, password string) Settings {
 	fingerprint := GeneratedPassword
 	if password != "" {
-		fingerprint = PasswordFingerprint(a.Namespace, name, password)
+		fingerprint = PasswordFingerprint(r.Namespace, name, password)
 	}
 	return Settings{
-		Name: name, Namespace: a.Namespace, CreateNamespace: a.CreateNamespace, Cloud: string(a.Cloud), ClusterDomain: a.ClusterDomain,
-		MasterSetName: a.MasterSetName, Ephemeral: a.Ephemeral, StorageClass: a.StorageClass,
-		StorageSize: a.StorageSize, PasswordFingerprint: fingerprint,
+		Name: name, Namespace: r.Namespace, CreateNamespace: r.CreateNamespace, ClusterDomain: r.ClusterDomain,
+		Ephemeral: r.Ephemeral, StorageClass: r.StorageClass, StorageSize: r.StorageSize, PasswordFingerprint: fingerprint,
 	}
+}
+
+// topologyOf is the topology of recorded settings; those of a version without RedisCluster have
+// none, and were a RedisSentinel's: they must not read as a change of topology.
+func topologyOf(s Settings) string {
+	if s.Topology == "" {
+		return TopologySentinel
+	}
+	return s.Topology
 }
 
 // ChangeError refuses the change of one setting of a running release: what it would break, and
@@ -68,6 +107,9 @@ func (e *ChangeError) Error() string {
 // newRelease is the migration for the settings that only a second release can change.
 const newRelease = "deploy a second release with the new value next to this one, copy the data over (make its master a replica of this one with REPLICAOF, then promote it), move the clients, and remove this release"
 
+// newCluster is newRelease for a RedisCluster, whose nodes cannot replicate another release's.
+const newCluster = "deploy a second release with the new value next to this one, copy every key over (SCAN and DUMP each master of this release, RESTORE through a cluster-aware client of the new one), move the clients, and remove this release"
+
 // CheckChange reports every change from previous (what the last update recorded) to next that
 // an update cannot make without deleting data or taking every pod down; nil when there is none.
 func CheckChange(previous, next Settings) error {
@@ -75,31 +117,43 @@ func CheckChange(previous, next Settings) error {
 	refuse := func(field string, from, to any, why, instead string) {
 		errs = append(errs, &ChangeError{Field: field, From: fmt.Sprintf("%q", fmt.Sprint(from)), To: fmt.Sprintf("%q", fmt.Sprint(to)), Why: why, Instead: instead})
 	}
+	if from, to := topologyOf(previous), topologyOf(next); from != to {
+		refuse("topology", from, to, "a Sentinel release and a Redis Cluster hold their data in different shapes (one master, or slots spread over shards), and their clients speak different protocols",
+			"deploy a release of the new topology next to this one (another name or another stack), copy every key over, move the clients (a cluster needs cluster-aware ones), and remove this release")
+		// The other settings belong to different kinds of release; comparing them would only
+		// repeat that this is a new release.
+		return errors.Join(errs...)
+	}
+	// A cluster's nodes cannot replicate another release's: its data moves key by key.
+	migration := newRelease
+	if topologyOf(next) == TopologyCluster {
+		migration = newCluster
+	}
 	if previous.Name != next.Name {
-		refuse("name", previous.Name, next.Name, "every object is named after it, so the release and its volumes would be deleted and an empty one created", newRelease)
+		refuse("name", previous.Name, next.Name, "every object is named after it, so the release and its volumes would be deleted and an empty one created", migration)
 	}
 	if previous.Namespace != next.Namespace {
-		refuse("namespace", previous.Namespace, next.Namespace, "the volumes stay in the old namespace, so the release would start empty in the new one", newRelease)
+		refuse("namespace", previous.Namespace, next.Namespace, "the volumes stay in the old namespace, so the release would start empty in the new one", migration)
 	}
 	if previous.CreateNamespace != next.CreateNamespace {
 		refuse("createNamespace", previous.CreateNamespace, next.CreateNamespace, "the release would delete its namespace, and the volumes with it, or create one that exists",
 			"keep it (a release in a namespace of its own keeps owning it)")
 	}
 	if previous.Cloud != next.Cloud {
-		refuse("cloud", previous.Cloud, next.Cloud, "it decides the cluster and the load balancer the release runs on", "create the release as a new stack on the other cloud and move the data as for a new release: "+newRelease)
+		refuse("cloud", previous.Cloud, next.Cloud, "it decides the cluster and the load balancer the release runs on", "create the release as a new stack on the other cloud and move the data as for a new release: "+migration)
 	}
 	if previous.ClusterDomain != next.ClusterDomain {
-		refuse("clusterDomain", previous.ClusterDomain, next.ClusterDomain, "every pod knows its peers by names in this domain, and pods not yet rolled would lose them", newRelease)
+		refuse("clusterDomain", previous.ClusterDomain, next.ClusterDomain, "every pod knows its peers by names in this domain, and pods not yet rolled would lose them", migration)
 	}
 	if previous.MasterSetName != next.MasterSetName {
-		refuse("masterSetName", previous.MasterSetName, next.MasterSetName, "sentinels of rolled and of not yet rolled pods would watch different master sets, and clients ask for the old one", newRelease)
+		refuse("masterSetName", previous.MasterSetName, next.MasterSetName, "sentinels of rolled and of not yet rolled pods would watch different master sets, and clients ask for the old one", migration)
 	}
 	switch {
 	case previous.Ephemeral != next.Ephemeral:
-		refuse("ephemeral", previous.Ephemeral, next.Ephemeral, "it moves the data between volume claims and emptyDirs, and the pods would start without it", newRelease)
+		refuse("ephemeral", previous.Ephemeral, next.Ephemeral, "it moves the data between volume claims and emptyDirs, and the pods would start without it", migration)
 	case previous.Ephemeral:
 	case previous.StorageClass != next.StorageClass:
-		refuse("storageClass", previous.StorageClass, next.StorageClass, "Kubernetes cannot change the class of a bound volume", "keep the class, or "+newRelease)
+		refuse("storageClass", previous.StorageClass, next.StorageClass, "Kubernetes cannot change the class of a bound volume", "keep the class, or "+migration)
 	default:
 		from, errFrom := resource.ParseQuantity(previous.StorageSize)
 		to, errTo := resource.ParseQuantity(next.StorageSize)
@@ -107,9 +161,13 @@ func CheckChange(previous, next Settings) error {
 			refuse("storageSize", previous.StorageSize, next.StorageSize, "Kubernetes cannot shrink a volume", fmt.Sprintf("keep %s or more (a larger size grows the volumes in place)", previous.StorageSize))
 		}
 	}
+	if previous.ReplicasPerShard != next.ReplicasPerShard {
+		refuse("replicasPerShard", previous.ReplicasPerShard, next.ReplicasPerShard, "the pods form groups of 1 + replicasPerShard consecutive ordinals, one group per shard: a new value regroups them, so running nodes would serve shards their group no longer names, and pods added or re-created would join the wrong shard",
+			migration)
+	}
 	if previous.PasswordFingerprint != next.PasswordFingerprint {
 		refuse("password", "(a secret)", "(another secret)", "pods rolled onto the new password could not replicate from, or vote with, the pods not yet rolled, and clients with the old password would be refused",
-			"keep it until rotation with both passwords valid at once is supported; to change it now, "+newRelease)
+			"keep it until rotation with both passwords valid at once is supported; to change it now, "+migration)
 	}
 	return errors.Join(errs...)
 }

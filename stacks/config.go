@@ -23,12 +23,12 @@ type Config struct {
 	Password        string
 	// Topology chooses the kind of release: TopologySentinel (Release) or TopologyCluster
 	// (Release's shared arguments, and Cluster's shape).
-	Topology string
-	Release  components.RedisSentinelArgs
-	Cluster  components.RedisClusterArgs
-	RedisImage      string
-	HAProxyImage    string
-	MetricsImage    string
+	Topology     string
+	Release      components.RedisSentinelArgs
+	Cluster      components.RedisClusterArgs
+	RedisImage   string
+	HAProxyImage string
+	MetricsImage string
 	// Kubeconfig of an existing cluster (cloud none or aks); empty uses the ambient one.
 	// KubeconfigCluster is the name of the cluster its current context uses.
 	Kubeconfig, KubeconfigCluster string
@@ -37,12 +37,6 @@ type Config struct {
 	GKE                     GKEConfig
 	EKS                     EKSConfig
 }
-
-// Values of the topology key.
-const (
-	TopologySentinel = "sentinel"
-	TopologyCluster  = "cluster"
-)
 
 // Defaults of the keys that only the stack has; Pulumi.yaml declares the same values (a test
 // holds the two together). Keys of the release default to components.DefaultArgs; the cloud
@@ -147,12 +141,22 @@ type room struct {
 }
 
 // nodesNeeded is the least number of nodes that the release's pods need while each must have a
-// node of its own: one per redis pod, and one per HAProxy pod plus one, since a rolling update of
-// the Deployment starts a new pod before it stops an old one. Zero when pods may share nodes.
-func nodesNeeded(a components.RedisSentinelArgs) room {
-	if a.ShareNodes {
+// node of its own: one per redis pod, and for a Sentinel release one per HAProxy pod plus one,
+// since a rolling update of the Deployment starts a new pod before it stops an old one (a
+// StatefulSet stops a pod before it starts its successor). Zero when pods may share nodes.
+func nodesNeeded(c *Config) room {
+	if c.Release.ShareNodes {
 		return room{}
 	}
+	if c.Topology == TopologyCluster {
+		a := c.Cluster.WithDefaults(c.Name)
+		return room{
+			nodes: a.Pods(),
+			why: fmt.Sprintf("while spreadAcrossNodes is true, each of the shards (%d) x (1 + replicasPerShard (%d)) = %d redis pods needs a node of its own; or set spreadAcrossNodes: false",
+				a.Shards, a.ReplicasPerShard, a.Pods()),
+		}
+	}
+	a := c.Release.WithDefaults(c.Name)
 	return room{
 		nodes: max(a.Replicas, a.HAProxyReplicas+1),
 		why: fmt.Sprintf("while spreadAcrossNodes is true, each of the replicas (%d) redis pods, and each of the haproxyReplicas (%d) HAProxy pods and one more for a rolling update, needs a node of its own; or set spreadAcrossNodes: false",
@@ -188,7 +192,7 @@ func LoadConfig(ctx *pulumi.Context) (*Config, error) {
 		Topology:        TopologySentinel,
 	}
 	rel := &c.Release
-	var cloud string
+	cloud := string(components.CloudNone)
 	r := &reader{ctx: ctx}
 	r.nonEmpty("name", &c.Name)
 	r.nonEmpty("namespace", &c.Namespace)
@@ -232,10 +236,12 @@ func LoadConfig(ctx *pulumi.Context) (*Config, error) {
 	r.string("kubeconfig", &c.Kubeconfig)
 	r.bool("allowPublicControlPlane", &c.AllowPublicControlPlane)
 
+	checkTopologyKeys(r, c, rel.ClusterNetworks)
 	rel.Cloud = components.Cloud(cloud)
 	rel.Namespace = c.Namespace
 	rel.CreateNamespace = c.CreateNamespace
-	need := nodesNeeded(rel.WithDefaults(c.Name))
+	c.Cluster.ReleaseArgs = rel.ReleaseArgs
+	need := nodesNeeded(c)
 	switch rel.Cloud {
 	case components.CloudGKE:
 		c.GKE = readGKEConfig(r, c.Name, c.AllowPublicControlPlane)
@@ -262,13 +268,16 @@ func LoadConfig(ctx *pulumi.Context) (*Config, error) {
 		r.fail("password", fmt.Sprintf("(a secret of %d characters)", len(c.Password)),
 			`16 to 512 printable ASCII characters without spaces, quotes or backslashes, or no password to generate one`)
 	}
-	c.Cluster.ReleaseArgs = rel.ReleaseArgs
 	switch c.Topology {
 	case TopologySentinel:
 		if err := rel.WithDefaults(c.Name).Validate(c.Name); err != nil {
 			r.errs = append(r.errs, err)
 		}
 	case TopologyCluster:
+		// The stack's own check: a RedisCluster has no cloud, which the sentinel's Validate checks.
+		if !slices.Contains(components.Clouds, rel.Cloud) {
+			r.fail("cloud", cloud, fmt.Sprintf("one of %v", components.Clouds))
+		}
 		if err := c.Cluster.WithDefaults(c.Name).Validate(c.Name); err != nil {
 			r.errs = append(r.errs, err)
 		}

@@ -28,6 +28,11 @@ type settings struct {
 // settingsOf returns the settings of a configuration.
 func settingsOf(cfg *Config) settings {
 	s := settings{Settings: components.SettingsOf(cfg.Name, cfg.Release, cfg.Password)}
+	if cfg.Topology == TopologyCluster {
+		s.Settings = components.ClusterSettingsOf(cfg.Name, cfg.Cluster, cfg.Password)
+		// The component has no cloud; the stack's decides the cluster it runs on all the same.
+		s.Cloud = string(cfg.Release.Cloud)
+	}
 	list := func(l []string) string { return strings.Join(l, ",") }
 	switch cfg.Release.Cloud {
 	case components.CloudNone, components.CloudAKS:

@@ -14,8 +14,8 @@ import (
 	"github.com/d3ad221e/redis-sentinel/internal/render"
 )
 
-// runCloudStack runs the program with a stack file of the repository (gke, eks, or local), some
-// keys replaced.
+// runCloudStack runs the program with a stack file of the repository (local, local-cluster, gke
+// or eks), some keys replaced.
 func runCloudStack(t *testing.T, stack string, overrides map[string]string) (*release, error) {
 	t.Helper()
 	cfg, err := render.LoadStackConfig(repoRoot, stack)
@@ -339,13 +339,33 @@ func TestClusterProvidersUseASecretKubeconfigWithAnExecPlugin(t *testing.T) {
 	}
 }
 
-// invalidCloudConfigs are mistakes in the cloud keys, each with the words its error must contain.
-var invalidCloudConfigs = []struct {
+// invalidStackConfig is a mistake in a stack's configuration (a stack file of the repository,
+// some keys replaced), with the words its error must contain.
+type invalidStackConfig struct {
 	sentence  string
 	stack     string
 	overrides map[string]string
 	want      []string
-}{
+}
+
+// assertEveryConfigIsRefused runs each configuration: each must fail with its words, and
+// register nothing.
+func assertEveryConfigIsRefused(t *testing.T, configs []invalidStackConfig) {
+	t.Helper()
+	for _, c := range configs {
+		t.Run(c.sentence, func(t *testing.T) {
+			r, err := runCloudStack(t, c.stack, c.overrides)
+			require.Error(t, err)
+			for _, want := range c.want {
+				assert.Contains(t, err.Error(), want)
+			}
+			assert.Empty(t, r.resources, "nothing may be registered when the config is invalid")
+		})
+	}
+}
+
+// invalidCloudConfigs are mistakes in the cloud keys, each with the words its error must contain.
+var invalidCloudConfigs = []invalidStackConfig{
 	{"a gke stack without a project", "gke", map[string]string{"gcpProject": ""}, []string{`gcpProject: ""`, "project ID"}},
 	{"a project ID with capitals", "gke", map[string]string{"gcpProject": "Acme Prod"}, []string{`gcpProject: "Acme Prod"`}},
 	{"a region with a space", "gke", map[string]string{"gcpRegion": "europe west1"}, []string{`gcpRegion: "europe west1"`}},
@@ -390,16 +410,7 @@ var invalidCloudConfigs = []struct {
 
 func TestEveryInvalidCloudConfigIsRefusedClearlyAndRegistersNothing(t *testing.T) {
 	require.GreaterOrEqual(t, len(invalidCloudConfigs), 15)
-	for _, c := range invalidCloudConfigs {
-		t.Run(c.sentence, func(t *testing.T) {
-			r, err := runCloudStack(t, c.stack, c.overrides)
-			require.Error(t, err)
-			for _, want := range c.want {
-				assert.Contains(t, err.Error(), want)
-			}
-			assert.Empty(t, r.resources, "nothing may be registered when the config is invalid")
-		})
-	}
+	assertEveryConfigIsRefused(t, invalidCloudConfigs)
 }
 
 func TestTheKeysOfOtherCloudsAreNotJudged(t *testing.T) {

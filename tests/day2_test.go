@@ -30,6 +30,12 @@ func stackConfig(t *testing.T, stack string, overrides map[string]string) *rende
 // the next one: its settings, as stacks.Run exports them.
 func settingsAfter(t *testing.T, stack string, overrides map[string]string) resource.PropertyMap {
 	t.Helper()
+	return settingsOutput(recordedSettings(t, stack, overrides))
+}
+
+// recordedSettings are the settings that an update of a stack with overrides records.
+func recordedSettings(t *testing.T, stack string, overrides map[string]string) map[string]any {
+	t.Helper()
 	var settings map[string]any
 	_, err := render.Run(func(ctx *pulumi.Context) error {
 		c, err := stacks.LoadConfig(ctx)
@@ -40,6 +46,11 @@ func settingsAfter(t *testing.T, stack string, overrides map[string]string) reso
 		return err
 	}, stackConfig(t, stack, overrides), false)
 	require.NoError(t, err)
+	return settings
+}
+
+// settingsOutput is the secret stack output that holds settings.
+func settingsOutput(settings map[string]any) resource.PropertyMap {
 	return resource.PropertyMap{"settings": resource.MakeSecret(resource.NewProperty(resource.NewPropertyMapFromMap(settings)))}
 }
 
@@ -77,6 +88,12 @@ func TestAChangeThatWouldLoseDataOrTakeEveryPodDownIsRefusedBeforeAnythingIsRegi
 		{"GKE pods keep their range", "gke", nil, map[string]string{"gkePodsCidr": "10.40.0.0/14"}, "gkePodsCidr", "create a new stack"},
 		{"an EKS cluster keeps its VPC", "eks", nil, map[string]string{"eksVpcCidr": "10.1.0.0/16"}, "eksVpcCidr", "create a new stack"},
 		{"a new EKS node group would take every node at once", "eks", nil, map[string]string{"eksInstanceTypes": `["m7i.large"]`}, "eksInstanceTypes", "create a new stack"},
+		{"a Sentinel release cannot become a cluster", "local", nil, map[string]string{"topology": "cluster"}, "topology", "deploy a release of the new topology next to this one"},
+		{"a cluster cannot become a Sentinel release", "local-cluster", nil, map[string]string{"topology": "sentinel"}, "topology", "a cluster needs cluster-aware ones"},
+		{"more replicas per shard would regroup every pod", "local-cluster", nil, map[string]string{"replicasPerShard": "2"}, "replicasPerShard", "copy every key over (SCAN and DUMP"},
+		{"fewer replicas per shard too", "local-cluster", map[string]string{"replicasPerShard": "2"}, map[string]string{"replicasPerShard": "1"}, "replicasPerShard", "copy every key over"},
+		{"a cluster's data moves key by key, not by REPLICAOF", "local-cluster", nil, map[string]string{"name": "cache"}, "name", "RESTORE through a cluster-aware client"},
+		{"a cluster keeps its cloud too", "local-cluster", nil, map[string]string{"cloud": "aks"}, "cloud", "as a new stack"},
 	} {
 		t.Run(c.sentence, func(t *testing.T) {
 			r, err := runStackAfter(t, c.stack, settingsAfter(t, c.stack, c.before), mergeOverrides(c.before, c.after))
@@ -116,6 +133,42 @@ func TestSafeChangesPassTheCheckOfTheRecordedSettings(t *testing.T) {
 		_, err := runStackAfter(t, stack, settingsAfter(t, stack, nil), after)
 		assert.NoError(t, err, "%s: %v updates the cluster in place", stack, after)
 	}
+}
+
+func TestSafeChangesOfAClusterPassTheCheckOfTheRecordedSettings(t *testing.T) {
+	for sentence, after := range map[string]map[string]string{
+		"a longer node timeout rolls":      {"clusterNodeTimeoutMilliseconds": "8000"},
+		"a larger volume grows the claims": {"storageSize": "20Gi"},
+		"memory and images roll":           {"redisMemory": "1Gi", "redisImage": "docker.io/library/redis:7.2.6-alpine"},
+	} {
+		_, err := runStackAfter(t, "local-cluster", settingsAfter(t, "local-cluster", nil), after)
+		assert.NoError(t, err, sentence)
+	}
+}
+
+// A release updated by a version without RedisCluster recorded no topology. It was a Sentinel
+// release: read so, it updates as before, and still cannot become a cluster.
+func TestSettingsRecordedWithoutATopologyAreASentinelRelease(t *testing.T) {
+	old := recordedSettings(t, "local", nil)
+	assert.Equal(t, "sentinel", old["topology"], "this version records it")
+	assert.NotContains(t, old, "replicasPerShard", "a Sentinel release has no shards")
+	delete(old, "topology")
+
+	_, err := runStackAfter(t, "local", settingsOutput(old), map[string]string{"replicas": "5"})
+	assert.NoError(t, err, "no topology recorded, none changed")
+
+	r, err := runStackAfter(t, "local", settingsOutput(old), map[string]string{"topology": "cluster"})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `topology: changing "sentinel" to "cluster" is refused on a running release`)
+	assert.NotContains(t, err.Error(), "masterSetName", "a new topology is a new release: its other settings are not compared")
+	for _, res := range r.resources {
+		assert.Equal(t, typeStackReference, res.Type, "%s %s", res.Type, res.Name)
+	}
+
+	cluster := recordedSettings(t, "local-cluster", map[string]string{"replicasPerShard": "2"})
+	assert.Equal(t, "cluster", cluster["topology"])
+	assert.Equal(t, float64(2), cluster["replicasPerShard"])
+	assert.Equal(t, "none", cluster["cloud"], "the stack's cloud, which the component has not")
 }
 
 func TestGrowingStorageResizesEveryClaimAndLeavesTheStatefulSetAlone(t *testing.T) {

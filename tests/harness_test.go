@@ -67,11 +67,26 @@ func mustRunOn(t *testing.T, cloud string, overrides map[string]string) *release
 // runComponent registers one RedisSentinel named "redis" with these args, as an importer would.
 func runComponent(t *testing.T, args *components.RedisSentinelArgs, dryRun bool) (*release, error) {
 	t.Helper()
-	cfg := &render.StackConfig{Project: "consumer", Stack: "test", Values: map[string]string{}}
-	rec, err := render.Run(func(ctx *pulumi.Context) error {
+	return runConsumer(t, func(ctx *pulumi.Context) error {
 		_, err := components.NewRedisSentinel(ctx, "redis", args)
 		return err
-	}, cfg, dryRun)
+	}, dryRun)
+}
+
+// runClusterComponent registers one RedisCluster named "redis" with these args, as an importer would.
+func runClusterComponent(t *testing.T, args *components.RedisClusterArgs) (*release, error) {
+	t.Helper()
+	return runConsumer(t, func(ctx *pulumi.Context) error {
+		_, err := components.NewRedisCluster(ctx, "redis", args)
+		return err
+	}, false)
+}
+
+// runConsumer runs a program of another project that imports the components.
+func runConsumer(t *testing.T, program pulumi.RunFunc, dryRun bool) (*release, error) {
+	t.Helper()
+	cfg := &render.StackConfig{Project: "consumer", Stack: "test", Values: map[string]string{}}
+	rec, err := render.Run(program, cfg, dryRun)
 	return &release{t: t, resources: rec.Resources()}, err
 }
 
@@ -131,6 +146,7 @@ func (r *release) configFile(key string) string {
 // Type tokens of the objects the tests look at.
 const (
 	typeComponent     = components.TypeToken
+	typeCluster       = components.ClusterTypeToken
 	typeSecret        = "kubernetes:core/v1:Secret"
 	typeConfigMap     = "kubernetes:core/v1:ConfigMap"
 	typeService       = "kubernetes:core/v1:Service"

@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -31,20 +32,27 @@ func TestEveryPodTemplatePassesTheRestrictedPodSecurityStandard(t *testing.T) {
 		r := mustRunStack(t, overrides)
 		var sts appsv1.StatefulSet
 		r.decode(typeStatefulSet, "redis", &sts)
-		assert.Empty(t, forbidden(t, sts.Spec.Template), "redis pods %v", overrides)
+		require.Equal(t, []string{"redis", "sentinel", "metrics"}, containerNames(sts.Spec.Template.Spec), "the exporter is checked too")
+		assertRestricted(t, sts.Spec.Template, fmt.Sprintf("redis pods %v", overrides))
 
 		var dep appsv1.Deployment
 		r.decode(typeDeployment, "redis-haproxy", &dep)
-		assert.Empty(t, forbidden(t, dep.Spec.Template), "HAProxy pods %v", overrides)
+		assertRestricted(t, dep.Spec.Template, fmt.Sprintf("HAProxy pods %v", overrides))
 
-		require.Len(t, sts.Spec.Template.Spec.Containers, 3)
-		require.Equal(t, "metrics", sts.Spec.Template.Spec.Containers[2].Name, "the exporter is checked too")
-		for _, spec := range []corev1.PodSpec{sts.Spec.Template.Spec, dep.Spec.Template.Spec} {
-			for _, c := range spec.Containers {
-				require.NotNil(t, c.SecurityContext)
-				assert.True(t, *c.SecurityContext.ReadOnlyRootFilesystem, "%s: read-only root filesystem", c.Name)
-			}
-		}
+		_, cluster := runCluster(t, overrides)
+		require.Equal(t, []string{"redis", "metrics"}, containerNames(cluster.Spec.Template.Spec))
+		assertRestricted(t, cluster.Spec.Template, fmt.Sprintf("cluster pods %v", overrides))
+	}
+}
+
+// assertRestricted checks that the "restricted" standard admits the pods of a template, and that
+// each of their containers has a read-only root filesystem, which the standard does not require.
+func assertRestricted(t *testing.T, template corev1.PodTemplateSpec, pods string) {
+	t.Helper()
+	assert.Empty(t, forbidden(t, template), pods)
+	for _, c := range template.Spec.Containers {
+		require.NotNil(t, c.SecurityContext, "%s: %s", pods, c.Name)
+		assert.True(t, *c.SecurityContext.ReadOnlyRootFilesystem, "%s: %s: read-only root filesystem", pods, c.Name)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	appsv1 "k8s.io/api/apps/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 
 	"github.com/d3ad221e/redis-sentinel/components"
@@ -156,4 +157,72 @@ func TestTheComponentNeedsTheClusterNetworksForALoadBalancer(t *testing.T) {
 	assert.Equal(t, []networkingv1.NetworkPolicyPeer{{IPBlock: &networkingv1.IPBlock{
 		CIDR: "10.0.0.0/8", Except: []string{"10.20.0.0/14", "10.10.0.0/20"},
 	}}}, policy.Spec.Ingress[1].From, "the cluster's own ranges inside a source range are left out; those outside it need nothing")
+}
+
+// clusterOnCloud turns the gke and eks stacks into cluster stacks: without the load balancer
+// that their files set up for the Sentinel release's HAProxy, which a cluster refuses.
+var clusterOnCloud = map[string]string{"topology": "cluster", "loadBalancer": "false", "loadBalancerSourceRanges": "[]"}
+
+// invalidTopologyConfigs are mistakes in the choice of topology and in the keys of each: a key
+// that only the other topology uses is refused, never ignored, with what to use instead.
+var invalidTopologyConfigs = []invalidStackConfig{
+	{"a topology that does not exist", "local", map[string]string{"topology": "sharded"}, []string{`topology: "sharded"`, "sentinel (one master, Sentinel, HAProxy) or cluster (sharded Redis Cluster)"}},
+	{"an empty topology is not the default one", "local", map[string]string{"topology": ""}, []string{`topology: ""`, "leave the key out for the default"}},
+	{"a cluster sized like a Sentinel release", "local-cluster", map[string]string{"replicas": "5"}, []string{"replicas: 5 is not allowed: its default (3) with topology cluster", "shards x (1 + replicasPerShard) pods; set those instead"}},
+	{"a cluster with a quorum of sentinels", "local-cluster", map[string]string{"quorum": "2"}, []string{"quorum: 2 is not allowed: its default (0) with topology cluster", "no sentinels"}},
+	{"a cluster with a master set name", "local-cluster", map[string]string{"masterSetName": "cache"}, []string{`masterSetName: "cache" is not allowed: its default (mymaster) with topology cluster`, "seedEndpoint or seedNodes"}},
+	{"a cluster with an HAProxy image", "local-cluster", map[string]string{"haproxyImage": "docker.io/library/haproxy:2.8.11-alpine"}, []string{`haproxyImage: "docker.io/library/haproxy:2.8.11-alpine" is not allowed`, "a cluster has no HAProxy"}},
+	{"a cluster with HAProxy pods", "local-cluster", map[string]string{"haproxyReplicas": "3"}, []string{"haproxyReplicas: 3 is not allowed: its default (2) with topology cluster", "a cluster has no HAProxy"}},
+	{"a cluster timed like Sentinel", "local-cluster", map[string]string{"downAfterMilliseconds": "7000"}, []string{"downAfterMilliseconds: 7000 is not allowed", "set clusterNodeTimeoutMilliseconds instead"}},
+	{"a cluster with a Sentinel failover timeout", "local-cluster", map[string]string{"failoverTimeoutMilliseconds": "20000"}, []string{"failoverTimeoutMilliseconds: 20000 is not allowed", "clusterNodeTimeoutMilliseconds"}},
+	{"a cluster behind the gke stack's internal load balancer", "gke", map[string]string{"topology": "cluster"}, []string{"loadBalancer: true is not allowed: its default (false) with topology cluster: a cluster's clients must reach every node", "loadBalancerSourceRanges: [10.0.0.0/8] is not allowed"}},
+	{"a cluster with the public load balancer opt-in", "local-cluster", map[string]string{"publicLoadBalancer": "true"}, []string{"publicLoadBalancer: true is not allowed", "must reach every node"}},
+	{"a cluster with the ranges that only a load balancer needs", "local-cluster", map[string]string{"clusterNetworks": `["10.244.0.0/16"]`}, []string{"clusterNetworks: [10.244.0.0/16] is not allowed", "only tells the load balancer's clients from the cluster's pods"}},
+	{"a cluster on an unknown cloud", "local-cluster", map[string]string{"cloud": "azure"}, []string{`cloud: "azure"`, "[none gke eks aks]"}},
+	{"a Sentinel release with shards", "local", map[string]string{"shards": "6"}, []string{"shards: 6 is not allowed: its default (3) with topology sentinel", "a release with topology cluster"}},
+	{"a Sentinel release with replicas per shard", "local", map[string]string{"replicasPerShard": "2"}, []string{"replicasPerShard: 2 is not allowed: its default (1) with topology sentinel", "with replicas instead"}},
+	{"a Sentinel release with a cluster node timeout", "local", map[string]string{"clusterNodeTimeoutMilliseconds": "8000"}, []string{"clusterNodeTimeoutMilliseconds: 8000 is not allowed", "set downAfterMilliseconds instead"}},
+	{"two shards leave no majority of masters", "local-cluster", map[string]string{"shards": "2"}, []string{"shards: 2 is not allowed: from 3 to 100"}},
+	{"more shards than one release should hold", "local-cluster", map[string]string{"shards": "101"}, []string{"shards: 101 is not allowed: from 3 to 100"}},
+	{"zero shards is not the default", "local-cluster", map[string]string{"shards": "0"}, []string{`shards: "0" is not allowed: a whole number of at least 1`}},
+	{"shards that are a word", "local-cluster", map[string]string{"shards": "three"}, []string{`shards: "three"`, "whole number"}},
+	{"a negative number of replicas per shard", "local-cluster", map[string]string{"replicasPerShard": "-1"}, []string{`replicasPerShard: "-1"`}},
+	{"a shard with no replica loses its data with its pod", "local-cluster", map[string]string{"replicasPerShard": "0"}, []string{`replicasPerShard: "0"`, "at least 1"}},
+	{"more copies than availability needs", "local-cluster", map[string]string{"replicasPerShard": "6"}, []string{"replicasPerShard: 6 is not allowed: from 1 to 5"}},
+	{"a node timeout so short that restarting nodes look failed", "local-cluster", map[string]string{"clusterNodeTimeoutMilliseconds": "1000"}, []string{"clusterNodeTimeoutMilliseconds: 1000 is not allowed: from 2000 to 600000"}},
+	{"a node timeout of more than ten minutes", "local-cluster", map[string]string{"clusterNodeTimeoutMilliseconds": "600001"}, []string{"clusterNodeTimeoutMilliseconds: 600001", "from 2000 to 600000"}},
+	{"a node timeout with a unit", "local-cluster", map[string]string{"clusterNodeTimeoutMilliseconds": "5s"}, []string{`clusterNodeTimeoutMilliseconds: "5s"`, "whole number"}},
+	{"a cluster's pods on the eks stack's three nodes", "eks", clusterOnCloud, []string{"eksMinNodes: 3 is not allowed: at least 6", "each of the shards (3) x (1 + replicasPerShard (1)) = 6 redis pods needs a node of its own"}},
+	{"a larger cluster than the eks node group", "eks", mergeOverrides(clusterOnCloud, map[string]string{"shards": "4", "replicasPerShard": "2", "eksMinNodes": "6", "eksDesiredNodes": "6"}), []string{"eksMinNodes: 6 is not allowed: at least 12", "= 12 redis pods"}},
+	{"a cluster larger than the gke node pool can grow", "gke", mergeOverrides(clusterOnCloud, map[string]string{"shards": "5"}), []string{"gkeMaxNodesPerZone: 3 is not allowed: at least 4 (10 nodes over 3 zones)", "shards (5) x (1 + replicasPerShard (1)) = 10 redis pods"}},
+}
+
+func TestEveryInvalidTopologyConfigIsRefusedClearlyAndRegistersNothing(t *testing.T) {
+	require.GreaterOrEqual(t, len(invalidTopologyConfigs), 15)
+	assertEveryConfigIsRefused(t, invalidTopologyConfigs)
+}
+
+// The keys that only a Sentinel release uses are reported together, and the ranges that the gke
+// and eks stacks add to clusterNetworks are not the user's: they refuse nothing.
+func TestAClusterStackReportsEverySentinelKeyAtOnce(t *testing.T) {
+	r, err := runCloudStack(t, "local-cluster", map[string]string{
+		"replicas": "5", "haproxyReplicas": "3", "loadBalancer": "true", "shards": "1",
+	})
+	require.Error(t, err)
+	for _, key := range []string{"replicas: 5", "haproxyReplicas: 3", "loadBalancer: true", "shards: 1"} {
+		assert.Contains(t, err.Error(), key)
+	}
+	assert.Empty(t, r.resources)
+
+	for _, stack := range []string{"gke", "eks"} {
+		overrides := clusterOnCloud
+		if stack == "eks" {
+			overrides = mergeOverrides(clusterOnCloud, map[string]string{"eksMinNodes": "6", "eksDesiredNodes": "6"})
+		}
+		r := mustRunCloudStack(t, stack, overrides)
+		var sts appsv1.StatefulSet
+		r.decode(typeStatefulSet, "redis", &sts)
+		assert.Equal(t, int32(6), *sts.Spec.Replicas, "%s: a cluster of the default shape", stack)
+	}
+	mustRunCloudStack(t, "eks", mergeOverrides(clusterOnCloud, map[string]string{"spreadAcrossNodes": "false"}))
 }
