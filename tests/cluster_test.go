@@ -45,6 +45,8 @@ func TestAClusterHasEveryObjectItNeedsAndNothingOfSentinel(t *testing.T) {
 		typeService + "::redis",
 		typePDB + "::redis",
 		typeNetworkPolicy + "::redis",
+		"kubernetes:batch/v1:Job::redis-drain",
+		"kubernetes:batch/v1:Job::redis-fill",
 	}
 	for i := 0; i < 6; i++ {
 		want = append(want, fmt.Sprintf("kubernetes:core/v1:PersistentVolumeClaimPatch::data-redis-%d", i))
@@ -70,8 +72,12 @@ func TestEveryObjectOfAClusterCarriesItsLabels(t *testing.T) {
 			continue
 		}
 		labels := path(render.Object(res, false), "metadata", "labels").(map[string]any)
+		component := "redis"
+		if res.Type == "kubernetes:batch/v1:Job" {
+			component = "reshard" // the resharding Jobs' pods are no nodes of the cluster
+		}
 		assert.Equal(t, map[string]any{
-			"app.kubernetes.io/name": "redis-cluster", "app.kubernetes.io/instance": "redis", "app.kubernetes.io/component": "redis",
+			"app.kubernetes.io/name": "redis-cluster", "app.kubernetes.io/instance": "redis", "app.kubernetes.io/component": component,
 			"app.kubernetes.io/part-of": "redis-sentinel", "app.kubernetes.io/managed-by": "pulumi",
 		}, labels, "%s %s", res.Type, res.Name)
 	}
@@ -137,7 +143,7 @@ func TestTheTopologyChangesInPlaceAndTheConfigIsContentAddressed(t *testing.T) {
 	name := path(config, "metadata", "name").(string)
 	assert.Regexp(t, regexp.MustCompile(`^redis-config-[0-9a-f]{10}$`), name)
 	assert.Equal(t, name, configVolume(t, baseSts.Spec.Template.Spec), "the pods mount the content-addressed ConfigMap")
-	assert.ElementsMatch(t, []string{"cluster.conf", "common.sh", "cluster-lib.sh", "cluster-start.sh", "cluster-prestop.sh", "cluster-probe.sh"},
+	assert.ElementsMatch(t, []string{"cluster.conf", "common.sh", "cluster-lib.sh", "cluster-start.sh", "cluster-prestop.sh", "cluster-probe.sh", "cluster-reshard.sh"},
 		keysOf(config["data"].(map[string]any)))
 
 	more, moreSts := runCluster(t, map[string]string{"shards": "5", "replicasPerShard": "2"})
@@ -167,10 +173,15 @@ func TestOnlyTheClustersOwnPodsReachItsBus(t *testing.T) {
 	}
 	peers := networkingv1.NetworkPolicyPeer{PodSelector: &metav1.LabelSelector{MatchLabels: clusterSelector}}
 	assert.Equal(t, []networkingv1.NetworkPolicyPeer{peers}, ports[components.BusPort], "no namespace selector: this namespace's pods of this release only")
-	assert.Equal(t, []networkingv1.NetworkPolicyPeer{peers, {
+	reshard := map[string]string{}
+	for k, v := range clusterSelector {
+		reshard[k] = v
+	}
+	reshard["app.kubernetes.io/component"] = "reshard"
+	assert.Equal(t, []networkingv1.NetworkPolicyPeer{peers, {PodSelector: &metav1.LabelSelector{MatchLabels: reshard}}, {
 		PodSelector:       &metav1.LabelSelector{MatchLabels: map[string]string{"redis-client": "true"}},
 		NamespaceSelector: &metav1.LabelSelector{},
-	}}, ports[components.RedisPort], "peers, and labelled clients in any namespace")
+	}}, ports[components.RedisPort], "peers, the resharding Jobs, and labelled clients in any namespace")
 	require.Len(t, ports[components.MetricsPort], 1, "the scraper, and only to the metrics port")
 	assert.Len(t, ports, 3)
 

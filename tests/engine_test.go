@@ -17,13 +17,11 @@ import (
 	"github.com/d3ad221e/redis-sentinel/tests/enginestack"
 )
 
-// The day-2 classes of the README's table. shards alone is "resharding", which is not in this
-// version yet, and which the local stack, a Sentinel release, refuses.
+// The day-2 classes of the README's table.
 const (
-	classInPlace    = "in place"
-	classRolling    = "rolling update"
-	classRefused    = "refused"
-	classResharding = "resharding"
+	classInPlace = "in place"
+	classRolling = "rolling update"
+	classRefused = "refused"
 )
 
 // Kinds whose replacement or deletion loses data or takes every pod down at once.
@@ -74,7 +72,7 @@ func day2Table(t *testing.T) map[string]string {
 	t.Helper()
 	readme, err := os.ReadFile(filepath.Join(repoRoot, "README.md"))
 	require.NoError(t, err)
-	row := regexp.MustCompile("(?m)^\\| `([A-Za-z]+)`[^|]*\\| (" + strings.Join([]string{classInPlace, classRolling, classRefused, classResharding}, "|") + ")[^|]*\\|")
+	row := regexp.MustCompile("(?m)^\\| `([A-Za-z]+)`[^|]*\\| (" + strings.Join([]string{classInPlace, classRolling, classRefused}, "|") + ")[^|]*\\|")
 	classes := map[string]string{}
 	for _, m := range row.FindAllStringSubmatch(string(readme), -1) {
 		classes[m[1]] = m[2]
@@ -100,9 +98,9 @@ var day2Changes = []day2Change{
 	// First, while every Sentinel key is at the value a cluster accepts: otherwise the cluster's
 	// validation, not the day-2 check, would refuse it.
 	{"topology", map[string]any{"topology": "cluster"}, "a Sentinel release cannot become a cluster", ""},
-	{"shards", nil, "a cluster's key, which the local stack (a Sentinel release) refuses: tests/validation_test.go; resharding is not in this version", ""},
-	{"replicasPerShard", nil, "a cluster's key, refused on a running cluster: tests/day2_test.go", ""},
-	{"clusterNodeTimeoutMilliseconds", nil, "a cluster's key: tests/cluster_test.go shows the new config rolling the pods", ""},
+	{"shards", nil, "a cluster's key, which a Sentinel release refuses: engine_cluster_test.go changes it on a cluster", ""},
+	{"replicasPerShard", nil, "a cluster's key: engine_cluster_test.go", ""},
+	{"clusterNodeTimeoutMilliseconds", nil, "a cluster's key: engine_cluster_test.go", ""},
 	{"replicas", map[string]any{"replicas": 5}, "more pods: peer lists, quorum", ""},
 	{"quorum", map[string]any{"quorum": 4}, "sentinel.conf", ""},
 	{"redisImage", map[string]any{"redisImage": "docker.io/library/redis:7.2.6-alpine"}, "", ""},

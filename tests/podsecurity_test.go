@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/pod-security-admission/api"
 	"k8s.io/pod-security-admission/policy"
@@ -39,9 +40,14 @@ func TestEveryPodTemplatePassesTheRestrictedPodSecurityStandard(t *testing.T) {
 		r.decode(typeDeployment, "redis-haproxy", &dep)
 		assertRestricted(t, dep.Spec.Template, fmt.Sprintf("HAProxy pods %v", overrides))
 
-		_, cluster := runCluster(t, overrides)
+		c, cluster := runCluster(t, overrides)
 		require.Equal(t, []string{"redis", "metrics"}, containerNames(cluster.Spec.Template.Spec))
 		assertRestricted(t, cluster.Spec.Template, fmt.Sprintf("cluster pods %v", overrides))
+		for _, mode := range []string{"drain", "fill"} {
+			var job batchv1.Job
+			c.decode("kubernetes:batch/v1:Job", "redis-"+mode, &job)
+			assertRestricted(t, job.Spec.Template, fmt.Sprintf("the %s Job's pods %v", mode, overrides))
+		}
 	}
 }
 
