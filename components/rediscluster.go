@@ -72,15 +72,19 @@ func NewRedisCluster(ctx *pulumi.Context, name string, args *RedisClusterArgs, o
 	// The order of a change of shards: the drain Job reads the running shards from the topology
 	// ConfigMap before the update changes it, and moves the slots off the groups that go; then
 	// the topology, then the StatefulSet, then the fill Job.
-	drain, err := b.reshardJob(reshardDrain)
+	topology, err := b.topology()
 	if err != nil {
 		return nil, err
 	}
-	topology, err := b.topology(drain)
+	drain, err := b.reshardJob(reshardDrain, topology)
 	if err != nil {
 		return nil, err
 	}
-	sts, err := b.statefulSet(topology)
+	shape, err := b.topologyPatch(drain)
+	if err != nil {
+		return nil, err
+	}
+	sts, err := b.statefulSet(shape)
 	if err != nil {
 		return nil, err
 	}
@@ -139,15 +143,36 @@ const topologyDir = "/etc/redis-cluster-topology"
 // content-addressed config, it is changed in place and mounted rather than copied into the pod
 // template: a change of shards must reach the pods without restarting them all, and Kubernetes
 // updates a mounted ConfigMap in running pods (within about a minute; the keepers also learn
-// new nodes from the nodes themselves).
-func (b *clusterBuilder) topology(dependsOn ...pulumi.Resource) (pulumi.Resource, error) {
+// new nodes from the nodes themselves). The kubernetes provider replaces a ConfigMap whose data
+// changes, delete first when its name is fixed (seen under the real engine), and a pod starting
+// in between would find no topology: so this resource only creates it, and topologyPatch
+// changes its data in place.
+func (b *clusterBuilder) topology() (pulumi.Resource, error) {
 	return corev1.NewConfigMap(b.ctx, b.names.topology, &corev1.ConfigMapArgs{
 		Metadata: b.meta(b.names.topology, b.labels(componentRedis)),
-		Data: pulumi.StringMap{
-			"shards":             pulumi.String(strconv.Itoa(b.args.Shards)),
-			"replicas-per-shard": pulumi.String(strconv.Itoa(b.args.ReplicasPerShard)),
+		Data:     b.topologyData(),
+	}, append(b.opts, pulumi.IgnoreChanges([]string{"data"}))...)
+}
+
+// topologyPatch holds the topology ConfigMap's data at the args' shape, with a server-side apply
+// patch, after dependsOn (the drain Job, which reads the running shape first).
+func (b *clusterBuilder) topologyPatch(dependsOn ...pulumi.Resource) (pulumi.Resource, error) {
+	return corev1.NewConfigMapPatch(b.ctx, b.names.topology, &corev1.ConfigMapPatchArgs{
+		Metadata: &metav1.ObjectMetaPatchArgs{
+			Name: pulumi.String(b.names.topology), Namespace: pulumi.String(b.args.Namespace),
+			// The ConfigMap resource created the data and owns it as a field manager: without
+			// force the API server refuses the new values as a conflict.
+			Annotations: pulumi.StringMap{"pulumi.com/patchForce": pulumi.String("true")},
 		},
+		Data: b.topologyData(),
 	}, append(b.opts, pulumi.DependsOn(dependsOn))...)
+}
+
+func (b *clusterBuilder) topologyData() pulumi.StringMap {
+	return pulumi.StringMap{
+		"shards":             pulumi.String(strconv.Itoa(b.args.Shards)),
+		"replicas-per-shard": pulumi.String(strconv.Itoa(b.args.ReplicasPerShard)),
+	}
 }
 
 func (b *clusterBuilder) statefulSet(dependsOn ...pulumi.Resource) (pulumi.Resource, error) {
@@ -176,12 +201,11 @@ func (b *clusterBuilder) statefulSet(dependsOn ...pulumi.Resource) (pulumi.Resou
 	return b.redisStatefulSet(a.Pods(), corev1.ContainerArray{redis}, corev1.VolumeArray{b.topologyVolume()}, dependsOn...)
 }
 
-// topologyVolume mounts the topology ConfigMap. It may be missing: the drain Job of a new
-// release runs before the ConfigMap exists, and finds no running shards to drain.
+// topologyVolume mounts the topology ConfigMap.
 func (b *clusterBuilder) topologyVolume() corev1.VolumeArgs {
 	return corev1.VolumeArgs{
 		Name:      pulumi.String(volumeTopology),
-		ConfigMap: &corev1.ConfigMapVolumeSourceArgs{Name: pulumi.String(b.names.topology), Optional: pulumi.Bool(true)},
+		ConfigMap: &corev1.ConfigMapVolumeSourceArgs{Name: pulumi.String(b.names.topology)},
 	}
 }
 

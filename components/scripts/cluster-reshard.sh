@@ -2,10 +2,10 @@
 # Command of a RedisCluster's resharding Jobs: cluster-reshard.sh drain | fill
 #
 # Pulumi runs them around a change of the StatefulSet and waits for each to complete:
-#   drain  before the topology ConfigMap and the StatefulSet change: when `shards` is smaller than
-#          the running release's (the ConfigMap's, which a new release does not have yet), moves
-#          every slot off the shard groups that go, so that the pods the StatefulSet deletes own
-#          nothing;
+#   drain  before the topology ConfigMap's data and the StatefulSet change: when `shards` is
+#          smaller than the running release's (the ConfigMap's, which a new release created with
+#          the new value), moves every slot off the shard groups that go, so that the pods the
+#          StatefulSet deletes own nothing;
 #   fill   after every update, once the StatefulSet's pods are ready: moves slots onto the empty
 #          masters of new shard groups, until every master holds its share (on a new release it
 #          only waits until the cluster serves every slot).
@@ -29,9 +29,9 @@ drain | fill) ;;
     ;;
 esac
 if [ "$MODE" = drain ]; then
-    running=$(topology shards 2>/dev/null || true)
-    if [ -z "$running" ] || [ "$running" -le "$SHARDS" ]; then
-        log "running shards ${running:-none (a new release)}, wanted $SHARDS: nothing to drain"
+    running=$(topology shards)
+    if [ "$running" -le "$SHARDS" ]; then
+        log "running shards $running, wanted $SHARDS: nothing to drain"
         exit 0
     fi
     log "running shards $running, wanted $SHARDS: draining the shard groups that go"
