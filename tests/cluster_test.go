@@ -45,6 +45,7 @@ func TestAClusterHasEveryObjectItNeedsAndNothingOfSentinel(t *testing.T) {
 		typeService + "::redis",
 		typePDB + "::redis",
 		typeNetworkPolicy + "::redis",
+		"kubernetes:core/v1:ConfigMapPatch::redis-topology",
 		"kubernetes:batch/v1:Job::redis-drain",
 		"kubernetes:batch/v1:Job::redis-fill",
 	}
