@@ -90,7 +90,7 @@ func TestSelectRefusesUnknownScenarios(t *testing.T) {
 
 func TestConvergedNeedsOneMasterFollowedByAllAndNamedByAllSentinels(t *testing.T) {
 	replicas := int32(3)
-	c := &release{headless: "h", namespace: "ns", statefulSet: appsv1.StatefulSet{Spec: appsv1.StatefulSetSpec{Replicas: &replicas}}}
+	c := &release{workload: workload{headless: "h", namespace: "ns", statefulSet: appsv1.StatefulSet{Spec: appsv1.StatefulSetSpec{Replicas: &replicas}}}}
 	fqdn := func(p string) string { return p + ".h.ns.svc.cluster.local" }
 	good := event{Kind: "sample", Health: 200,
 		Nodes: map[string]nodeState{
