@@ -140,7 +140,10 @@ func startSentinelRun(rel *release, dir string) (*sentinelRun, error) {
 	if err := c.dns.set(c.serviceName(rel.masterService), c.proxy.ip); err != nil {
 		return c, err
 	}
-	return c, c.startClient()
+	cfg := rel.clientConfig()
+	cfg.HealthService = cfg.MasterService // the lab's DNS names the HAProxy pod so
+	c.clientProcess, err = c.startClient(cfg)
+	return c, err
 }
 
 func (s *podSet) serviceName(svc string) string {
@@ -275,21 +278,19 @@ func (s *podSet) close() error {
 	return err
 }
 
-func (c *sentinelRun) startClient() error {
-	ns, _, err := c.net.addHost("client")
+// startClient starts the client in a namespace of its own on the bridge, with the lab's DNS
+// server, subnet and password added to cfg.
+func (s *podSet) startClient(cfg clientConfig) (*clientProcess, error) {
+	ns, _, err := s.net.addHost("client")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	self, err := os.Executable()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	cfg := c.rel.clientConfig()
 	cfg.DNSServer, cfg.Subnets, cfg.Password = bridgeAddr, []string{labSubnet.String()}, labPassword
-	cfg.HealthService = cfg.MasterService // the lab's DNS names the HAProxy pod so
-	cmd := exec.Command("nsenter", "--net=/run/netns/"+ns, "--", self)
-	c.clientProcess, err = startClientProcess(cmd, cfg, c.dir)
-	return err
+	return startClientProcess(exec.Command("nsenter", "--net=/run/netns/"+ns, "--", self), cfg, s.dir)
 }
 
 // close stops everything the run started and removes its namespaces.

@@ -102,8 +102,8 @@ func TestFailoverLab(t *testing.T) {
 	}
 	if *benchmarks != "" {
 		page := benchmarksPage(*mode, table)
-		if old, err := os.ReadFile(*benchmarks); err == nil && nodeSection(string(old)) != "" {
-			page = withNodeSection(page, strings.TrimSuffix(strings.TrimPrefix(nodeSection(string(old)), nodeSectionBegin), nodeSectionEnd))
+		if old, err := os.ReadFile(*benchmarks); err == nil {
+			page = withSectionsOf(page, string(old))
 		}
 		if err := os.WriteFile(*benchmarks, []byte(page), 0o644); err != nil {
 			t.Fatal(err)

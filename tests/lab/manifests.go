@@ -237,13 +237,27 @@ func (r *release) asBaseline() (*release, error) {
 		"DownAfterMilliseconds":       baselineDownAfterMilliseconds,
 		"FailoverTimeoutMilliseconds": baselineFailoverTimeoutMilliseconds,
 	}
-	entries, err := baselineFiles.ReadDir("baseline")
+	files, err := renderBaseline("baseline", data)
 	if err != nil {
 		return nil, err
 	}
-	out.configMap = map[string]string{}
+	out.configMap = files
+	return &out, nil
+}
+
+// renderBaseline renders every file of the directory dir of baselineFiles (not those of its
+// subdirectories) with data, into ConfigMap keys named like the files without ".tmpl".
+func renderBaseline(dir string, data any) (map[string]string, error) {
+	entries, err := baselineFiles.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	files := map[string]string{}
 	for _, e := range entries {
-		t, err := template.ParseFS(baselineFiles, "baseline/"+e.Name())
+		if e.IsDir() {
+			continue
+		}
+		t, err := template.ParseFS(baselineFiles, dir+"/"+e.Name())
 		if err != nil {
 			return nil, err
 		}
@@ -251,9 +265,9 @@ func (r *release) asBaseline() (*release, error) {
 		if err := t.Execute(&b, data); err != nil {
 			return nil, err
 		}
-		out.configMap[strings.TrimSuffix(e.Name(), ".tmpl")] = b.String()
+		files[strings.TrimSuffix(e.Name(), ".tmpl")] = b.String()
 	}
-	return &out, nil
+	return files, nil
 }
 
 // configValue returns the integer that the line of config file name starting with key sets, as

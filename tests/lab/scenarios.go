@@ -52,38 +52,38 @@ const plannedRestartGate = 2 * time.Second
 // Scenarios lists every scenario, in the order they run.
 var Scenarios = []Scenario{
 	{Name: "bootstrap", Title: "bootstrap from empty", act: func(*sentinelRun) error { return nil },
-		targets: func(r *Result, _ limits) []Target { return []Target{converges(r), noWait1Lost(r)} }},
+		targets: func(r *Result, _ limits) []Target { return []Target{converges(r.Converge), noWait1Lost(r)} }},
 	{Name: "master-crash", Title: "master crash (SIGKILL of redis-server)", Fast: true, act: crashMaster,
 		targets: func(r *Result, l limits) []Target {
-			return []Target{endpointGapWithin(r, l.downAfter+2*time.Second, true), noWait1Lost(r), converges(r)}
+			return []Target{endpointGapWithin(r, l.downAfter+2*time.Second, true), noWait1Lost(r), converges(r.Converge)}
 		}},
 	{Name: "recreate-empty-quick", Title: "master pod lost, re-created empty before down-after", Fast: true,
 		act: func(c *sentinelRun) error { return recreateEmptyMaster(c, false) },
 		targets: func(r *Result, _ limits) []Target {
-			return []Target{noTwoMasters(r), noWait1Lost(r), converges(r)}
+			return []Target{noTwoMasters(r.TwoMasters), noWait1Lost(r), converges(r.Converge)}
 		}},
 	{Name: "recreate-empty-after-failover", Title: "master pod lost, re-created empty after the failover",
 		act: func(c *sentinelRun) error { return recreateEmptyMaster(c, true) },
 		targets: func(r *Result, _ limits) []Target {
-			return []Target{noTwoMasters(r), noWait1Lost(r), converges(r)}
+			return []Target{noTwoMasters(r.TwoMasters), noWait1Lost(r), converges(r.Converge)}
 		}},
 	{Name: "planned-restart", Title: "planned restart of the master pod (preStop, SIGTERM)", Fast: true, act: restartMaster,
 		targets: func(r *Result, _ limits) []Target {
-			return []Target{endpointGapWithin(r, time.Second, false), endpointGapWithin(r, plannedRestartGate, true), noWait1Lost(r), converges(r)}
+			return []Target{endpointGapWithin(r, time.Second, false), endpointGapWithin(r, plannedRestartGate, true), noWait1Lost(r), converges(r.Converge)}
 		}},
 	{Name: "partition", Title: "master partitioned from the other pods for 30 s, clients still reach it", act: partitionMaster,
 		targets: func(r *Result, l limits) []Target {
-			return []Target{noWait1Lost(r), lossBoundedBy(r, l.maxLag), converges(r)}
+			return []Target{noWait1Lost(r), lossBoundedBy(r.LostSpan, r.LostPlain, l.maxLag), converges(r.Converge)}
 		}},
 	{Name: "sentinels-recreated", Title: "all sentinels re-created at once from the ConfigMap", act: recreateSentinels,
-		targets: func(r *Result, _ limits) []Target { return []Target{noWait1Lost(r), converges(r)} }},
+		targets: func(r *Result, _ limits) []Target { return []Target{noWait1Lost(r), converges(r.Converge)} }},
 	{Name: "full-restart", Title: "full restart of all redis pods, persistence on", act: restartAll,
 		targets: func(r *Result, _ limits) []Target {
-			return []Target{noneLost(r), converges(r)}
+			return []Target{noneLost(r.LostPlain, r.AckedPlain), converges(r.Converge)}
 		}},
 	{Name: "full-restart-stale", Title: "full restart while pod 0 is a replica that missed writes, persistence on", act: restartAllWhilePod0IsStale,
 		targets: func(r *Result, _ limits) []Target {
-			return []Target{noneLost(r), converges(r)}
+			return []Target{noneLost(r.LostPlain, r.AckedPlain), converges(r.Converge)}
 		}},
 }
 
@@ -394,28 +394,35 @@ func Setups(repoRoot, manifests string) (map[string]*release, error) {
 // Select returns the scenarios of a mode: "fast" (the CI subset) or "full"; or a comma-separated
 // list of scenario names.
 func Select(mode string) ([]Scenario, error) {
-	var out []Scenario
+	return selectScenarios(mode, Scenarios, func(s Scenario) (string, bool) { return s.Name, s.Fast })
+}
+
+// selectScenarios picks a mode's scenarios out of all; about tells a scenario's name and whether
+// it is in the fast subset.
+func selectScenarios[S any](mode string, all []S, about func(S) (name string, fast bool)) ([]S, error) {
+	var out []S
 	switch mode {
 	case "full":
-		return Scenarios, nil
+		return all, nil
 	case "fast":
-		for _, s := range Scenarios {
-			if s.Fast {
+		for _, s := range all {
+			if _, fast := about(s); fast {
 				out = append(out, s)
 			}
 		}
 		return out, nil
 	}
+	var names []string
+	for _, s := range all {
+		name, _ := about(s)
+		names = append(names, name)
+	}
 	for _, name := range strings.Split(mode, ",") {
-		i := slices.IndexFunc(Scenarios, func(s Scenario) bool { return s.Name == name })
+		i := slices.Index(names, name)
 		if i < 0 {
-			var names []string
-			for _, s := range Scenarios {
-				names = append(names, s.Name)
-			}
 			return nil, fmt.Errorf("lab mode %q: not allowed: fast, full or a comma-separated list of %s", mode, strings.Join(names, ", "))
 		}
-		out = append(out, Scenarios[i])
+		out = append(out, all[i])
 	}
 	return out, nil
 }

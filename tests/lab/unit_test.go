@@ -112,13 +112,19 @@ func TestConvergedNeedsOneMasterFollowedByAllAndNamedByAllSentinels(t *testing.T
 	assert.False(t, c.converged(unhealthy))
 }
 
-func TestTheNodeSectionIsReplacedInPlaceAndKeptByTheLabsPage(t *testing.T) {
-	page := withNodeSection("# lab\n\n| table |\n", "## node\nfigures 1")
-	assert.Equal(t, "# lab\n\n| table |\n\n"+nodeSectionBegin+"\n## node\nfigures 1\n"+nodeSectionEnd+"\n", page)
-	again := withNodeSection(page, "## node\nfigures 2")
+func TestASectionIsReplacedInPlaceAndKeptByTheLabsPage(t *testing.T) {
+	begin, end := markers(nodeSection)
+	page := withSection("# lab\n\n| table |\n", nodeSection, "## node\nfigures 1")
+	assert.Equal(t, "# lab\n\n| table |\n\n"+begin+"\n## node\nfigures 1\n"+end+"\n", page)
+	again := withSection(page, nodeSection, "## node\nfigures 2")
 	assert.Contains(t, again, "figures 2")
 	assert.NotContains(t, again, "figures 1")
-	assert.Equal(t, 1, strings.Count(again, nodeSectionBegin))
-	assert.Equal(t, nodeSectionBegin+"\n## node\nfigures 2\n"+nodeSectionEnd, nodeSection(again))
-	assert.Empty(t, nodeSection("# lab only"))
+	assert.Equal(t, 1, strings.Count(again, begin))
+	assert.Equal(t, begin+"\n## node\nfigures 2\n"+end, section(again, nodeSection))
+	assert.Empty(t, section("# lab only", nodeSection))
+
+	both := withSection(again, clusterSection, "## cluster\nfigures 3")
+	assert.Equal(t, "# lab\n\n| new table |\n\n"+section(both, nodeSection)+"\n\n"+section(both, clusterSection)+"\n",
+		withSectionsOf("# lab\n\n| new table |\n", both), "the lab's page keeps every section, in order")
+	assert.Equal(t, "# lab\n", withSectionsOf("# lab\n", "# old lab only\n"))
 }
