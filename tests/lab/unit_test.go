@@ -128,3 +128,63 @@ func TestASectionIsReplacedInPlaceAndKeptByTheLabsPage(t *testing.T) {
 		withSectionsOf("# lab\n\n| new table |\n", both), "the lab's page keeps every section, in order")
 	assert.Equal(t, "# lab\n", withSectionsOf("# lab\n", "# old lab only\n"))
 }
+
+func TestKeySlotIsRedisClusters(t *testing.T) {
+	assert.Equal(t, uint16(0x31c3), crc16("123456789"), "CRC-16/XMODEM check value")
+	// CLUSTER KEYSLOT of redis-server 7.0.15.
+	assert.Equal(t, 12182, keySlot("foo"))
+	assert.Equal(t, 11058, keySlot("somekey"))
+	assert.Equal(t, keySlot("user1000"), keySlot("{user1000}.following"), "the hash tag decides")
+	assert.Equal(t, int(crc16("foo{}{bar}"))%clusterSlots, keySlot("foo{}{bar}"), "an empty tag does not count")
+	for _, slot := range []int{0, 5460, 5461, 10922, 16383} {
+		assert.Equal(t, slot, keySlot(clusterKey(slot, 42)), "a key of slot %d", slot)
+	}
+}
+
+func TestLanesCoverTheirPartAwayFromTheShardEdges(t *testing.T) {
+	var parts [][2]int
+	for g := range 3 {
+		lo, hi := laneSlots(g, 3)
+		parts = append(parts, [2]int{lo, hi})
+		seen := map[int]bool{}
+		stride := laneStride(hi - lo)
+		for k := range hi - lo {
+			seen[lo+k*stride%(hi-lo)] = true
+		}
+		assert.Len(t, seen, hi-lo, "lane %d visits each of its slots once per round", g)
+	}
+	assert.Equal(t, [][2]int{{0, 5459}, {5463, 10920}, {10924, 16384}}, parts,
+		"10922 is shard 1's for redis-cli and shard 2's for the release: no lane writes near it")
+}
+
+func TestParseClusterSlotsAndRedirections(t *testing.T) {
+	reply := []any{
+		[]any{int64(0), int64(5460), []any{"redis-0.h", int64(6379), "id0", []any{}}, []any{"redis-1.h", int64(6379), "id1", []any{}}},
+		[]any{int64(5461), int64(16383), []any{"10.123.0.12", int64(6379), "id2"}},
+	}
+	owners := parseClusterSlots(reply)
+	require.Len(t, owners, clusterSlots)
+	assert.Equal(t, "redis-0.h:6379", owners[5460])
+	assert.Equal(t, "10.123.0.12:6379", owners[5461])
+	assert.Nil(t, parseClusterSlots([]any{}), "no slots: ask another seed")
+
+	kind, addr := redirection(errReply("MOVED 3999 redis-2.h:6379"), "redis-0.h:6379")
+	assert.Equal(t, [2]string{"MOVED", "redis-2.h:6379"}, [2]string{kind, addr})
+	kind, addr = redirection(errReply("ASK 3999 :6380"), "10.123.0.10:6379")
+	assert.Equal(t, [2]string{"ASK", "10.123.0.10:6380"}, [2]string{kind, addr}, "an empty host is the one that answered")
+	kind, _ = redirection(errReply("CLUSTERDOWN The cluster is down"), "x:1")
+	assert.Empty(t, kind)
+}
+
+func TestMyselfStateReadsTheNodesOwnLine(t *testing.T) {
+	nodes := "id1 10.123.0.11:6379@16379,redis-1.h slave id0 0 1 1 connected\n" +
+		"id0 10.123.0.10:6379@16379,redis-0.h myself,master - 0 0 1 connected 0-5460 7 [9->-id2]\n"
+	s, ok := myselfState(nodes)
+	require.True(t, ok)
+	assert.Equal(t, nodeState{ID: "id0", Role: "master", Slots: []string{"0-5460", "7"}}, s)
+	s, ok = myselfState("id1 10.123.0.11:6379@16379 myself,slave id0 0 1 1 connected\n")
+	require.True(t, ok)
+	assert.Equal(t, nodeState{ID: "id1", Role: "slave", Master: "id0"}, s)
+	_, ok = myselfState("")
+	assert.False(t, ok)
+}
