@@ -68,8 +68,6 @@ func (r *Result) measure(writes, samples []event, check *checkResult, start, end
 	if last > 0 {
 		r.LostSpan = seconds(last - first)
 	}
-	r.Converge = -1
-	var convergedSince int64
 	for i, s := range samples {
 		if s.Time < t0 || s.Time > t1 {
 			continue
@@ -83,16 +81,29 @@ func (r *Result) measure(writes, samples []event, check *checkResult, start, end
 		if masters >= 2 && i+1 < len(samples) {
 			r.TwoMasters += seconds(samples[i+1].Time - s.Time)
 		}
+	}
+	r.Converge = settledAt(samples, t0, t1, converged)
+}
+
+// settledAt is how long after t0 the samples of [t0, t1] started to show converged for good
+// (to the end), in seconds, or -1 when the last one does not.
+func settledAt(samples []event, t0, t1 int64, converged func(event) bool) float64 {
+	var since int64
+	for _, s := range samples {
+		if s.Time < t0 || s.Time > t1 {
+			continue
+		}
 		switch {
 		case !converged(s):
-			convergedSince = 0
-		case convergedSince == 0:
-			convergedSince = s.Time
+			since = 0
+		case since == 0:
+			since = s.Time
 		}
 	}
-	if convergedSince > 0 {
-		r.Converge = seconds(convergedSince - t0)
+	if since == 0 {
+		return -1
 	}
+	return seconds(since - t0)
 }
 
 // longestGap is the longest time in [t0, t1] without a successful write by writer, counting

@@ -188,3 +188,64 @@ func TestMyselfStateReadsTheNodesOwnLine(t *testing.T) {
 	_, ok = myselfState("")
 	assert.False(t, ok)
 }
+
+func TestClusterConvergedNeedsEverySlotOnceAndEveryMastersReplicas(t *testing.T) {
+	replicas := int32(4)
+	rel := &clusterRelease{workload: workload{statefulSet: appsv1.StatefulSet{Spec: appsv1.StatefulSetSpec{Replicas: &replicas}}}, shards: 2, replicasPerShard: 1}
+	good := event{Kind: "sample", Nodes: map[string]nodeState{
+		"r-0": {ID: "a", Role: "master", Slots: []string{"0-8191"}, State: "ok"},
+		"r-1": {ID: "b", Role: "slave", Master: "a", Link: "up", State: "ok"},
+		"r-2": {ID: "c", Role: "master", Slots: []string{"8192-16382", "16383"}, State: "ok"},
+		"r-3": {ID: "d", Role: "slave", Master: "c", Link: "up", State: "ok"},
+	}}
+	assert.True(t, rel.converged(good))
+	change := func(pod string, f func(*nodeState)) event {
+		e := event{Kind: "sample", Nodes: map[string]nodeState{}}
+		for p, n := range good.Nodes {
+			e.Nodes[p] = n
+		}
+		n := e.Nodes[pod]
+		f(&n)
+		e.Nodes[pod] = n
+		return e
+	}
+	assert.False(t, rel.converged(change("r-3", func(n *nodeState) { n.Link = "down" })), "a replica not in sync")
+	assert.False(t, rel.converged(change("r-2", func(n *nodeState) { n.Slots = []string{"8192-16382"} })), "slot 16383 uncovered")
+	assert.False(t, rel.converged(change("r-1", func(n *nodeState) { n.State = "fail" })), "a node that says fail")
+	assert.False(t, rel.converged(change("r-3", func(n *nodeState) { n.Master = "a" })), "one master with two replicas, one with none")
+	assert.False(t, rel.converged(change("r-1", func(n *nodeState) { *n = nodeState{ID: "b", Role: "master", Slots: []string{"0-10"}, State: "ok"} })), "two masters for slots 0-10")
+	delete(good.Nodes, "r-3")
+	assert.False(t, rel.converged(good), "a node that does not answer (our empty node refuses the password)")
+}
+
+func TestClusterMeasureSplitsTheHitShardFromTheOthers(t *testing.T) {
+	s := int64(time.Second)
+	before := event{Kind: "sample", Nodes: map[string]nodeState{
+		"r-0": {ID: "a", Role: "master", Slots: []string{"0-8191"}, State: "ok"},
+		"r-1": {ID: "c", Role: "master", Slots: []string{"8192-16383"}, State: "ok"},
+	}}
+	w := func(at int64, slot int, ok bool) event {
+		return event{Kind: "write", Writer: clusterWriter, Time: at, Slot: slot, OK: ok, Seq: int(at / s)}
+	}
+	writes := []event{w(1*s, 5, true), w(2*s, 9000, true), w(3*s, 5, false), w(4*s, 9000, true), w(7*s, 6, true), w(8*s, 9001, true)}
+	samples := []event{
+		{Kind: "sample", Time: 1 * s, Nodes: before.Nodes},
+		{Kind: "sample", Time: 3 * s, Nodes: map[string]nodeState{"r-1": before.Nodes["r-1"]}},
+		{Kind: "sample", Time: 5 * s, Nodes: map[string]nodeState{
+			"r-0": {ID: "a", Role: "master", Slots: []string{"0-8191"}, State: "fail"},
+			"r-2": {ID: "b", Role: "master", Slots: []string{"0-8191"}, State: "ok"},
+			"r-1": before.Nodes["r-1"]}},
+		{Kind: "sample", Time: 6 * s, Nodes: before.Nodes},
+		{Kind: "sample", Time: 8 * s, Nodes: before.Nodes},
+	}
+	check := &checkResult{Acked: map[string]int{"cluster/plain": 5}, Lost: map[string]int{"cluster/plain": 1}, Unreadable: map[string]int{},
+		LostSpan: map[string][2]int64{"cluster": {1 * s, 1 * s}}, LostSeqs: []int{1}}
+	var r ClusterResult
+	r.measure(writes, samples, check, time.Unix(0, 0), time.Unix(9, 0), before, "r-0", func(e event) bool { return len(e.Nodes) == 2 })
+	assert.Equal(t, 6.0, r.HitGap, "shard 0: acknowledged at 1 s and 7 s (the failure at 3 s does not count)")
+	assert.Equal(t, 4.0, r.OtherGap, "shard 1: 4 s to 8 s")
+	assert.Equal(t, 2.0, r.Uncovered, "3 s to 5 s nobody answers for shard 0; from 5 s another master serves it")
+	assert.Equal(t, 1.0, r.TwoMasters, "5 s to 6 s: two nodes claim slots 0-8191")
+	assert.Equal(t, 6.0, r.Converge)
+	assert.Equal(t, []string{"lost writes by shard (numbered by lowest slot; -1: a slot no master served before the event): shard 0: 1"}, r.Notes)
+}
