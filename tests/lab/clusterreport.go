@@ -86,16 +86,21 @@ func (r *ClusterResult) measure(writes, samples []event, check *checkResult, sta
 		}
 	}
 	hitShard, hitOne := podShard[hit]
+	var hitWrites []event
 	r.OtherGap = -1
 	for shard := range len(podShard) {
 		gap := longestGap(byShard[shard], clusterWriter, t0, t1)
 		if !hitOne || shard == hitShard {
 			r.HitGap = max(r.HitGap, gap)
+			hitWrites = append(hitWrites, byShard[shard]...)
 		} else {
 			r.OtherGap = max(r.OtherGap, gap)
 		}
 	}
 
+	if note := failedWrites(hitWrites, t0, t1); note != "" {
+		r.Notes = append(r.Notes, note)
+	}
 	r.Check = check
 	r.Acked, r.Lost, r.Unreadable = check.Acked[clusterWriter+"/plain"], check.Lost[clusterWriter+"/plain"], check.Unreadable[clusterWriter+"/plain"]
 	if span, ok := check.LostSpan[clusterWriter]; ok {
@@ -133,6 +138,34 @@ func (r *ClusterResult) measure(writes, samples []event, check *checkResult, sta
 	}
 	r.Uncovered, r.TwoMasters = seconds(uncovered), seconds(twoMasters)
 	r.Converge = settledAt(samples, t0, t1, converged)
+}
+
+// failedWrites says what the failed writes of [t0, t1] were answered with: a Redis error code
+// (CLUSTERDOWN, NOREPLICAS, WRONGPASS of a node that has no role yet, ...), no connection, or no
+// node known for the slot. Each lane writes every 10 ms, so a count is also a time.
+func failedWrites(writes []event, t0, t1 int64) string {
+	counts := map[string]int{}
+	for _, w := range writes {
+		if w.OK || w.Time < t0 || w.Time > t1 {
+			continue
+		}
+		code, _, _ := strings.Cut(w.Err, " ")
+		switch {
+		case strings.HasPrefix(w.Err, "no node serves slot"):
+			code = "no node known for the slot"
+		case code == "" || strings.ToUpper(code) != code:
+			code = "no connection"
+		}
+		counts[code]++
+	}
+	var parts []string
+	for _, code := range slices.Sorted(maps.Keys(counts)) {
+		parts = append(parts, fmt.Sprintf("%s %d", code, counts[code]))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "failed writes to the hit shard after the event, by answer: " + strings.Join(parts, ", ")
 }
 
 // lostByShard says how many of the lost writes went to each shard.

@@ -227,7 +227,9 @@ func TestClusterMeasureSplitsTheHitShardFromTheOthers(t *testing.T) {
 	w := func(at int64, slot int, ok bool) event {
 		return event{Kind: "write", Writer: clusterWriter, Time: at, Slot: slot, OK: ok, Seq: int(at / s)}
 	}
-	writes := []event{w(1*s, 5, true), w(2*s, 9000, true), w(3*s, 5, false), w(4*s, 9000, true), w(7*s, 6, true), w(8*s, 9001, true)}
+	refused := w(3*s, 5, false)
+	refused.Err = "NOREPLICAS Not enough good replicas to write."
+	writes := []event{w(1*s, 5, true), w(2*s, 9000, true), refused, w(4*s, 9000, true), w(7*s, 6, true), w(8*s, 9001, true)}
 	samples := []event{
 		{Kind: "sample", Time: 1 * s, Nodes: before.Nodes},
 		{Kind: "sample", Time: 3 * s, Nodes: map[string]nodeState{"r-1": before.Nodes["r-1"]}},
@@ -247,5 +249,6 @@ func TestClusterMeasureSplitsTheHitShardFromTheOthers(t *testing.T) {
 	assert.Equal(t, 2.0, r.Uncovered, "3 s to 5 s nobody answers for shard 0; from 5 s another master serves it")
 	assert.Equal(t, 1.0, r.TwoMasters, "5 s to 6 s: two nodes claim slots 0-8191")
 	assert.Equal(t, 6.0, r.Converge)
-	assert.Equal(t, []string{"lost writes by shard (numbered by lowest slot; -1: a slot no master served before the event): shard 0: 1"}, r.Notes)
+	assert.Equal(t, []string{"failed writes to the hit shard after the event, by answer: NOREPLICAS 1",
+		"lost writes by shard (numbered by lowest slot; -1: a slot no master served before the event): shard 0: 1"}, r.Notes)
 }
