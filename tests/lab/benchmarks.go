@@ -1,29 +1,50 @@
 package lab
 
-import "strings"
-
-// BENCHMARKS.md holds the lab's table (TestFailoverLab writes the page) and the real node's
-// figures (TestOnARealNode writes them between these markers; the lab's page keeps them).
-const (
-	nodeSectionBegin = "<!-- real node: begin -->"
-	nodeSectionEnd   = "<!-- real node: end -->"
+import (
+	"regexp"
+	"strings"
 )
 
-// nodeSection returns the real node's section of page, markers included, or "".
-func nodeSection(page string) string {
-	begin := strings.Index(page, nodeSectionBegin)
-	end := strings.Index(page, nodeSectionEnd)
+// BENCHMARKS.md holds the Sentinel lab's table first (TestFailoverLab writes that part), then
+// sections that other tests write between markers of their own: the real node's
+// (TestOnARealNode) and the cluster lab's (TestClusterLab). Each test rewrites only its part.
+const (
+	nodeSection    = "real node"
+	clusterSection = "cluster lab"
+)
+
+func markers(name string) (begin, end string) {
+	return "<!-- " + name + ": begin -->", "<!-- " + name + ": end -->"
+}
+
+// section returns the section name of page, markers included, or "".
+func section(page, name string) string {
+	b, e := markers(name)
+	begin, end := strings.Index(page, b), strings.Index(page, e)
 	if begin < 0 || end < begin {
 		return ""
 	}
-	return page[begin : end+len(nodeSectionEnd)]
+	return page[begin : end+len(e)]
 }
 
-// withNodeSection returns page with its real node's section replaced by body, or body appended.
-func withNodeSection(page, body string) string {
-	section := nodeSectionBegin + "\n" + strings.TrimSpace(body) + "\n" + nodeSectionEnd
-	if old := nodeSection(page); old != "" {
-		return strings.Replace(page, old, section, 1)
+// withSection returns page with its section name replaced by body, or body appended.
+func withSection(page, name, body string) string {
+	b, e := markers(name)
+	s := b + "\n" + strings.TrimSpace(body) + "\n" + e
+	if old := section(page, name); old != "" {
+		return strings.Replace(page, old, s, 1)
 	}
-	return strings.TrimRight(page, "\n") + "\n\n" + section + "\n"
+	return strings.TrimRight(page, "\n") + "\n\n" + s + "\n"
+}
+
+var sectionBegin = regexp.MustCompile(`<!-- [a-z ]+: begin -->`)
+
+// withSectionsOf returns page followed by every section of old, in old's order: the Sentinel
+// lab writes its part anew and keeps the others'.
+func withSectionsOf(page, old string) string {
+	loc := sectionBegin.FindStringIndex(old)
+	if loc == nil {
+		return page
+	}
+	return strings.TrimRight(page, "\n") + "\n\n" + old[loc[0]:]
 }

@@ -32,6 +32,9 @@ type clientConfig struct {
 	HealthPort     int      `json:"healthPort"`
 	WriteInterval  Duration `json:"writeInterval"`
 	SampleInterval Duration `json:"sampleInterval"`
+	// Cluster, when set, makes the client a Redis Cluster client (clusterclient.go) instead of a
+	// Sentinel one.
+	Cluster *clusterClientConfig `json:"cluster,omitempty"`
 }
 
 // Duration is a time.Duration that reads and writes JSON as a Go duration string.
@@ -59,6 +62,8 @@ type event struct {
 	OK     bool   `json:"ok,omitempty"`
 	Wait1  bool   `json:"a,omitempty"`
 	Err    string `json:"e,omitempty"`
+	Slot   int    `json:"sl,omitempty"` // a cluster write's slot
+	Owner  string `json:"o,omitempty"`  // the node a cluster write went to last (host:port)
 	// sample
 	Nodes     map[string]nodeState `json:"n,omitempty"`
 	Sentinels map[string]string    `json:"st,omitempty"`
@@ -69,8 +74,13 @@ type event struct {
 
 type nodeState struct {
 	Role   string `json:"r"`
-	Master string `json:"m,omitempty"`
+	Master string `json:"m,omitempty"` // a replica's master: its host, or in a cluster its node ID
 	Link   string `json:"l,omitempty"`
+	// A cluster node's own view (CLUSTER NODES' myself line, CLUSTER INFO): its ID, the slot
+	// ranges it serves as a master ("0-5460", "7"), and cluster_state.
+	ID    string   `json:"id,omitempty"`
+	Slots []string `json:"sl,omitempty"`
+	State string   `json:"cs,omitempty"`
 }
 
 type checkResult struct {
@@ -79,12 +89,31 @@ type checkResult struct {
 	Lost  map[string]int `json:"lost"`  // the same keys -> of those, missing on the master
 	// writer -> when the first and the last lost write was acknowledged (Unix ns)
 	LostSpan map[string][2]int64 `json:"lostSpan,omitempty"`
-	Error    string              `json:"error,omitempty"`
+	// A cluster's check: the acknowledged writes that could not be read (their shard answered
+	// with an error or not at all), and the sequence numbers of the lost ones.
+	Unreadable map[string]int `json:"unreadable,omitempty"`
+	LostSeqs   []int          `json:"lostSeqs,omitempty"`
+	Error      string         `json:"error,omitempty"`
+}
+
+// lost counts a lost write of writer and widens the writer's span of lost writes.
+func (res *checkResult) lost(writer string, a ack) {
+	res.Lost[writer+"/plain"]++
+	if a.wait1 {
+		res.Lost[writer+"/wait1"]++
+	}
+	span, seen := res.LostSpan[writer]
+	if !seen || a.at < span[0] {
+		span[0] = a.at
+	}
+	span[1] = max(span[1], a.at)
+	res.LostSpan[writer] = span
 }
 
 type ack struct {
 	wait1 bool
 	at    int64 // Unix ns
+	seq   int
 }
 
 type client struct {
@@ -150,22 +179,20 @@ func runClient() error {
 		}},
 		acked: map[string]map[string]ack{},
 	}
+	m := c.sentinelMode()
+	if cfg.Cluster != nil {
+		m = c.clusterMode()
+	}
 	stop := make(chan struct{})
 	var writers sync.WaitGroup
-	for _, w := range []struct {
-		name    string
-		connect func() (*conn, error)
-	}{
-		{"endpoint", func() (*conn, error) { return c.dialName(cfg.MasterService, cfg.RedisPort, 200*time.Millisecond) }},
-		{"sentinel", c.dialSentinelMaster},
-	} {
+	for _, w := range m.writers {
 		writers.Add(1)
 		go func() {
 			defer writers.Done()
-			c.write(w.name, w.connect, stop)
+			w(stop)
 		}()
 	}
-	go c.monitor()
+	go m.monitor()
 	fmt.Fprintln(os.Stderr, "lab client: running")
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
@@ -175,13 +202,36 @@ func runClient() error {
 			writers.Wait()
 			c.emit(event{Kind: "stopped"})
 		case "check":
-			res := c.check()
+			res := m.check()
 			c.emit(event{Kind: "check", Check: &res})
 		case "quit":
 			return nil
 		}
 	}
 	return nil
+}
+
+// clientMode is what the client does: its writers (each runs until stop is closed), its monitor
+// and its final check.
+type clientMode struct {
+	writers []func(stop chan struct{})
+	monitor func()
+	check   func() checkResult
+}
+
+// sentinelMode writes through the master Service (HAProxy) and through Sentinel.
+func (c *client) sentinelMode() clientMode {
+	m := clientMode{monitor: c.monitor, check: c.check}
+	for _, w := range []struct {
+		name    string
+		connect func() (*conn, error)
+	}{
+		{"endpoint", func() (*conn, error) { return c.dialName(c.cfg.MasterService, c.cfg.RedisPort, 200*time.Millisecond) }},
+		{"sentinel", c.dialSentinelMaster},
+	} {
+		m.writers = append(m.writers, func(stop chan struct{}) { c.write(w.name, w.connect, stop) })
+	}
+	return m
 }
 
 // write writes a new key every interval through connect's server until stop, and reports each.
@@ -262,31 +312,39 @@ func (c *client) dialSentinelMaster() (*conn, error) {
 	return nil, fmt.Errorf("no sentinel named a master")
 }
 
+// probe asks one server of a pod something once per sample, over a connection it keeps. query
+// returns what to record in the sample.
+type probe struct {
+	pod   string
+	port  int
+	query func(*conn) (func(*event), error)
+	conn  *conn
+}
+
 // monitor reports every node's replication state, every sentinel's master and HAProxy's health
 // once per sample interval.
 func (c *client) monitor() {
-	type probe struct {
-		pod   string
-		port  int
-		query func(*conn) (any, error)
-		conn  *conn
-	}
 	var probes []*probe
 	for _, pod := range c.cfg.Pods {
 		probes = append(probes,
-			&probe{pod: pod, port: c.cfg.RedisPort, query: func(rc *conn) (any, error) {
+			&probe{pod: pod, port: c.cfg.RedisPort, query: func(rc *conn) (func(*event), error) {
 				f, err := rc.info("replication")
 				if err != nil {
 					return nil, err
 				}
-				return nodeState{Role: f["role"], Master: f["master_host"], Link: f["master_link_status"]}, nil
+				return func(e *event) {
+					e.Nodes[pod] = nodeState{Role: f["role"], Master: f["master_host"], Link: f["master_link_status"]}
+				}, nil
 			}},
-			&probe{pod: pod, port: c.cfg.SentinelPort, query: func(rc *conn) (any, error) {
+			&probe{pod: pod, port: c.cfg.SentinelPort, query: func(rc *conn) (func(*event), error) {
 				reply, err := rc.do("SENTINEL", "get-master-addr-by-name", c.cfg.MasterSet)
+				master := ""
 				if hp, ok := reply.([]any); err == nil && ok && len(hp) == 2 {
-					return fmt.Sprint(hp[0]), nil
+					master = fmt.Sprint(hp[0])
+				} else if err != nil {
+					return nil, err
 				}
-				return "", err
+				return func(e *event) { e.Sentinels[pod] = master }, nil
 			}})
 	}
 	timeout := time.Duration(c.cfg.SampleInterval) * 8 / 10
@@ -297,12 +355,41 @@ func (c *client) monitor() {
 		var d net.Dialer
 		return d.DialContext(ctx, network, addr)
 	}}}
+	health := func() func(*event) {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		addrs, err := c.lookup(ctx, c.cfg.HealthService, c.cfg.HealthPort)
+		if err != nil {
+			return nil
+		}
+		resp, err := httpClient.Get("http://" + addrs[0] + "/master")
+		if err != nil {
+			return nil
+		}
+		resp.Body.Close()
+		return func(e *event) { e.Health = resp.StatusCode }
+	}
+	c.sampleEvery(probes, health)
+}
+
+// sampleEvery runs every probe and every extra at once, once per sample interval, and reports
+// what they found as one sample. A probe that fails records nothing: the node did not answer.
+func (c *client) sampleEvery(probes []*probe, extras ...func() func(*event)) {
+	timeout := time.Duration(c.cfg.SampleInterval) * 8 / 10
 	tick := time.NewTicker(time.Duration(c.cfg.SampleInterval))
 	defer tick.Stop()
 	for range tick.C {
 		e := event{Kind: "sample", Nodes: map[string]nodeState{}, Sentinels: map[string]string{}}
 		var mu sync.Mutex
 		var wg sync.WaitGroup
+		record := func(apply func(*event)) {
+			if apply == nil {
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			apply(&e)
+		}
 		for _, p := range probes {
 			wg.Add(1)
 			go func() {
@@ -311,10 +398,10 @@ func (c *client) monitor() {
 				if p.conn == nil {
 					p.conn, err = c.dialName(c.fqdn(p.pod), p.port, timeout)
 				}
-				var v any
+				var apply func(*event)
 				if err == nil {
 					p.conn.timeout = timeout
-					v, err = p.query(p.conn)
+					apply, err = p.query(p.conn)
 				}
 				if err != nil {
 					if p.conn != nil {
@@ -323,34 +410,16 @@ func (c *client) monitor() {
 					}
 					return
 				}
-				mu.Lock()
-				defer mu.Unlock()
-				switch v := v.(type) {
-				case nodeState:
-					e.Nodes[p.pod] = v
-				case string:
-					e.Sentinels[p.pod] = v
-				}
+				record(apply)
 			}()
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			ctx, cancel := context.WithTimeout(context.Background(), timeout)
-			defer cancel()
-			addrs, err := c.lookup(ctx, c.cfg.HealthService, c.cfg.HealthPort)
-			if err != nil {
-				return
-			}
-			resp, err := httpClient.Get("http://" + addrs[0] + "/master")
-			if err != nil {
-				return
-			}
-			resp.Body.Close()
-			mu.Lock()
-			e.Health = resp.StatusCode
-			mu.Unlock()
-		}()
+		for _, extra := range extras {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				record(extra())
+			}()
+		}
 		wg.Wait()
 		c.emit(e)
 	}
@@ -386,17 +455,7 @@ func (c *client) check() checkResult {
 				if i < len(values) && values[i] != nil {
 					continue
 				}
-				a := keys[key]
-				res.Lost[writer+"/plain"]++
-				if a.wait1 {
-					res.Lost[writer+"/wait1"]++
-				}
-				span, seen := res.LostSpan[writer]
-				if !seen || a.at < span[0] {
-					span[0] = a.at
-				}
-				span[1] = max(span[1], a.at)
-				res.LostSpan[writer] = span
+				res.lost(writer, keys[key])
 			}
 			batch = batch[:0]
 		}

@@ -40,26 +40,33 @@ const (
 	sampleInterval = 50 * time.Millisecond
 )
 
-// cluster is one run of a release: its network, DNS, pods and client.
-type cluster struct {
-	rel    *release
+// podSet is the part of a run that both kinds of release share: the network, the DNS server and
+// the StatefulSet's pods, each with its claim directory.
+type podSet struct {
+	w      *workload
 	dir    string
 	net    *network
 	dns    *dnsServer
 	redis  []*pod // by ordinal; nil while a pod does not exist
 	podsMu sync.Mutex
-	proxy  *pod
+}
+
+// sentinelRun is one run of a Sentinel release: its pods, the HAProxy pod and the client.
+type sentinelRun struct {
+	*podSet
+	rel   *release
+	proxy *pod
 	*clientProcess
 }
 
-// running is the cluster that exists now, for CloseOnSignal.
+// running is the run that exists now, for CloseOnSignal.
 var running struct {
 	sync.Mutex
-	c *cluster
+	c interface{ close() error }
 }
 
 // CloseOnSignal makes SIGINT and SIGTERM (an interrupted `go test`, a CI job cancelled) close the
-// running cluster before the test binary exits: deferred functions and test cleanups do not run
+// running run before the test binary exits: deferred functions and test cleanups do not run
 // then, and every process and namespace of the lab would be left behind.
 func CloseOnSignal() {
 	signals := make(chan os.Signal, 1)
@@ -79,24 +86,48 @@ func CloseOnSignal() {
 	}()
 }
 
-// startCluster creates the network and DNS, the redis pods, the HAProxy pod and the client.
-func startCluster(rel *release, dir string) (*cluster, error) {
-	c := &cluster{rel: rel, dir: dir}
+// register makes c the running run; unregister undoes it when c closes.
+func register(c interface{ close() error }) {
 	running.Lock()
 	running.c = c
 	running.Unlock()
+}
+
+func unregister(c interface{ close() error }) {
+	running.Lock()
+	if running.c == c {
+		running.c = nil
+	}
+	running.Unlock()
+}
+
+// startPodSet creates the network and DNS and starts every pod of the StatefulSet. It returns
+// what it made so far with an error, for the caller to close.
+func startPodSet(w *workload, dir string) (*podSet, error) {
+	s := &podSet{w: w, dir: dir}
 	var err error
-	if c.net, err = newNetwork(); err != nil {
-		return c, err
+	if s.net, err = newNetwork(); err != nil {
+		return s, err
 	}
-	if c.dns, err = startDNS(c.net.bridge); err != nil {
-		return c, err
+	if s.dns, err = startDNS(s.net.bridge); err != nil {
+		return s, err
 	}
-	c.redis = make([]*pod, rel.replicas())
-	for i := range c.redis {
-		if err := c.startRedisPod(i); err != nil {
-			return c, err
+	s.redis = make([]*pod, w.replicas())
+	for i := range s.redis {
+		if err := s.startRedisPod(i); err != nil {
+			return s, err
 		}
+	}
+	return s, nil
+}
+
+// startSentinelRun starts the release's pods, the HAProxy pod and the client.
+func startSentinelRun(rel *release, dir string) (*sentinelRun, error) {
+	c := &sentinelRun{rel: rel}
+	register(c)
+	var err error
+	if c.podSet, err = startPodSet(&rel.workload, dir); err != nil {
+		return c, err
 	}
 	proxy := podRun{
 		name: rel.haproxy.Name + "-0", namespace: rel.namespace, spec: rel.haproxy.Spec.Template.Spec,
@@ -109,76 +140,88 @@ func startCluster(rel *release, dir string) (*cluster, error) {
 	if err := c.dns.set(c.serviceName(rel.masterService), c.proxy.ip); err != nil {
 		return c, err
 	}
-	return c, c.startClient()
+	cfg := rel.clientConfig()
+	cfg.HealthService = cfg.MasterService // the lab's DNS names the HAProxy pod so
+	c.clientProcess, err = c.startClient(cfg)
+	return c, err
 }
 
-func (c *cluster) serviceName(svc string) string {
-	return fmt.Sprintf("%s.%s.svc.cluster.local", svc, c.rel.namespace)
+func (s *podSet) serviceName(svc string) string {
+	return fmt.Sprintf("%s.%s.svc.cluster.local", svc, s.w.namespace)
 }
 
-func (c *cluster) podName(i int) string { return fmt.Sprintf("%s-%d", c.rel.statefulSet.Name, i) }
+func (s *podSet) podName(i int) string { return fmt.Sprintf("%s-%d", s.w.statefulSet.Name, i) }
+
+// podFQDN is pod i's stable DNS name, under the headless Service.
+func (s *podSet) podFQDN(i int) string { return s.podName(i) + "." + s.w.podDomain() }
 
 // claimDir is the "PersistentVolume" of pod i: it outlives the pod, as a PVC does.
-func (c *cluster) claimDir(i int) string {
-	return filepath.Join(c.dir, "volumes", c.podName(i))
+func (s *podSet) claimDir(i int) string {
+	return filepath.Join(s.dir, "volumes", s.podName(i))
 }
 
-func (c *cluster) startRedisPod(i int) error {
-	sts := c.rel.statefulSet
+func (s *podSet) startRedisPod(i int) error {
+	sts := s.w.statefulSet
 	claims := map[string]string{}
 	for _, t := range sts.Spec.VolumeClaimTemplates {
-		claims[t.Name] = filepath.Join(c.claimDir(i), t.Name)
+		claims[t.Name] = filepath.Join(s.claimDir(i), t.Name)
 	}
 	spec := *sts.Spec.Template.Spec.DeepCopy()
-	spec.Hostname, spec.Subdomain = c.podName(i), c.rel.headless
+	spec.Hostname, spec.Subdomain = s.podName(i), s.w.headless
 	run := podRun{
-		name: c.podName(i), namespace: c.rel.namespace, subdomain: c.rel.headless, spec: spec,
-		configMap: c.rel.configMap, secret: map[string]string{"password": labPassword}, claims: claims,
-		dir:       filepath.Join(c.dir, "pods", fmt.Sprintf("%s-%d", c.podName(i), time.Now().UnixNano())),
+		name: s.podName(i), namespace: s.w.namespace, subdomain: s.w.headless, spec: spec,
+		configMap: s.w.configMap, secret: map[string]string{"password": labPassword}, claims: claims,
+		dir:       filepath.Join(s.dir, "pods", fmt.Sprintf("%s-%d", s.podName(i), time.Now().UnixNano())),
 		dnsServer: bridgeAddr,
 	}
-	p, err := startPod(c.net, run)
-	c.podsMu.Lock()
-	defer c.podsMu.Unlock()
-	c.redis[i] = p
+	p, err := startPod(s.net, run)
+	s.podsMu.Lock()
+	defer s.podsMu.Unlock()
+	s.redis[i] = p
 	if err != nil {
 		return err
 	}
-	return c.publish()
+	return s.publish()
 }
 
-// publish points the pods' DNS names, and the headless Service's, at the pods that exist now.
-func (c *cluster) publish() error {
+// publish points the pods' DNS names, and the headless Service's, at the pods that exist now;
+// so do the names in extraNames (a Service in front of every pod: the lab runs no probes, so
+// none is ever left out as not ready).
+func (s *podSet) publish() error {
 	var all []string
-	for i, p := range c.redis {
-		name := fmt.Sprintf("%s.%s", c.podName(i), c.rel.podDomain())
+	for i, p := range s.redis {
 		if p == nil {
-			if err := c.dns.set(name); err != nil {
+			if err := s.dns.set(s.podFQDN(i)); err != nil {
 				return err
 			}
 			continue
 		}
 		all = append(all, p.ip)
-		if err := c.dns.set(name, p.ip); err != nil {
+		if err := s.dns.set(s.podFQDN(i), p.ip); err != nil {
 			return err
 		}
 	}
-	return c.dns.set(c.rel.podDomain(), all...)
+	for _, name := range append([]string{s.w.podDomain()}, s.w.extraNames...) {
+		if err := s.dns.set(name, all...); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // deleteRedisPod removes pod i, gracefully (preStop, SIGTERM) or as a node loss would.
-func (c *cluster) deleteRedisPod(i int, graceful bool) error {
-	p := c.redis[i]
+func (s *podSet) deleteRedisPod(i int, graceful bool) error {
+	p := s.redis[i]
 	var err error
 	if graceful {
-		err = p.delete(c.net)
+		err = p.delete(s.net)
 	} else {
-		err = p.kill(c.net)
+		err = p.kill(s.net)
 	}
-	c.podsMu.Lock()
-	defer c.podsMu.Unlock()
-	c.redis[i] = nil
-	if perr := c.publish(); err == nil {
+	s.podsMu.Lock()
+	defer s.podsMu.Unlock()
+	s.redis[i] = nil
+	if perr := s.publish(); err == nil {
 		err = perr
 	}
 	return err
@@ -186,58 +229,78 @@ func (c *cluster) deleteRedisPod(i int, graceful bool) error {
 
 // restartRedisPod deletes pod i gracefully and, like the StatefulSet controller, creates it
 // again with its volumes as soon as it is gone.
-func (c *cluster) restartRedisPod(i int) error {
-	if err := c.deleteRedisPod(i, true); err != nil {
+func (s *podSet) restartRedisPod(i int) error {
+	if err := s.deleteRedisPod(i, true); err != nil {
 		return err
 	}
-	return c.startRedisPod(i)
+	return s.startRedisPod(i)
 }
 
-func (c *cluster) startClient() error {
-	ns, _, err := c.net.addHost("client")
-	if err != nil {
-		return err
+// forEachRedisPod runs f for every ordinal at once, and returns the first error.
+func (s *podSet) forEachRedisPod(f func(i int) error) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(s.redis))
+	for i := range s.redis {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = f(i)
+		}()
 	}
-	self, err := os.Executable()
-	if err != nil {
-		return err
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
 	}
-	cfg := c.rel.clientConfig()
-	cfg.DNSServer, cfg.Subnets, cfg.Password = bridgeAddr, []string{labSubnet.String()}, labPassword
-	cfg.HealthService = cfg.MasterService // the lab's DNS names the HAProxy pod so
-	cmd := exec.Command("nsenter", "--net=/run/netns/"+ns, "--", self)
-	c.clientProcess, err = startClientProcess(cmd, cfg, c.dir)
+	return nil
+}
+
+// close stops every pod and the DNS server and removes the namespaces; s may be partly made.
+func (s *podSet) close() error {
+	if s == nil {
+		return nil
+	}
+	for i, p := range s.redis {
+		if p != nil {
+			_ = p.kill(s.net)
+			s.redis[i] = nil
+		}
+	}
+	if s.dns != nil {
+		s.dns.stop()
+	}
+	var err error
+	if s.net != nil {
+		err = s.net.close()
+	}
+	removeCreatedMountPoints()
 	return err
 }
 
-// close stops everything the cluster started and removes its namespaces.
-func (c *cluster) close() error {
-	defer func() {
-		running.Lock()
-		if running.c == c {
-			running.c = nil
-		}
-		running.Unlock()
-	}()
+// startClient starts the client in a namespace of its own on the bridge, with the lab's DNS
+// server, subnet and password added to cfg.
+func (s *podSet) startClient(cfg clientConfig) (*clientProcess, error) {
+	ns, _, err := s.net.addHost("client")
+	if err != nil {
+		return nil, err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cfg.DNSServer, cfg.Subnets, cfg.Password = bridgeAddr, []string{labSubnet.String()}, labPassword
+	return startClientProcess(exec.Command("nsenter", "--net=/run/netns/"+ns, "--", self), cfg, s.dir)
+}
+
+// close stops everything the run started and removes its namespaces.
+func (c *sentinelRun) close() error {
+	defer unregister(c)
 	if c.clientProcess != nil {
 		c.clientProcess.kill()
-	}
-	for i, p := range c.redis {
-		if p != nil {
-			_ = p.kill(c.net)
-			c.redis[i] = nil
-		}
 	}
 	if c.proxy != nil {
 		_ = c.proxy.kill(c.net)
 	}
-	if c.dns != nil {
-		c.dns.stop()
-	}
-	var err error
-	if c.net != nil {
-		err = c.net.close()
-	}
-	removeCreatedMountPoints()
-	return err
+	return c.podSet.close()
 }

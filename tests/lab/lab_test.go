@@ -102,8 +102,8 @@ func TestFailoverLab(t *testing.T) {
 	}
 	if *benchmarks != "" {
 		page := benchmarksPage(*mode, table)
-		if old, err := os.ReadFile(*benchmarks); err == nil && nodeSection(string(old)) != "" {
-			page = withNodeSection(page, strings.TrimSuffix(strings.TrimPrefix(nodeSection(string(old)), nodeSectionBegin), nodeSectionEnd))
+		if old, err := os.ReadFile(*benchmarks); err == nil {
+			page = withSectionsOf(page, string(old))
 		}
 		if err := os.WriteFile(*benchmarks, []byte(page), 0o644); err != nil {
 			t.Fatal(err)
@@ -113,13 +113,24 @@ func TestFailoverLab(t *testing.T) {
 
 // benchmarksPage is BENCHMARKS.md: the table and what it ran on.
 func benchmarksPage(mode, table string) string {
-	version := func(name string, args ...string) string {
-		out, err := exec.Command(name, args...).CombinedOutput()
-		if err != nil {
-			return "unknown"
-		}
-		return strings.TrimSpace(strings.SplitN(string(out), "\n", 2)[0])
-	}
+	var b strings.Builder
+	fmt.Fprintf(&b, `# Failover lab: ours vs the classic setup
+
+Regenerate with (as root, from the repository root):
+
+    REDIS_SENTINEL_LAB=full go test ./tests/lab -run TestFailoverLab -timeout 60m -v -lab.benchmarks "$PWD/BENCHMARKS.md"
+
+Ran %s, mode %q, on %s;
+%s; %s; %s.
+
+`, time.Now().UTC().Format("2006-01-02 15:04 MST"), mode, machine(),
+		version("redis-server", "--version"), version("haproxy", "-v"), version("dpkg-query", "-W", "-f", "prometheus-redis-exporter ${Version}", "prometheus-redis-exporter"))
+	b.WriteString(table)
+	return b.String()
+}
+
+// machine says what the lab ran on: platform, CPUs, kernel and Go.
+func machine() string {
 	cpu := "unknown"
 	if info, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for _, line := range strings.Split(string(info), "\n") {
@@ -129,18 +140,14 @@ func benchmarksPage(mode, table string) string {
 			}
 		}
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, `# Failover lab: ours vs the classic setup
+	return fmt.Sprintf("%s, %d CPUs (%s), kernel %s, %s", runtime.GOOS+"/"+runtime.GOARCH, runtime.NumCPU(), cpu, version("uname", "-r"), runtime.Version())
+}
 
-Regenerate with (as root, from the repository root):
-
-    REDIS_SENTINEL_LAB=full go test ./tests/lab -run TestFailoverLab -timeout 60m -v -lab.benchmarks "$PWD/BENCHMARKS.md"
-
-Ran %s, mode %q, on %s, %d CPUs (%s), kernel %s, %s;
-%s; %s; %s.
-
-`, time.Now().UTC().Format("2006-01-02 15:04 MST"), mode, runtime.GOOS+"/"+runtime.GOARCH, runtime.NumCPU(), cpu,
-		version("uname", "-r"), runtime.Version(), version("redis-server", "--version"), version("haproxy", "-v"), version("dpkg-query", "-W", "-f", "prometheus-redis-exporter ${Version}", "prometheus-redis-exporter"))
-	b.WriteString(table)
-	return b.String()
+// version is the first line a tool prints about itself, or "unknown".
+func version(name string, args ...string) string {
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		return "unknown"
+	}
+	return strings.TrimSpace(strings.SplitN(string(out), "\n", 2)[0])
 }

@@ -19,17 +19,25 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// release is what the lab runs of a render: the redis StatefulSet, the HAProxy Deployment, the
-// files of the ConfigMaps they mount and the names clients use.
+// workload is what the lab runs the same way for both kinds of release: the redis StatefulSet,
+// the files of the ConfigMaps its pods mount, and the names of its Services.
+type workload struct {
+	statefulSet appsv1.StatefulSet
+	configMap   map[string]string // the keys of every ConfigMap
+	headless    string            // the headless Service (pods' DNS subdomain)
+	namespace   string
+	// extraNames are DNS names of Services in front of every redis pod (a cluster's seed Service).
+	extraNames []string
+}
+
+// release is what the lab runs of a Sentinel release's render: its workload, the HAProxy
+// Deployment and the names clients use.
 type release struct {
-	statefulSet   appsv1.StatefulSet
+	workload
 	haproxy       appsv1.Deployment
-	configMap     map[string]string // the keys of every ConfigMap
-	headless      string            // the headless Service (pods' DNS subdomain)
-	masterService string            // the Service in front of HAProxy
+	masterService string // the Service in front of HAProxy
 	// sentinelService is the ClusterIP Service of the sentinels (the real node's test watches it).
 	sentinelService string
-	namespace       string
 }
 
 // renderStack renders a stack exactly as `cmd/render -stack NAME` does, in memory.
@@ -62,10 +70,17 @@ func readRender(dir string) (map[string][]byte, error) {
 	return files, nil
 }
 
-// parseRelease picks out of rendered files the objects the lab runs.
-func parseRelease(files map[string][]byte) (*release, error) {
-	var rel release
-	var haveSTS, haveHAProxy bool
+// objects are the Kubernetes objects of a render that the lab reads.
+type objects struct {
+	statefulSets []appsv1.StatefulSet
+	deployments  []appsv1.Deployment
+	configMaps   []corev1.ConfigMap
+	services     []corev1.Service
+}
+
+// parseObjects reads every manifest of a render, strictly: an unknown field is an error.
+func parseObjects(files map[string][]byte) (*objects, error) {
+	var o objects
 	for name, body := range files {
 		if !strings.HasSuffix(name, ".yaml") {
 			continue // plan.json
@@ -77,42 +92,78 @@ func parseRelease(files map[string][]byte) (*release, error) {
 		var err error
 		switch meta.Kind {
 		case "StatefulSet":
-			err, haveSTS = yaml.UnmarshalStrict(body, &rel.statefulSet), true
+			o.statefulSets = append(o.statefulSets, appsv1.StatefulSet{})
+			err = yaml.UnmarshalStrict(body, &o.statefulSets[len(o.statefulSets)-1])
 		case "Deployment":
-			err, haveHAProxy = yaml.UnmarshalStrict(body, &rel.haproxy), true
+			o.deployments = append(o.deployments, appsv1.Deployment{})
+			err = yaml.UnmarshalStrict(body, &o.deployments[len(o.deployments)-1])
 		case "ConfigMap":
-			// The redis pods' and HAProxy's ConfigMaps have distinct keys: one map serves both.
-			var cm corev1.ConfigMap
-			if err = yaml.UnmarshalStrict(body, &cm); err == nil {
-				rel.configMap = merge(rel.configMap, cm.Data)
-			}
+			o.configMaps = append(o.configMaps, corev1.ConfigMap{})
+			err = yaml.UnmarshalStrict(body, &o.configMaps[len(o.configMaps)-1])
 		case "Service":
-			var svc corev1.Service
-			if err = yaml.UnmarshalStrict(body, &svc); err != nil {
-				break
-			}
-			switch {
-			case svc.Spec.ClusterIP == corev1.ClusterIPNone:
-				rel.headless = svc.Name
-			case svc.Spec.Selector["app.kubernetes.io/component"] == "haproxy":
-				rel.masterService = svc.Name
-			case len(svc.Spec.Ports) == 1 && svc.Spec.Ports[0].Name == "sentinel":
-				rel.sentinelService = svc.Name
-			}
+			o.services = append(o.services, corev1.Service{})
+			err = yaml.UnmarshalStrict(body, &o.services[len(o.services)-1])
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: %v", name, err)
 		}
 	}
-	if !haveSTS || !haveHAProxy || rel.configMap == nil || rel.headless == "" || rel.masterService == "" || rel.sentinelService == "" {
-		return nil, fmt.Errorf("lab: the render lacks the StatefulSet, the HAProxy Deployment, the ConfigMap or a Service")
+	return &o, nil
+}
+
+// workload returns the render's redis StatefulSet, the files of every ConfigMap (their keys are
+// distinct: one map serves every pod), and its headless Service.
+func (o *objects) workload() (workload, error) {
+	var w workload
+	if len(o.statefulSets) != 1 || len(o.configMaps) == 0 {
+		return w, fmt.Errorf("lab: the render has %d StatefulSets and %d ConfigMaps, want one and some", len(o.statefulSets), len(o.configMaps))
 	}
-	rel.namespace = rel.statefulSet.Namespace
+	w.statefulSet, w.namespace = o.statefulSets[0], o.statefulSets[0].Namespace
+	for _, cm := range o.configMaps {
+		w.configMap = merge(w.configMap, cm.Data)
+	}
+	for _, svc := range o.services {
+		if svc.Spec.ClusterIP == corev1.ClusterIPNone {
+			w.headless = svc.Name
+		}
+	}
+	if w.headless == "" {
+		return w, fmt.Errorf("lab: the render has no headless Service")
+	}
+	return w, nil
+}
+
+// parseRelease picks out of rendered files the objects the lab runs of a Sentinel release.
+func parseRelease(files map[string][]byte) (*release, error) {
+	o, err := parseObjects(files)
+	if err != nil {
+		return nil, err
+	}
+	w, err := o.workload()
+	if err != nil {
+		return nil, err
+	}
+	rel := release{workload: w}
+	if len(o.deployments) != 1 {
+		return nil, fmt.Errorf("lab: the render has %d Deployments, want the HAProxy one", len(o.deployments))
+	}
+	rel.haproxy = o.deployments[0]
+	for _, svc := range o.services {
+		switch {
+		case svc.Spec.Selector["app.kubernetes.io/component"] == "haproxy":
+			rel.masterService = svc.Name
+		case len(svc.Spec.Ports) == 1 && svc.Spec.Ports[0].Name == "sentinel":
+			rel.sentinelService = svc.Name
+		}
+	}
+	if rel.masterService == "" || rel.sentinelService == "" {
+		return nil, fmt.Errorf("lab: the render lacks the HAProxy or the sentinel Service")
+	}
 	return &rel, nil
 }
 
 // env returns a value the redis container's environment sets literally.
-func (r *release) env(name string) string {
+func (r *workload) env(name string) string {
 	for _, e := range r.statefulSet.Spec.Template.Spec.Containers[0].Env {
 		if e.Name == name {
 			return e.Value
@@ -148,9 +199,9 @@ func (r *release) healthPort() int {
 	return 0
 }
 
-func (r *release) replicas() int { return int(*r.statefulSet.Spec.Replicas) }
+func (r *workload) replicas() int { return int(*r.statefulSet.Spec.Replicas) }
 
-func (r *release) podDomain() string {
+func (r *workload) podDomain() string {
 	return fmt.Sprintf("%s.%s.svc.cluster.local", r.headless, r.namespace)
 }
 
@@ -186,13 +237,27 @@ func (r *release) asBaseline() (*release, error) {
 		"DownAfterMilliseconds":       baselineDownAfterMilliseconds,
 		"FailoverTimeoutMilliseconds": baselineFailoverTimeoutMilliseconds,
 	}
-	entries, err := baselineFiles.ReadDir("baseline")
+	files, err := renderBaseline("baseline", data)
 	if err != nil {
 		return nil, err
 	}
-	out.configMap = map[string]string{}
+	out.configMap = files
+	return &out, nil
+}
+
+// renderBaseline renders every file of the directory dir of baselineFiles (not those of its
+// subdirectories) with data, into ConfigMap keys named like the files without ".tmpl".
+func renderBaseline(dir string, data any) (map[string]string, error) {
+	entries, err := baselineFiles.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	files := map[string]string{}
 	for _, e := range entries {
-		t, err := template.ParseFS(baselineFiles, "baseline/"+e.Name())
+		if e.IsDir() {
+			continue
+		}
+		t, err := template.ParseFS(baselineFiles, dir+"/"+e.Name())
 		if err != nil {
 			return nil, err
 		}
@@ -200,14 +265,14 @@ func (r *release) asBaseline() (*release, error) {
 		if err := t.Execute(&b, data); err != nil {
 			return nil, err
 		}
-		out.configMap[strings.TrimSuffix(e.Name(), ".tmpl")] = b.String()
+		files[strings.TrimSuffix(e.Name(), ".tmpl")] = b.String()
 	}
-	return &out, nil
+	return files, nil
 }
 
 // configValue returns the integer that the line of config file name starting with key sets, as
 // in "sentinel down-after-milliseconds mymaster 5000" or "min-replicas-max-lag 2".
-func (r *release) configValue(name string, key ...string) (int, error) {
+func (r *workload) configValue(name string, key ...string) (int, error) {
 	for _, line := range strings.Split(r.configMap[name], "\n") {
 		f := strings.Fields(line)
 		if len(f) > len(key) && slices.Equal(f[:len(key)], key) {

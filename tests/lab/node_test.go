@@ -173,7 +173,7 @@ func runOnNode(t *testing.T, dir, mode string) {
 		old, err := os.ReadFile(path)
 		require.NoError(t, err)
 		section := nodeBenchmarks(mode, time.Since(start), up, results, zombieNote)
-		require.NoError(t, os.WriteFile(path, []byte(withNodeSection(string(old), section)), 0o644))
+		require.NoError(t, os.WriteFile(path, []byte(withSection(string(old), nodeSection, section)), 0o644))
 	}
 }
 
@@ -267,12 +267,12 @@ var nodeScenarios = []nodeScenario{
 			return r.ctr("tasks", "kill", "--signal", "SIGKILL", id)
 		},
 		targets: func(r *Result, l limits) []Target {
-			return []Target{endpointGapWithin(r, l.downAfter+2*time.Second, true), noWait1Lost(r), converges(r)}
+			return []Target{endpointGapWithin(r, l.downAfter+2*time.Second, true), noWait1Lost(r), converges(r.Converge)}
 		}},
 	{Name: "planned-restart", Title: "planned restart: kubectl delete pod of the master (preStop, SIGTERM)", Fast: true,
 		act: restartMasterPod,
 		targets: func(r *Result, _ limits) []Target {
-			return []Target{endpointGapWithin(r, time.Second, false), endpointGapWithin(r, plannedRestartGate, true), noWait1Lost(r), converges(r)}
+			return []Target{endpointGapWithin(r, time.Second, false), endpointGapWithin(r, plannedRestartGate, true), noWait1Lost(r), converges(r.Converge)}
 		}},
 	// A rolling update hands the master role over once or twice, each time right after a peer
 	// restarted; one handover measured 3.75 s (1.03 to 1.48 s in other runs), likely the sentinels
@@ -281,19 +281,21 @@ var nodeScenarios = []nodeScenario{
 	{Name: "rolling-update", Title: "rolling update from a config change applied with pulumi up", Fast: true,
 		act: rollingUpdate,
 		targets: func(r *Result, l limits) []Target {
-			return []Target{endpointGapWithin(r, plannedRestartGate, false), endpointGapWithin(r, l.downAfter+2*time.Second, true), noWait1Lost(r), converges(r)}
+			return []Target{endpointGapWithin(r, plannedRestartGate, false), endpointGapWithin(r, l.downAfter+2*time.Second, true), noWait1Lost(r), converges(r.Converge)}
 		}},
 	{Name: "frozen-master", Title: "master frozen for 20 s (containerd pauses its redis container)",
 		act: freezeMaster, proxiesStayReady: true,
 		targets: func(r *Result, l limits) []Target {
-			return []Target{noWait1Lost(r), lossBoundedBy(r, l.maxLag), converges(r)}
+			return []Target{noWait1Lost(r), lossBoundedBy(r.LostSpan, r.LostPlain, l.maxLag), converges(r.Converge)}
 		}},
 	{Name: "full-restart", Title: "every redis pod deleted at once (kubectl delete pods)",
 		act: func(_ *testing.T, r *nodeRelease, _ *clientProcess, _ *Result) error {
 			_, err := r.kubectl("delete", "pods", "-n", r.rel.namespace, "--wait=false", "-l", r.redisSelector())
 			return err
 		},
-		targets: func(r *Result, _ limits) []Target { return []Target{noneLost(r), converges(r)} }},
+		targets: func(r *Result, _ limits) []Target {
+			return []Target{noneLost(r.LostPlain, r.AckedPlain), converges(r.Converge)}
+		}},
 }
 
 // freezeMaster freezes the master's redis container for frozenFor, as a stalled process or VM

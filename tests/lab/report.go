@@ -68,8 +68,6 @@ func (r *Result) measure(writes, samples []event, check *checkResult, start, end
 	if last > 0 {
 		r.LostSpan = seconds(last - first)
 	}
-	r.Converge = -1
-	var convergedSince int64
 	for i, s := range samples {
 		if s.Time < t0 || s.Time > t1 {
 			continue
@@ -83,16 +81,29 @@ func (r *Result) measure(writes, samples []event, check *checkResult, start, end
 		if masters >= 2 && i+1 < len(samples) {
 			r.TwoMasters += seconds(samples[i+1].Time - s.Time)
 		}
+	}
+	r.Converge = settledAt(samples, t0, t1, converged)
+}
+
+// settledAt is how long after t0 the samples of [t0, t1] started to show converged for good
+// (to the end), in seconds, or -1 when the last one does not.
+func settledAt(samples []event, t0, t1 int64, converged func(event) bool) float64 {
+	var since int64
+	for _, s := range samples {
+		if s.Time < t0 || s.Time > t1 {
+			continue
+		}
 		switch {
 		case !converged(s):
-			convergedSince = 0
-		case convergedSince == 0:
-			convergedSince = s.Time
+			since = 0
+		case since == 0:
+			since = s.Time
 		}
 	}
-	if convergedSince > 0 {
-		r.Converge = seconds(convergedSince - t0)
+	if since == 0 {
+		return -1
 	}
+	return seconds(since - t0)
 }
 
 // longestGap is the longest time in [t0, t1] without a successful write by writer, counting
@@ -111,30 +122,30 @@ func longestGap(writes []event, writer string, t0, t1 int64) float64 {
 
 func seconds(ns int64) float64 { return math.Round(float64(ns)/1e7) / 100 }
 
-func converges(r *Result) Target {
-	return Target{Name: "converges", Want: "converged at the end", Got: fmt.Sprintf("%.2f s", r.Converge), Met: r.Converge >= 0, Gating: true}
+func converges(converge float64) Target {
+	return Target{Name: "converges", Want: "converged at the end", Got: fmt.Sprintf("%.2f s", converge), Met: converge >= 0, Gating: true}
 }
 
 func noWait1Lost(r *Result) Target {
 	return Target{Name: "no WAIT 1 write lost", Want: "0", Got: fmt.Sprintf("%d of %d", r.LostWait1, r.AckedWait1), Met: r.LostWait1 == 0 && r.AckedWait1 > 0, Gating: true}
 }
 
-func noneLost(r *Result) Target {
-	return Target{Name: "data intact", Want: "0 acknowledged writes lost", Got: fmt.Sprintf("%d of %d", r.LostPlain, r.AckedPlain), Met: r.LostPlain == 0 && r.AckedPlain > 0, Gating: true}
+func noneLost(lost, acked int) Target {
+	return Target{Name: "data intact", Want: "0 acknowledged writes lost", Got: fmt.Sprintf("%d of %d", lost, acked), Met: lost == 0 && acked > 0, Gating: true}
 }
 
 // lossBoundedBy: the acknowledged writes that were lost span at most maxLag plus 2 s. A master
 // refuses writes once no replica has acknowledged for more than min-replicas-max-lag, counted in
 // whole seconds and rechecked by its once-a-second cron, so a cut-off master may take writes for
 // up to that long (3.23 s seen with a bound of 2 s).
-func lossBoundedBy(r *Result, maxLag time.Duration) Target {
+func lossBoundedBy(lostSpan float64, lost int, maxLag time.Duration) Target {
 	limit := maxLag + 2*time.Second
 	return Target{Name: "lost writes span ≤ min-replicas-max-lag + 2 s", Want: fmt.Sprintf("≤ %.1f s", limit.Seconds()),
-		Got: fmt.Sprintf("%.2f s (%d lost)", r.LostSpan, r.LostPlain), Met: r.LostSpan <= limit.Seconds(), Gating: true}
+		Got: fmt.Sprintf("%.2f s (%d lost)", lostSpan, lost), Met: lostSpan <= limit.Seconds(), Gating: true}
 }
 
-func noTwoMasters(r *Result) Target {
-	return Target{Name: "never two masters", Want: "0 s", Got: fmt.Sprintf("%.2f s", r.TwoMasters), Met: r.TwoMasters == 0, Gating: true}
+func noTwoMasters(twoMasters float64) Target {
+	return Target{Name: "never two masters", Want: "0 s", Got: fmt.Sprintf("%.2f s", twoMasters), Met: twoMasters == 0, Gating: true}
 }
 
 func endpointGapWithin(r *Result, limit time.Duration, gating bool) Target {
@@ -143,14 +154,36 @@ func endpointGapWithin(r *Result, limit time.Duration, gating bool) Target {
 }
 
 // Missed returns the gating targets a result did not meet.
-func (r *Result) Missed() []Target {
+func (r *Result) Missed() []Target { return missed(r.Targets) }
+
+func missed(targets []Target) []Target {
 	var out []Target
-	for _, t := range r.Targets {
+	for _, t := range targets {
 		if !t.Met && t.Gating {
 			out = append(out, t)
 		}
 	}
 	return out
+}
+
+// targetsCell is the targets column of a table: each target, whether it was met, and its figure.
+func targetsCell(targets []Target) string {
+	if len(targets) == 0 {
+		return "—"
+	}
+	var parts []string
+	for _, t := range targets {
+		mark := "met"
+		switch {
+		case !t.Met && t.Gating:
+			mark = "**MISSED**"
+		case !t.Met:
+			mark = "**missed** (reported, not gating)"
+		}
+		parts = append(parts, fmt.Sprintf("%s: %s (%s)", t.Name, mark, t.Got))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, "; ")
 }
 
 // Markdown renders results as one table, a row per scenario and setup.
@@ -167,24 +200,8 @@ func Markdown(results []*Result) string {
 		if r.Converge < 0 {
 			converge = "never"
 		}
-		targets := "—"
-		if len(r.Targets) > 0 {
-			var parts []string
-			for _, t := range r.Targets {
-				mark := "met"
-				switch {
-				case !t.Met && t.Gating:
-					mark = "**MISSED**"
-				case !t.Met:
-					mark = "**missed** (reported, not gating)"
-				}
-				parts = append(parts, fmt.Sprintf("%s: %s (%s)", t.Name, mark, t.Got))
-			}
-			sort.Strings(parts)
-			targets = strings.Join(parts, "; ")
-		}
 		fmt.Fprintf(&b, "| %s | %s | %.2f | %.2f | %d / %d | %d / %d | %.2f | %s | %s |\n",
-			r.Title, r.Setup, r.EndpointGap, r.SentinelGap, r.LostPlain, r.AckedPlain, r.LostWait1, r.AckedWait1, r.TwoMasters, converge, targets)
+			r.Title, r.Setup, r.EndpointGap, r.SentinelGap, r.LostPlain, r.AckedPlain, r.LostWait1, r.AckedWait1, r.TwoMasters, converge, targetsCell(r.Targets))
 	}
 	return b.String()
 }

@@ -111,13 +111,18 @@ func isReply(err error) bool {
 
 // info returns the fields of INFO section as a map.
 func (rc *conn) info(section string) (map[string]string, error) {
-	v, err := rc.do("INFO", section)
+	return rc.fields("INFO", section)
+}
+
+// fields returns the "key:value" lines of a command's text reply (INFO, CLUSTER INFO) as a map.
+func (rc *conn) fields(args ...string) (map[string]string, error) {
+	v, err := rc.do(args...)
 	if err != nil {
 		return nil, err
 	}
 	s, ok := v.(string)
 	if !ok {
-		return nil, fmt.Errorf("INFO %s: unexpected reply %T", section, v)
+		return nil, fmt.Errorf("%s: unexpected reply %T", strings.Join(args, " "), v)
 	}
 	fields := map[string]string{}
 	for _, line := range strings.Split(s, "\r\n") {

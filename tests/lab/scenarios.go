@@ -16,7 +16,7 @@ type Scenario struct {
 	Name  string
 	Title string
 	Fast  bool // part of the subset CI runs on every change
-	act   func(c *cluster) error
+	act   func(c *sentinelRun) error
 	// targets are checked for our release only; the baseline is measured, not judged.
 	targets func(r *Result, l limits) []Target
 }
@@ -51,44 +51,44 @@ const plannedRestartGate = 2 * time.Second
 
 // Scenarios lists every scenario, in the order they run.
 var Scenarios = []Scenario{
-	{Name: "bootstrap", Title: "bootstrap from empty", act: func(*cluster) error { return nil },
-		targets: func(r *Result, _ limits) []Target { return []Target{converges(r), noWait1Lost(r)} }},
+	{Name: "bootstrap", Title: "bootstrap from empty", act: func(*sentinelRun) error { return nil },
+		targets: func(r *Result, _ limits) []Target { return []Target{converges(r.Converge), noWait1Lost(r)} }},
 	{Name: "master-crash", Title: "master crash (SIGKILL of redis-server)", Fast: true, act: crashMaster,
 		targets: func(r *Result, l limits) []Target {
-			return []Target{endpointGapWithin(r, l.downAfter+2*time.Second, true), noWait1Lost(r), converges(r)}
+			return []Target{endpointGapWithin(r, l.downAfter+2*time.Second, true), noWait1Lost(r), converges(r.Converge)}
 		}},
 	{Name: "recreate-empty-quick", Title: "master pod lost, re-created empty before down-after", Fast: true,
-		act: func(c *cluster) error { return recreateEmptyMaster(c, false) },
+		act: func(c *sentinelRun) error { return recreateEmptyMaster(c, false) },
 		targets: func(r *Result, _ limits) []Target {
-			return []Target{noTwoMasters(r), noWait1Lost(r), converges(r)}
+			return []Target{noTwoMasters(r.TwoMasters), noWait1Lost(r), converges(r.Converge)}
 		}},
 	{Name: "recreate-empty-after-failover", Title: "master pod lost, re-created empty after the failover",
-		act: func(c *cluster) error { return recreateEmptyMaster(c, true) },
+		act: func(c *sentinelRun) error { return recreateEmptyMaster(c, true) },
 		targets: func(r *Result, _ limits) []Target {
-			return []Target{noTwoMasters(r), noWait1Lost(r), converges(r)}
+			return []Target{noTwoMasters(r.TwoMasters), noWait1Lost(r), converges(r.Converge)}
 		}},
 	{Name: "planned-restart", Title: "planned restart of the master pod (preStop, SIGTERM)", Fast: true, act: restartMaster,
 		targets: func(r *Result, _ limits) []Target {
-			return []Target{endpointGapWithin(r, time.Second, false), endpointGapWithin(r, plannedRestartGate, true), noWait1Lost(r), converges(r)}
+			return []Target{endpointGapWithin(r, time.Second, false), endpointGapWithin(r, plannedRestartGate, true), noWait1Lost(r), converges(r.Converge)}
 		}},
 	{Name: "partition", Title: "master partitioned from the other pods for 30 s, clients still reach it", act: partitionMaster,
 		targets: func(r *Result, l limits) []Target {
-			return []Target{noWait1Lost(r), lossBoundedBy(r, l.maxLag), converges(r)}
+			return []Target{noWait1Lost(r), lossBoundedBy(r.LostSpan, r.LostPlain, l.maxLag), converges(r.Converge)}
 		}},
 	{Name: "sentinels-recreated", Title: "all sentinels re-created at once from the ConfigMap", act: recreateSentinels,
-		targets: func(r *Result, _ limits) []Target { return []Target{noWait1Lost(r), converges(r)} }},
+		targets: func(r *Result, _ limits) []Target { return []Target{noWait1Lost(r), converges(r.Converge)} }},
 	{Name: "full-restart", Title: "full restart of all redis pods, persistence on", act: restartAll,
 		targets: func(r *Result, _ limits) []Target {
-			return []Target{noneLost(r), converges(r)}
+			return []Target{noneLost(r.LostPlain, r.AckedPlain), converges(r.Converge)}
 		}},
 	{Name: "full-restart-stale", Title: "full restart while pod 0 is a replica that missed writes, persistence on", act: restartAllWhilePod0IsStale,
 		targets: func(r *Result, _ limits) []Target {
-			return []Target{noneLost(r), converges(r)}
+			return []Target{noneLost(r.LostPlain, r.AckedPlain), converges(r.Converge)}
 		}},
 }
 
 // currentMaster returns the ordinal of the pod that the latest sample shows as the only master.
-func (c *cluster) currentMaster() (int, error) {
+func (c *sentinelRun) currentMaster() (int, error) {
 	_, samples := c.events()
 	if len(samples) == 0 {
 		return 0, fmt.Errorf("lab: no sample yet")
@@ -109,7 +109,7 @@ func (c *cluster) currentMaster() (int, error) {
 	return master, nil
 }
 
-func crashMaster(c *cluster) error {
+func crashMaster(c *sentinelRun) error {
 	m, err := c.currentMaster()
 	if err != nil {
 		return err
@@ -120,12 +120,12 @@ func crashMaster(c *cluster) error {
 
 // recreateEmptyMaster loses the master's node with its volume: the pod comes back with no data,
 // quickly or once the sentinels have promoted another pod.
-func recreateEmptyMaster(c *cluster, afterFailover bool) error {
+func recreateEmptyMaster(c *sentinelRun, afterFailover bool) error {
 	m, err := c.currentMaster()
 	if err != nil {
 		return err
 	}
-	old := c.rel.statefulSet.Name + fmt.Sprintf("-%d.", m) + c.rel.podDomain()
+	old := c.podFQDN(m)
 	if err := c.deleteRedisPod(m, false); err != nil {
 		return err
 	}
@@ -153,7 +153,7 @@ func recreateEmptyMaster(c *cluster, afterFailover bool) error {
 
 // restartMaster restarts the master's pod gracefully. The master's preStop hook logs what it
 // does; those lines must be in the redis container's log, which is what `kubectl logs` shows.
-func restartMaster(c *cluster) error {
+func restartMaster(c *sentinelRun) error {
 	m, err := c.currentMaster()
 	if err != nil {
 		return err
@@ -178,7 +178,7 @@ func restartMaster(c *cluster) error {
 
 // partitionMaster cuts the master off from every other pod (redis and HAProxy) while the client
 // still reaches it, then heals the partition.
-func partitionMaster(c *cluster) error {
+func partitionMaster(c *sentinelRun) error {
 	m, err := c.currentMaster()
 	if err != nil {
 		return err
@@ -210,7 +210,7 @@ func partitionMaster(c *cluster) error {
 
 // recreateSentinels replaces every sentinel container at once by a new one that starts from the
 // ConfigMap's sentinel.conf: the state it had written to the pod's run directory is gone.
-func recreateSentinels(c *cluster) error {
+func recreateSentinels(c *sentinelRun) error {
 	var wg sync.WaitGroup
 	errs := make([]error, len(c.redis))
 	for i, p := range c.redis {
@@ -244,7 +244,7 @@ func recreateSentinels(c *cluster) error {
 
 // restartAll restarts every redis pod at once, as after `kubectl delete pod -l ...` with the
 // StatefulSet's Parallel pod management.
-func restartAll(c *cluster) error {
+func restartAll(c *sentinelRun) error {
 	return c.forEachRedisPod(c.restartRedisPod)
 }
 
@@ -252,7 +252,7 @@ func restartAll(c *cluster) error {
 // for staleFor, then deletes the other pods and, once none is left, creates all of them again at
 // once with their volumes, pod 0's holding only what it had when it went down. Nobody remembers
 // the master then: every sentinel's state was in its pod.
-func restartAllWhilePod0IsStale(c *cluster) error {
+func restartAllWhilePod0IsStale(c *sentinelRun) error {
 	if m, err := c.currentMaster(); err != nil {
 		return err
 	} else if m == 0 {
@@ -277,26 +277,6 @@ func restartAllWhilePod0IsStale(c *cluster) error {
 		return err
 	}
 	return c.forEachRedisPod(c.startRedisPod)
-}
-
-// forEachRedisPod runs f for every ordinal at once, and returns the first error.
-func (c *cluster) forEachRedisPod(f func(i int) error) error {
-	var wg sync.WaitGroup
-	errs := make([]error, len(c.redis))
-	for i := range c.redis {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = f(i)
-		}()
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // volumeDir is the directory mounted at path in container ct.
@@ -343,7 +323,7 @@ func (r *release) converged(e event) bool {
 func Run(s Scenario, setup string, rel *release, dir string) (r *Result, err error) {
 	r = &Result{Scenario: s.Name, Title: s.Title, Setup: setup}
 	start := time.Now()
-	c, err := startCluster(rel, dir)
+	c, err := startSentinelRun(rel, dir)
 	defer func() {
 		if cerr := c.close(); err == nil && cerr != nil {
 			err = cerr
@@ -414,28 +394,35 @@ func Setups(repoRoot, manifests string) (map[string]*release, error) {
 // Select returns the scenarios of a mode: "fast" (the CI subset) or "full"; or a comma-separated
 // list of scenario names.
 func Select(mode string) ([]Scenario, error) {
-	var out []Scenario
+	return selectScenarios(mode, Scenarios, func(s Scenario) (string, bool) { return s.Name, s.Fast })
+}
+
+// selectScenarios picks a mode's scenarios out of all; about tells a scenario's name and whether
+// it is in the fast subset.
+func selectScenarios[S any](mode string, all []S, about func(S) (name string, fast bool)) ([]S, error) {
+	var out []S
 	switch mode {
 	case "full":
-		return Scenarios, nil
+		return all, nil
 	case "fast":
-		for _, s := range Scenarios {
-			if s.Fast {
+		for _, s := range all {
+			if _, fast := about(s); fast {
 				out = append(out, s)
 			}
 		}
 		return out, nil
 	}
+	var names []string
+	for _, s := range all {
+		name, _ := about(s)
+		names = append(names, name)
+	}
 	for _, name := range strings.Split(mode, ",") {
-		i := slices.IndexFunc(Scenarios, func(s Scenario) bool { return s.Name == name })
+		i := slices.Index(names, name)
 		if i < 0 {
-			var names []string
-			for _, s := range Scenarios {
-				names = append(names, s.Name)
-			}
 			return nil, fmt.Errorf("lab mode %q: not allowed: fast, full or a comma-separated list of %s", mode, strings.Join(names, ", "))
 		}
-		out = append(out, Scenarios[i])
+		out = append(out, all[i])
 	}
 	return out, nil
 }

@@ -90,7 +90,7 @@ func TestSelectRefusesUnknownScenarios(t *testing.T) {
 
 func TestConvergedNeedsOneMasterFollowedByAllAndNamedByAllSentinels(t *testing.T) {
 	replicas := int32(3)
-	c := &release{headless: "h", namespace: "ns", statefulSet: appsv1.StatefulSet{Spec: appsv1.StatefulSetSpec{Replicas: &replicas}}}
+	c := &release{workload: workload{headless: "h", namespace: "ns", statefulSet: appsv1.StatefulSet{Spec: appsv1.StatefulSetSpec{Replicas: &replicas}}}}
 	fqdn := func(p string) string { return p + ".h.ns.svc.cluster.local" }
 	good := event{Kind: "sample", Health: 200,
 		Nodes: map[string]nodeState{
@@ -112,13 +112,143 @@ func TestConvergedNeedsOneMasterFollowedByAllAndNamedByAllSentinels(t *testing.T
 	assert.False(t, c.converged(unhealthy))
 }
 
-func TestTheNodeSectionIsReplacedInPlaceAndKeptByTheLabsPage(t *testing.T) {
-	page := withNodeSection("# lab\n\n| table |\n", "## node\nfigures 1")
-	assert.Equal(t, "# lab\n\n| table |\n\n"+nodeSectionBegin+"\n## node\nfigures 1\n"+nodeSectionEnd+"\n", page)
-	again := withNodeSection(page, "## node\nfigures 2")
+func TestASectionIsReplacedInPlaceAndKeptByTheLabsPage(t *testing.T) {
+	begin, end := markers(nodeSection)
+	page := withSection("# lab\n\n| table |\n", nodeSection, "## node\nfigures 1")
+	assert.Equal(t, "# lab\n\n| table |\n\n"+begin+"\n## node\nfigures 1\n"+end+"\n", page)
+	again := withSection(page, nodeSection, "## node\nfigures 2")
 	assert.Contains(t, again, "figures 2")
 	assert.NotContains(t, again, "figures 1")
-	assert.Equal(t, 1, strings.Count(again, nodeSectionBegin))
-	assert.Equal(t, nodeSectionBegin+"\n## node\nfigures 2\n"+nodeSectionEnd, nodeSection(again))
-	assert.Empty(t, nodeSection("# lab only"))
+	assert.Equal(t, 1, strings.Count(again, begin))
+	assert.Equal(t, begin+"\n## node\nfigures 2\n"+end, section(again, nodeSection))
+	assert.Empty(t, section("# lab only", nodeSection))
+
+	both := withSection(again, clusterSection, "## cluster\nfigures 3")
+	assert.Equal(t, "# lab\n\n| new table |\n\n"+section(both, nodeSection)+"\n\n"+section(both, clusterSection)+"\n",
+		withSectionsOf("# lab\n\n| new table |\n", both), "the lab's page keeps every section, in order")
+	assert.Equal(t, "# lab\n", withSectionsOf("# lab\n", "# old lab only\n"))
+}
+
+func TestKeySlotIsRedisClusters(t *testing.T) {
+	assert.Equal(t, uint16(0x31c3), crc16("123456789"), "CRC-16/XMODEM check value")
+	// CLUSTER KEYSLOT of redis-server 7.0.15.
+	assert.Equal(t, 12182, keySlot("foo"))
+	assert.Equal(t, 11058, keySlot("somekey"))
+	assert.Equal(t, keySlot("user1000"), keySlot("{user1000}.following"), "the hash tag decides")
+	assert.Equal(t, int(crc16("foo{}{bar}"))%clusterSlots, keySlot("foo{}{bar}"), "an empty tag does not count")
+	for _, slot := range []int{0, 5460, 5461, 10922, 16383} {
+		assert.Equal(t, slot, keySlot(clusterKey(slot, 42)), "a key of slot %d", slot)
+	}
+}
+
+func TestLanesCoverTheirPartAwayFromTheShardEdges(t *testing.T) {
+	var parts [][2]int
+	for g := range 3 {
+		lo, hi := laneSlots(g, 3)
+		parts = append(parts, [2]int{lo, hi})
+		seen := map[int]bool{}
+		stride := laneStride(hi - lo)
+		for k := range hi - lo {
+			seen[lo+k*stride%(hi-lo)] = true
+		}
+		assert.Len(t, seen, hi-lo, "lane %d visits each of its slots once per round", g)
+	}
+	assert.Equal(t, [][2]int{{0, 5459}, {5463, 10920}, {10924, 16384}}, parts,
+		"10922 is shard 1's for redis-cli and shard 2's for the release: no lane writes near it")
+}
+
+func TestParseClusterSlotsAndRedirections(t *testing.T) {
+	reply := []any{
+		[]any{int64(0), int64(5460), []any{"redis-0.h", int64(6379), "id0", []any{}}, []any{"redis-1.h", int64(6379), "id1", []any{}}},
+		[]any{int64(5461), int64(16383), []any{"10.123.0.12", int64(6379), "id2"}},
+	}
+	owners := parseClusterSlots(reply)
+	require.Len(t, owners, clusterSlots)
+	assert.Equal(t, "redis-0.h:6379", owners[5460])
+	assert.Equal(t, "10.123.0.12:6379", owners[5461])
+	assert.Nil(t, parseClusterSlots([]any{}), "no slots: ask another seed")
+
+	kind, addr := redirection(errReply("MOVED 3999 redis-2.h:6379"), "redis-0.h:6379")
+	assert.Equal(t, [2]string{"MOVED", "redis-2.h:6379"}, [2]string{kind, addr})
+	kind, addr = redirection(errReply("ASK 3999 :6380"), "10.123.0.10:6379")
+	assert.Equal(t, [2]string{"ASK", "10.123.0.10:6380"}, [2]string{kind, addr}, "an empty host is the one that answered")
+	kind, _ = redirection(errReply("CLUSTERDOWN The cluster is down"), "x:1")
+	assert.Empty(t, kind)
+}
+
+func TestMyselfStateReadsTheNodesOwnLine(t *testing.T) {
+	nodes := "id1 10.123.0.11:6379@16379,redis-1.h slave id0 0 1 1 connected\n" +
+		"id0 10.123.0.10:6379@16379,redis-0.h myself,master - 0 0 1 connected 0-5460 7 [9->-id2]\n"
+	s, ok := myselfState(nodes)
+	require.True(t, ok)
+	assert.Equal(t, nodeState{ID: "id0", Role: "master", Slots: []string{"0-5460", "7"}}, s)
+	s, ok = myselfState("id1 10.123.0.11:6379@16379 myself,slave id0 0 1 1 connected\n")
+	require.True(t, ok)
+	assert.Equal(t, nodeState{ID: "id1", Role: "slave", Master: "id0"}, s)
+	_, ok = myselfState("")
+	assert.False(t, ok)
+}
+
+func TestClusterConvergedNeedsEverySlotOnceAndEveryMastersReplicas(t *testing.T) {
+	replicas := int32(4)
+	rel := &clusterRelease{workload: workload{statefulSet: appsv1.StatefulSet{Spec: appsv1.StatefulSetSpec{Replicas: &replicas}}}, shards: 2, replicasPerShard: 1}
+	good := event{Kind: "sample", Nodes: map[string]nodeState{
+		"r-0": {ID: "a", Role: "master", Slots: []string{"0-8191"}, State: "ok"},
+		"r-1": {ID: "b", Role: "slave", Master: "a", Link: "up", State: "ok"},
+		"r-2": {ID: "c", Role: "master", Slots: []string{"8192-16382", "16383"}, State: "ok"},
+		"r-3": {ID: "d", Role: "slave", Master: "c", Link: "up", State: "ok"},
+	}}
+	assert.True(t, rel.converged(good))
+	change := func(pod string, f func(*nodeState)) event {
+		e := event{Kind: "sample", Nodes: map[string]nodeState{}}
+		for p, n := range good.Nodes {
+			e.Nodes[p] = n
+		}
+		n := e.Nodes[pod]
+		f(&n)
+		e.Nodes[pod] = n
+		return e
+	}
+	assert.False(t, rel.converged(change("r-3", func(n *nodeState) { n.Link = "down" })), "a replica not in sync")
+	assert.False(t, rel.converged(change("r-2", func(n *nodeState) { n.Slots = []string{"8192-16382"} })), "slot 16383 uncovered")
+	assert.False(t, rel.converged(change("r-1", func(n *nodeState) { n.State = "fail" })), "a node that says fail")
+	assert.False(t, rel.converged(change("r-3", func(n *nodeState) { n.Master = "a" })), "one master with two replicas, one with none")
+	assert.False(t, rel.converged(change("r-1", func(n *nodeState) { *n = nodeState{ID: "b", Role: "master", Slots: []string{"0-10"}, State: "ok"} })), "two masters for slots 0-10")
+	delete(good.Nodes, "r-3")
+	assert.False(t, rel.converged(good), "a node that does not answer (our empty node refuses the password)")
+}
+
+func TestClusterMeasureSplitsTheHitShardFromTheOthers(t *testing.T) {
+	s := int64(time.Second)
+	before := event{Kind: "sample", Nodes: map[string]nodeState{
+		"r-0": {ID: "a", Role: "master", Slots: []string{"0-8191"}, State: "ok"},
+		"r-1": {ID: "c", Role: "master", Slots: []string{"8192-16383"}, State: "ok"},
+	}}
+	w := func(at int64, slot int, ok bool) event {
+		return event{Kind: "write", Writer: clusterWriter, Time: at, Slot: slot, OK: ok, Seq: int(at / s)}
+	}
+	refused := w(3*s, 5, false)
+	refused.Err = "NOREPLICAS Not enough good replicas to write."
+	writes := []event{w(1*s, 5, true), w(2*s, 9000, true), refused, w(4*s, 9000, true), w(7*s, 6, true), w(8*s, 9001, true)}
+	samples := []event{
+		{Kind: "sample", Time: 1 * s, Nodes: before.Nodes},
+		{Kind: "sample", Time: 3 * s, Nodes: map[string]nodeState{"r-1": before.Nodes["r-1"]}},
+		{Kind: "sample", Time: 5 * s, Nodes: map[string]nodeState{
+			"r-0": {ID: "a", Role: "master", Slots: []string{"0-8191"}, State: "fail"},
+			"r-2": {ID: "b", Role: "master", Slots: []string{"0-8191"}, State: "ok"},
+			"r-1": before.Nodes["r-1"]}},
+		{Kind: "sample", Time: 6 * s, Nodes: before.Nodes},
+		{Kind: "sample", Time: 8 * s, Nodes: before.Nodes},
+	}
+	check := &checkResult{Acked: map[string]int{"cluster/plain": 5}, Lost: map[string]int{"cluster/plain": 1}, Unreadable: map[string]int{},
+		LostSpan: map[string][2]int64{"cluster": {1 * s, 1 * s}}, LostSeqs: []int{1}}
+	var r ClusterResult
+	r.measure(writes, samples, check, time.Unix(0, 0), time.Unix(9, 0), before, "r-0", func(e event) bool { return len(e.Nodes) == 2 })
+	assert.Equal(t, 6.0, r.HitGap, "shard 0: acknowledged at 1 s and 7 s (the failure at 3 s does not count)")
+	assert.Equal(t, 4.0, r.OtherGap, "shard 1: 4 s to 8 s")
+	assert.Equal(t, 2.0, r.Uncovered, "3 s to 5 s nobody answers for shard 0; from 5 s another master serves it")
+	assert.Equal(t, 1.0, r.TwoMasters, "5 s to 6 s: two nodes claim slots 0-8191")
+	assert.Equal(t, 6.0, r.Converge)
+	assert.Equal(t, []string{"failed writes to the hit shard after the event, by answer: NOREPLICAS 1",
+		"lost writes by shard (numbered by lowest slot; -1: a slot no master served before the event): shard 0: 1"}, r.Notes)
 }
