@@ -36,7 +36,10 @@ hand_over() {
         reply=$(peer_cli "$replica" CLUSTER FAILOVER)
         log "preStop: asked $replica to take over: $reply"
         [ "$reply" = OK ] || continue
-        while [ "$(date +%s)" -lt "$DEADLINE" ]; do
+        # Until this node is a replica, while the replica answers: when every pod stops at once,
+        # the replica may stop too after it accepted, and waiting for it only held the stop
+        # until the deadline (seen in the lab).
+        while [ "$(date +%s)" -lt "$DEADLINE" ] && [ "$(peer_cli "$replica" PING)" = PONG ]; do
             if [ "$(info_field "$(local_cli INFO replication)" role)" = slave ]; then
                 log "preStop: $replica is master now"
                 return 0
@@ -44,7 +47,7 @@ hand_over() {
             sleep 0.2
         done
     done
-    log "preStop: no replica took over by the deadline; stopping anyway"
+    log "preStop: no replica took over; stopping anyway"
 }
 
 # spare_master: if this node is a replica (now), and its master has no other replica in sync,
@@ -57,8 +60,10 @@ spare_master() {
     info=$(local_cli INFO replication)
     [ "$(info_field "$info" role)" = slave ] || return 0
     master=$(info_field "$info" master_host)
-    # This node's address, which the master lists its replicas by.
-    myip=$(cluster_nodes | awk '$3 ~ /myself/ { sub(/:.*/, "", $2); print $2 }')
+    # This node's address as the master sees it, which it lists its replicas by: the far end of a
+    # connection to it. A node's own line in CLUSTER NODES keeps an old address after a restart
+    # with a new one until a peer MEETs it (seen in the lab).
+    myip=$(peer_cli "$master" CLIENT INFO | tr ' ' '\n' | sed -n 's/^addr=\(.*\):[0-9]*$/\1/p')
     others=$(peer_cli "$master" INFO replication | awk -F'[:,=]' -v me="$myip" '
         /^slave[0-9]+:/ && /state=online/ { for (i = 2; i < NF; i++) if ($i == "ip") ip = $(i + 1); if (ip != me) n++ }
         END { print n + 0 }')

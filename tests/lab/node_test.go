@@ -30,13 +30,17 @@ const (
 
 var repoRoot = filepath.Join("..", "..")
 
-func TestOnARealNode(t *testing.T) {
+func TestOnARealNode(t *testing.T) { onARealNode(t, "TestOnARealNode", runOnNode) }
+
+// onARealNode starts the node, runs the test named name again inside the node's network
+// namespace, where that run calls inside, and stops the node, checking that nothing is left.
+func onARealNode(t *testing.T, name string, inside func(t *testing.T, dir, mode string)) {
 	mode := os.Getenv(nodeEnv)
 	if mode != "fast" && mode != "full" {
 		t.Skipf("set %s=fast or full to run it, as root, after hack/node-fixture.sh build and hack/engine-fixture.sh build", nodeEnv)
 	}
 	if dir := os.Getenv(nodeInsideEnv); dir != "" {
-		runOnNode(t, dir, mode)
+		inside(t, dir, mode)
 		return
 	}
 	script, err := filepath.Abs(filepath.Join(repoRoot, "hack", "node-fixture.sh"))
@@ -65,10 +69,10 @@ func TestOnARealNode(t *testing.T) {
 	})
 	self, err := os.Executable()
 	require.NoError(t, err)
-	inside := exec.Command(script, "exec", dir, self, "-test.run", "^TestOnARealNode$", "-test.v", "-test.timeout", "60m")
-	inside.Env = append(os.Environ(), nodeInsideEnv+"="+dir)
-	inside.Stdout, inside.Stderr = os.Stdout, os.Stderr
-	require.NoError(t, inside.Run(), "the test inside the node's namespace failed: its output is above")
+	run := exec.Command(script, "exec", dir, self, "-test.run", "^"+name+"$", "-test.v", "-test.timeout", "60m")
+	run.Env = append(os.Environ(), nodeInsideEnv+"="+dir)
+	run.Stdout, run.Stderr = os.Stdout, os.Stderr
+	require.NoError(t, run.Run(), "the test inside the node's namespace failed: its output is above")
 }
 
 // hostNetwork lists the host's links and iptables chains (every table), which the node, in a
@@ -119,7 +123,7 @@ func runOnNode(t *testing.T, dir, mode string) {
 	r := &nodeRelease{nodeFixture: n, rel: rel, engine: enginestack.New(t, repoRoot, nil), out: out, proxies: int(*rel.haproxy.Spec.Replicas)}
 	t.Cleanup(func() {
 		if t.Failed() {
-			r.diagnose(t)
+			r.diagnose(t, r.rel.workload, out)
 			return
 		}
 		assert.NoError(t, os.RemoveAll(out))
@@ -508,7 +512,7 @@ func (r *nodeRelease) run(t *testing.T, s nodeScenario) (*Result, error) {
 }
 
 // podTable is `kubectl get pods -o wide` of every namespace.
-func (r *nodeRelease) podTable(t *testing.T) string {
+func (r *nodeFixture) podTable(t *testing.T) string {
 	out, err := r.kubectl("get", "pods", "-A", "-o", "wide")
 	if err != nil {
 		t.Log(err)
@@ -516,16 +520,17 @@ func (r *nodeRelease) podTable(t *testing.T) string {
 	return out
 }
 
-// diagnose logs what a failure needs: the pods, the events and every container's log.
-func (r *nodeRelease) diagnose(t *testing.T) {
+// diagnose logs what a failure needs: the pods, the events and every container's log of the
+// release w, and where the runs' client logs and events are kept (out).
+func (r *nodeFixture) diagnose(t *testing.T, w workload, out string) {
 	t.Logf("pods:\n%s", r.podTable(t))
 	for _, args := range [][]string{
 		{"get", "events", "-A", "--sort-by=.lastTimestamp"},
-		{"describe", "pods", "-n", r.rel.namespace},
-		{"logs", "-n", r.rel.namespace, "-l", "app.kubernetes.io/instance=" + r.rel.statefulSet.Name, "--all-containers", "--prefix", "--tail=40"},
+		{"describe", "pods", "-n", w.namespace},
+		{"logs", "-n", w.namespace, "-l", "app.kubernetes.io/instance=" + w.statefulSet.Name, "--all-containers", "--prefix", "--tail=40"},
 	} {
 		out, err := r.kubectl(args...)
 		t.Logf("kubectl %s:\n%s%v", strings.Join(args, " "), out, err)
 	}
-	t.Logf("the runs' client logs and events are kept in %s", r.out)
+	t.Logf("the runs' client logs and events are kept in %s", out)
 }
