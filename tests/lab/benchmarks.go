@@ -7,10 +7,12 @@ import (
 
 // BENCHMARKS.md holds the Sentinel lab's table first (TestFailoverLab writes that part), then
 // sections that other tests write between markers of their own: the real node's
-// (TestOnARealNode) and the cluster lab's (TestClusterLab). Each test rewrites only its part.
+// (TestOnARealNode), the cluster lab's (TestClusterLab) and the cluster's on the real node
+// (TestClusterOnARealNode). Each test rewrites only its part.
 const (
-	nodeSection    = "real node"
-	clusterSection = "cluster lab"
+	nodeSection        = "real node"
+	clusterSection     = "cluster lab"
+	clusterNodeSection = "cluster on a real node"
 )
 
 func markers(name string) (begin, end string) {

@@ -164,10 +164,7 @@ func runOnNode(t *testing.T, dir, mode string) {
 	for container, count := range zombies {
 		assert.Zero(t, count, "defunct processes in %s", container)
 	}
-	zombieNote := fmt.Sprintf("Defunct processes %.1f minutes after the release started, per container: %v", time.Since(start).Minutes(), zombies)
-	if len(unasked) > 0 {
-		zombieNote += fmt.Sprintf(" (not counted, no shell in the image: %s)", strings.Join(unasked, ", "))
-	}
+	zombieNote := zombieNote(zombies, unasked, start)
 	table := Markdown(results)
 	t.Logf("results on the real node:\n%s", table)
 	js, err := json.MarshalIndent(results, "", "  ")
@@ -179,6 +176,15 @@ func runOnNode(t *testing.T, dir, mode string) {
 		section := nodeBenchmarks(mode, time.Since(start), up, results, zombieNote)
 		require.NoError(t, os.WriteFile(path, []byte(withSection(string(old), nodeSection, section)), 0o644))
 	}
+}
+
+// zombieNote says how many defunct processes each container had, and since when the release ran.
+func zombieNote(zombies map[string]int, unasked []string, start time.Time) string {
+	note := fmt.Sprintf("Defunct processes %.1f minutes after the release started, per container: %v", time.Since(start).Minutes(), zombies)
+	if len(unasked) > 0 {
+		note += fmt.Sprintf(" (not counted, no shell in the image: %s)", strings.Join(unasked, ", "))
+	}
+	return note
 }
 
 // nodeBenchmarks is BENCHMARKS.md's section of the real node: what ran, the table, the notes,
