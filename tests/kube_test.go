@@ -138,7 +138,7 @@ func mustYAML(t *testing.T, obj any) []byte {
 // A kind that is not listed fails the test, so that a new kind is given its place.
 var applyOrder = []string{
 	"Namespace", "StorageClass", "ServiceAccount", "Secret", "ConfigMap", "Service",
-	"NetworkPolicy", "PodDisruptionBudget", "StatefulSet", "Deployment", "ServiceMonitor",
+	"NetworkPolicy", "PodDisruptionBudget", "StatefulSet", "Deployment", "Job", "ServiceMonitor",
 }
 
 // kubeObject is one rendered Kubernetes object: its YAML and its decoded fields.
