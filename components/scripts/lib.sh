@@ -103,6 +103,19 @@ request_failover() (
     done
 )
 
+# sync_replicas SECONDS: wait up to SECONDS until every connected replica has every write this
+# master took; prints how many have. Sentinel promotes the replica that its own view (INFO, at
+# most a second old) shows furthest ahead, not the one that is: a promoted replica that lagged by
+# the last writes made the others resync from it, and writes that a replica had acknowledged
+# (WAIT 1) were lost (seen on the real node, in a rolling update). WAIT counts the acknowledgements
+# of this connection's last write; a PUBLISH, which min-replicas-to-write does not refuse, makes
+# that write every write the master took before it.
+sync_replicas() {
+    replicas=$(info_field "$(cli localhost "$REDIS_PORT" INFO replication)" connected_slaves)
+    printf 'PUBLISH redis-sentinel:handover %s\nWAIT %s %s\n' "$POD_NAME" "${replicas:-0}" "$(($1 * 1000))" |
+        cli localhost "$REDIS_PORT" | tail -n 1
+}
+
 # wait_for_other_master SECONDS: wait until the sentinels name a master other than this pod.
 # Prints "HOST PORT" of that master; fails when SECONDS pass first.
 wait_for_other_master() (

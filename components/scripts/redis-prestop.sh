@@ -42,6 +42,7 @@ log "preStop: this pod is the master; asking the sentinels to fail over"
 # then was acknowledged and lost (seen with real processes). A refused write is retried instead.
 required=$(cli localhost "$REDIS_PORT" CONFIG GET min-replicas-to-write | sed -n 2p)
 cli localhost "$REDIS_PORT" CONFIG SET min-replicas-to-write "$REPLICAS" >/dev/null
+log "preStop: $(sync_replicas 2) of $(info_field "$replication" connected_slaves) replicas have every write"
 if ! request_failover "$((PRESTOP_DEADLINE_SECONDS / 2))"; then
     log "preStop: no sentinel accepted a failover; stopping anyway"
 elif master=$(wait_for_other_master "$((DEADLINE - $(date +%s)))"); then
