@@ -161,31 +161,7 @@ func TestEveryConfigChangeIsARollingUpdateInPlaceOrARefusal(t *testing.T) {
 		if c.class != "" {
 			want = c.class
 		}
-		before := e.Set(c.values)
-		start := time.Now()
-		p := e.Preview()
-		elapsed := time.Since(start).Seconds()
-		if p.Err != nil {
-			refusal := regexp.MustCompile(`(?m)^` + c.key + `: changing .* is refused on a running release: .*; instead, `)
-			assert.Regexp(t, refusal, p.Err.Error(), "%s %v: the preview failed, and not with a refusal of the key", c.key, c.values)
-			assert.Equal(t, want, classRefused, "%s %v (%s) was refused; the README says %s", c.key, c.values, c.why, want)
-			t.Logf("%-28s %-15s %.1fs preview", c.key, classRefused, elapsed)
-			e.Set(before)
-			continue
-		}
-		class, problems := classify(p)
-		assert.Empty(t, problems, "%s %v:\n%s", c.key, c.values, p)
-		assert.Equal(t, want, class, "%s %v (%s): the enginestack.Plan is\n%s", c.key, c.values, c.why, p)
-
-		applied := e.Up()
-		require.NoError(t, applied.Err, "%s: pulumi up:\n%s", c.key, applied.Log)
-		upClass, upProblems := classify(applied)
-		assert.Empty(t, upProblems, "%s: pulumi up did:\n%s", c.key, applied)
-		assert.Equal(t, class, upClass, "%s: pulumi up did other than its preview showed:\n%s", c.key, applied)
-		after := e.Preview()
-		require.NoError(t, after.Err, after.Log)
-		assert.Empty(t, after.Changed(), "%s: a preview after the update changes nothing:\n%s", c.key, after)
-		t.Logf("%-28s %-15s %.1fs preview\n%s", c.key, class, elapsed, p)
+		applyDay2Change(t, e, c, want)
 	}
 
 	// Every key of Pulumi.yaml is in the README's table, and every key the local stack reads is
@@ -202,6 +178,40 @@ func TestEveryConfigChangeIsARollingUpdateInPlaceOrARefusal(t *testing.T) {
 			assert.True(t, covered[key], "the day-2 matrix does not change %s", key)
 		}
 	}
+}
+
+// applyDay2Change previews change c, checks its class against want, and applies it unless it
+// is refused (then it takes the values back); it checks that the update did what the preview
+// showed and that a preview after it changes nothing. It returns the update's plan, or one
+// without steps for a refusal.
+func applyDay2Change(t *testing.T, e *enginestack.Stack, c day2Change, want string) enginestack.Plan {
+	t.Helper()
+	before := e.Set(c.values)
+	start := time.Now()
+	p := e.Preview()
+	elapsed := time.Since(start).Seconds()
+	if p.Err != nil {
+		refusal := regexp.MustCompile(`(?m)^` + c.key + `: changing .* is refused on a running release: .*; instead, `)
+		assert.Regexp(t, refusal, p.Err.Error(), "%s %v: the preview failed, and not with a refusal of the key", c.key, c.values)
+		assert.Equal(t, want, classRefused, "%s %v (%s) was refused; the README says %s", c.key, c.values, c.why, want)
+		t.Logf("%-30s %-15s %.1fs preview", c.key, classRefused, elapsed)
+		e.Set(before)
+		return enginestack.Plan{}
+	}
+	class, problems := classify(p)
+	assert.Empty(t, problems, "%s %v:\n%s", c.key, c.values, p)
+	assert.Equal(t, want, class, "%s %v (%s): the plan is\n%s", c.key, c.values, c.why, p)
+
+	applied := e.Up()
+	require.NoError(t, applied.Err, "%s: pulumi up:\n%s", c.key, applied.Log)
+	upClass, upProblems := classify(applied)
+	assert.Empty(t, upProblems, "%s: pulumi up did:\n%s", c.key, applied)
+	assert.Equal(t, class, upClass, "%s: pulumi up did other than its preview showed:\n%s", c.key, applied)
+	after := e.Preview()
+	require.NoError(t, after.Err, after.Log)
+	assert.Empty(t, after.Changed(), "%s: a preview after the update changes nothing:\n%s", c.key, after)
+	t.Logf("%-30s %-15s %.1fs preview\n%s", c.key, class, elapsed, p)
+	return applied
 }
 
 // cloudOnlyKey says whether only the gke or eks stack reads a key; kubeconfig would point this
