@@ -20,55 +20,27 @@ func servicePort(name string, port int) corev1.ServicePortArgs {
 // master endpoint Service in front of HAProxy.
 func (b *sentinelBuilder) services() error {
 	n := b.names
-	headlessPorts := corev1.ServicePortArray{servicePort("redis", RedisPort), servicePort("sentinel", SentinelPort)}
-	if !b.args.DisableMetrics {
-		// Only here: Prometheus scrapes every pod through the headless Service's endpoints, not
-		// yet ready ones included. The sentinels' Service would list the same pods a second time,
-		// and the master's Service leads to HAProxy, which has no exporter.
-		headlessPorts = append(headlessPorts, servicePort(metricsPortName, MetricsPort))
+	if err := b.headlessService(servicePort("redis", RedisPort), servicePort("sentinel", SentinelPort)); err != nil {
+		return err
 	}
-	specs := []struct {
-		name string
-		spec *corev1.ServiceSpecArgs
-	}{
-		{n.headless, &corev1.ServiceSpecArgs{
-			ClusterIP: pulumi.String("None"),
-			// Pods must resolve each other before they are ready: a replica is not ready until it
-			// has synced from a master it found by name.
-			PublishNotReadyAddresses: pulumi.Bool(true),
-			Selector:                 b.selector(componentRedis),
-			Ports:                    headlessPorts,
-		}},
-		{n.sentinel, &corev1.ServiceSpecArgs{
-			Type: pulumi.String("ClusterIP"),
-			// A pod is ready when its redis container is: a replica that is resyncing, or whose
-			// redis restarts, is not ready while its sentinel works and votes. Without this, such
-			// a pod took its sentinel out of the Service, and clients had fewer sentinels to ask
-			// exactly when they needed them. Listing a sentinel that does not answer yet costs
-			// little: Sentinel clients try the next address.
-			PublishNotReadyAddresses: pulumi.Bool(true),
-			Selector:                 b.selector(componentRedis),
-			Ports:                    corev1.ServicePortArray{servicePort("sentinel", SentinelPort)},
-		}},
-		{n.master, &corev1.ServiceSpecArgs{
-			Type:     pulumi.String("ClusterIP"),
-			Selector: b.selector(componentHAProxy),
-			Ports:    corev1.ServicePortArray{servicePort("redis", RedisPort)},
-		}},
+	if err := b.service(n.sentinel, componentRedis, &corev1.ServiceSpecArgs{
+		Type: pulumi.String("ClusterIP"),
+		// A pod is ready when its redis container is: a replica that is resyncing, or whose
+		// redis restarts, is not ready while its sentinel works and votes. Without this, such
+		// a pod took its sentinel out of the Service, and clients had fewer sentinels to ask
+		// exactly when they needed them. Listing a sentinel that does not answer yet costs
+		// little: Sentinel clients try the next address.
+		PublishNotReadyAddresses: pulumi.Bool(true),
+		Selector:                 b.selector(componentRedis),
+		Ports:                    corev1.ServicePortArray{servicePort("sentinel", SentinelPort)},
+	}); err != nil {
+		return err
 	}
-	for _, s := range specs {
-		component := componentRedis
-		if s.name == n.master {
-			component = componentHAProxy
-		}
-		if _, err := corev1.NewService(b.ctx, s.name, &corev1.ServiceArgs{
-			Metadata: b.meta(s.name, b.labels(component)),
-			Spec:     s.spec,
-		}, b.opts...); err != nil {
-			return err
-		}
-	}
-	return nil
+	return b.service(n.master, componentHAProxy, &corev1.ServiceSpecArgs{
+		Type:     pulumi.String("ClusterIP"),
+		Selector: b.selector(componentHAProxy),
+		Ports:    corev1.ServicePortArray{servicePort("redis", RedisPort)},
+	})
 }
 
 // loadBalancer registers the LoadBalancer Service when asked for, and returns its address

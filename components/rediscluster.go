@@ -296,37 +296,14 @@ const volumeTopology = "topology"
 // services registers the headless Service (stable pod DNS names, which the nodes announce) and
 // the seed Service over the ready nodes.
 func (b *clusterBuilder) services() error {
-	n := b.names
-	ports := corev1.ServicePortArray{servicePort("redis", RedisPort), servicePort("bus", BusPort)}
-	if !b.release.DisableMetrics {
-		ports = append(ports, servicePort(metricsPortName, MetricsPort))
+	if err := b.headlessService(servicePort("redis", RedisPort), servicePort("bus", BusPort)); err != nil {
+		return err
 	}
-	for _, s := range []struct {
-		name string
-		spec *corev1.ServiceSpecArgs
-	}{
-		{n.headless, &corev1.ServiceSpecArgs{
-			ClusterIP: pulumi.String("None"),
-			// Nodes find each other by name before they are ready: a node is not ready until it
-			// has a role, which it gets only once it sees every other pod.
-			PublishNotReadyAddresses: pulumi.Bool(true),
-			Selector:                 b.selector(componentRedis),
-			Ports:                    ports,
-		}},
-		{n.base, &corev1.ServiceSpecArgs{
-			Type:     pulumi.String("ClusterIP"),
-			Selector: b.selector(componentRedis),
-			Ports:    corev1.ServicePortArray{servicePort("redis", RedisPort)},
-		}},
-	} {
-		if _, err := corev1.NewService(b.ctx, s.name, &corev1.ServiceArgs{
-			Metadata: b.meta(s.name, b.labels(componentRedis)),
-			Spec:     s.spec,
-		}, b.opts...); err != nil {
-			return err
-		}
-	}
-	return nil
+	return b.service(b.names.base, componentRedis, &corev1.ServiceSpecArgs{
+		Type:     pulumi.String("ClusterIP"),
+		Selector: b.selector(componentRedis),
+		Ports:    corev1.ServicePortArray{servicePort("redis", RedisPort)},
+	})
 }
 
 // policies registers the PodDisruptionBudget (one pod down at a time) and the NetworkPolicy: the

@@ -499,3 +499,31 @@ func policyPorts(numbers ...int) networkingv1.NetworkPolicyPortArray {
 func mustQuantity(q string) resource.Quantity {
 	return resource.MustParse(q)
 }
+
+// headlessService registers the headless Service over the redis pods, with ports and the
+// exporter's. Pods resolve each other through it before they are ready: a Sentinel release's
+// replica is not ready until it has synced from a master it found by name, a cluster node until
+// it has a role, which it gets only once it sees every other pod. The metrics port is only here:
+// Prometheus scrapes every pod through its endpoints, not yet ready ones included; any other
+// Service would list the same pods a second time, or lead to HAProxy, which has no exporter.
+func (b *builder) headlessService(ports ...corev1.ServicePortArgs) error {
+	all := corev1.ServicePortArray{}
+	for _, p := range ports {
+		all = append(all, p)
+	}
+	if !b.release.DisableMetrics {
+		all = append(all, servicePort(metricsPortName, MetricsPort))
+	}
+	return b.service(b.names.headless, componentRedis, &corev1.ServiceSpecArgs{
+		ClusterIP:                pulumi.String("None"),
+		PublishNotReadyAddresses: pulumi.Bool(true),
+		Selector:                 b.selector(componentRedis),
+		Ports:                    all,
+	})
+}
+
+// service registers one Service of a component of the release.
+func (b *builder) service(name, component string, spec *corev1.ServiceSpecArgs) error {
+	_, err := corev1.NewService(b.ctx, name, &corev1.ServiceArgs{Metadata: b.meta(name, b.labels(component)), Spec: spec}, b.opts...)
+	return err
+}
