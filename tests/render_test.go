@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -20,32 +21,46 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden manifests in testdata/ from the current render")
 
-// renderBinary is cmd/render built once for the tests that run it as a user would.
-var renderBinary string
+// renderBinary is cmd/render, built on first use for the tests that run it as a user would (a
+// run of only the engine or API-server tests does not link it), and removed when the tests end.
+var renderBinary struct {
+	once sync.Once
+	dir  string
+	path string
+	err  error
+}
 
 func TestMain(m *testing.M) {
 	flag.Parse()
-	dir, err := os.MkdirTemp("", "render-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	renderBinary = filepath.Join(dir, "render")
-	build := exec.Command("go", "build", "-o", renderBinary, "../cmd/render")
-	build.Stdout, build.Stderr = os.Stdout, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building cmd/render:", err)
-		os.Exit(1)
-	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	if renderBinary.dir != "" {
+		os.RemoveAll(renderBinary.dir)
+	}
 	os.Exit(code)
+}
+
+// renderPath builds cmd/render once and returns its path.
+func renderPath(t *testing.T) string {
+	t.Helper()
+	renderBinary.once.Do(func() {
+		renderBinary.dir, renderBinary.err = os.MkdirTemp("", "render-bin-")
+		if renderBinary.err != nil {
+			return
+		}
+		renderBinary.path = filepath.Join(renderBinary.dir, "render")
+		out, err := exec.Command("go", "build", "-o", renderBinary.path, "../cmd/render").CombinedOutput()
+		if err != nil {
+			renderBinary.err = fmt.Errorf("building cmd/render: %w\n%s", err, out)
+		}
+	})
+	require.NoError(t, renderBinary.err)
+	return renderBinary.path
 }
 
 // runRender runs the render binary; it returns stdout+stderr and the exit code.
 func runRender(t *testing.T, args ...string) (string, int) {
 	t.Helper()
-	cmd := exec.Command(renderBinary, args...)
+	cmd := exec.Command(renderPath(t), args...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
