@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"regexp"
+	"slices"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -25,14 +26,6 @@ const (
 // Clouds lists every accepted Cloud value, in the order error messages show them.
 var Clouds = []Cloud{CloudNone, CloudGKE, CloudEKS, CloudAKS}
 
-// Default images. Redis 7.2 is the last BSD-licensed Redis line; HAProxy 2.8 is an LTS branch.
-// The exporter is v1.83.0 or later, which can switch off its /scrape endpoint (see workload.go).
-const (
-	DefaultRedisImage   = "docker.io/library/redis:7.2.5-alpine"
-	DefaultHAProxyImage = "docker.io/library/haproxy:2.8.10-alpine"
-	DefaultMetricsImage = "docker.io/oliver006/redis_exporter:v1.92.1"
-)
-
 // ReleaseArgs are the arguments that RedisSentinel and RedisCluster share: where the release
 // lives, its images, password, storage and resources, its clients and its metrics. Both argument
 // types embed it, and both components build these parts with the same code.
@@ -49,8 +42,11 @@ type ReleaseArgs struct {
 	// ClusterDomain is the cluster's DNS suffix, used in the pods' fully qualified names.
 	ClusterDomain string
 
-	// RedisImage must provide redis-server, redis-cli, sh, awk, sed and timeout (the official
-	// Debian and Alpine images do).
+	// Engine is the server: EngineRedis (the default) or EngineValkey.
+	Engine Engine
+	// RedisImage is the server's image, DefaultRedisImage or DefaultValkeyImage by default. It
+	// must provide the engine's server and cli (redis-server and redis-cli, or valkey-server and
+	// valkey-cli), sh, awk, sed and timeout (the official Debian and Alpine images do).
 	RedisImage pulumi.StringInput
 	// Password for redis (and, in a RedisSentinel, its sentinels and HAProxy's health checks).
 	// When nil, a random one is generated. Give it as a secret (pulumi.ToSecret); it is only ever
@@ -143,6 +139,7 @@ func defaultRelease() ReleaseArgs {
 	return ReleaseArgs{
 		Namespace:                "default",
 		ClusterDomain:            "cluster.local",
+		Engine:                   EngineRedis,
 		RedisImage:               pulumi.String(DefaultRedisImage),
 		StorageSize:              "8Gi",
 		RedisCPU:                 "100m",
@@ -162,7 +159,9 @@ func (r ReleaseArgs) withDefaults(name string) ReleaseArgs {
 	d := defaultRelease()
 	setDefault(&r.Namespace, d.Namespace)
 	setDefault(&r.ClusterDomain, d.ClusterDomain)
-	setDefault(&r.RedisImage, d.RedisImage)
+	setDefault(&r.Engine, d.Engine)
+	// The image's default follows the engine.
+	setDefault(&r.RedisImage, pulumi.StringInput(pulumi.String(r.Engine.DefaultImage())))
 	setDefault(&r.StorageSize, d.StorageSize)
 	setDefault(&r.RedisCPU, d.RedisCPU)
 	setDefault(&r.RedisMemory, d.RedisMemory)
@@ -246,7 +245,7 @@ func (a RedisSentinelArgs) Validate(name string) error {
 		errs = append(errs, &FieldError{Field: field, Value: value, Allowed: allowed})
 	}
 	a.ReleaseArgs.validate(name, fail)
-	if !isKnownCloud(a.Cloud) {
+	if !slices.Contains(Clouds, a.Cloud) {
 		fail("cloud", string(a.Cloud), fmt.Sprintf("one of %v", Clouds))
 	}
 	if a.Replicas < 3 || a.Replicas%2 == 0 {
@@ -275,6 +274,9 @@ func (a RedisSentinelArgs) Validate(name string) error {
 func (r ReleaseArgs) validate(name string, fail func(field string, value any, allowed string)) {
 	if msgs := validation.IsDNS1035Label(name); len(msgs) > 0 || len(name) > maxNameLength {
 		fail("name", name, fmt.Sprintf("a lowercase DNS label of at most %d characters (a-z, 0-9, '-', starting with a letter)", maxNameLength))
+	}
+	if !slices.Contains(Engines, r.Engine) {
+		fail("engine", string(r.Engine), fmt.Sprintf("one of %v", Engines))
 	}
 	if msgs := validation.IsDNS1123Label(r.Namespace); len(msgs) > 0 {
 		fail("namespace", r.Namespace, "a lowercase DNS label of at most 63 characters (a-z, 0-9, '-')")
@@ -402,13 +404,4 @@ func CheckCIDRs(field string, list []string, ipv4Only, allowEverything bool, opt
 func isEverything(n *net.IPNet) bool {
 	ones, _ := n.Mask.Size()
 	return ones == 0
-}
-
-func isKnownCloud(c Cloud) bool {
-	for _, known := range Clouds {
-		if c == known {
-			return true
-		}
-	}
-	return false
 }

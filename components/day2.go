@@ -16,7 +16,10 @@ import (
 type Settings struct {
 	// Topology is the kind of release, TopologySentinel or TopologyCluster. Settings recorded
 	// before RedisCluster existed have none: theirs was a RedisSentinel (see topologyOf).
-	Topology        string `json:"topology"`
+	Topology string `json:"topology"`
+	// Engine is EngineRedis or EngineValkey; settings recorded before Valkey was supported have
+	// none, and ran Redis (see engineOf).
+	Engine          string `json:"engine,omitempty"`
 	Name            string `json:"name"`
 	Namespace       string `json:"namespace"`
 	CreateNamespace bool   `json:"createNamespace"`
@@ -79,7 +82,7 @@ func releaseSettings(name string, r ReleaseArgs, password string) Settings {
 		fingerprint = PasswordFingerprint(r.Namespace, name, password)
 	}
 	return Settings{
-		Name: name, Namespace: r.Namespace, CreateNamespace: r.CreateNamespace, ClusterDomain: r.ClusterDomain,
+		Engine: string(r.Engine), Name: name, Namespace: r.Namespace, CreateNamespace: r.CreateNamespace, ClusterDomain: r.ClusterDomain,
 		Ephemeral: r.Ephemeral, StorageClass: r.StorageClass, StorageSize: r.StorageSize, PasswordFingerprint: fingerprint,
 	}
 }
@@ -91,6 +94,14 @@ func topologyOf(s Settings) string {
 		return TopologySentinel
 	}
 	return s.Topology
+}
+
+// engineOf is the engine of recorded settings; those of a version without Valkey have none.
+func engineOf(s Settings) string {
+	if s.Engine == "" {
+		return string(EngineRedis)
+	}
+	return s.Engine
 }
 
 // ChangeError refuses the change of one setting of a running release: what it would break, and
@@ -160,6 +171,13 @@ func CheckChange(previous, next Settings) error {
 		if errFrom == nil && errTo == nil && to.Cmp(from) < 0 {
 			refuse("storageSize", previous.StorageSize, next.StorageSize, "Kubernetes cannot shrink a volume", fmt.Sprintf("keep %s or more (a larger size grows the volumes in place)", previous.StorageSize))
 		}
+	}
+	// Valkey reads what Redis 7.2 wrote, so a rolling update moves a release to it; Redis cannot
+	// read what Valkey 8 and later write, so replicas still on Redis could not sync from a Valkey
+	// master, and the pods would not start from their own files.
+	if from, to := engineOf(previous), engineOf(next); from == string(EngineValkey) && to != from {
+		refuse("engine", from, to, "Redis cannot load the RDB and AOF files that Valkey writes, so the pods would not start from their data and replicas could not sync",
+			"deploy a Redis release next to this one and copy every key with a client that reads and writes the values (not REPLICAOF, DUMP or RESTORE: they carry Valkey's file format), move the clients, and remove this release")
 	}
 	if previous.ReplicasPerShard != next.ReplicasPerShard {
 		refuse("replicasPerShard", previous.ReplicasPerShard, next.ReplicasPerShard, "the pods form groups of 1 + replicasPerShard consecutive ordinals, one group per shard: a new value regroups them, so running nodes would serve shards their group no longer names, and pods added or re-created would join the wrong shard",

@@ -248,9 +248,8 @@ func (b *clusterBuilder) reshardJob(mode string, dependsOn ...pulumi.Resource) (
 		envVar("TEMPLATE_DIR", templateDir),
 		envVar("TOPOLOGY_DIR", topologyDir),
 		envVar("RUN_DIR", "/tmp"),
-		corev1.EnvVarArgs{Name: pulumi.String("REDIS_PASSWORD"), ValueFrom: b.passwordRef()},
-		corev1.EnvVarArgs{Name: pulumi.String("REDISCLI_AUTH"), ValueFrom: b.passwordRef()},
 	}
+	env = append(env, b.serverEnv()...)
 	return batchv1.NewJob(b.ctx, name, &batchv1.JobArgs{
 		Metadata: b.meta(name, b.labels(componentReshard)),
 		Spec: &batchv1.JobSpecArgs{

@@ -280,7 +280,6 @@ func (b *builder) serviceMonitor() error {
 // podEnv is the environment of a release's redis pods: what every script needs, with the kind's
 // own variables (kindVars) in the middle.
 func (b *builder) podEnv(kindVars ...corev1.EnvVarArgs) corev1.EnvVarArray {
-	secretRef := b.passwordRef()
 	domain := peerDomain(b.names, b.release)
 	env := corev1.EnvVarArray{
 		corev1.EnvVarArgs{Name: pulumi.String("POD_NAME"), ValueFrom: &corev1.EnvVarSourceArgs{
@@ -293,15 +292,28 @@ func (b *builder) podEnv(kindVars ...corev1.EnvVarArgs) corev1.EnvVarArray {
 	for _, v := range kindVars {
 		env = append(env, v)
 	}
-	return append(env,
+	env = append(env,
 		envVar("TEMPLATE_DIR", templateDir),
 		envVar("RUN_DIR", runDir),
 		envVar("DATA_DIR", dataDir),
 		envVar("PRESTOP_DEADLINE_SECONDS", strconv.Itoa(preStopDeadlineSeconds)),
-		corev1.EnvVarArgs{Name: pulumi.String("REDIS_PASSWORD"), ValueFrom: secretRef},
-		// redis-cli reads the password from REDISCLI_AUTH, so it never appears in a process list.
-		corev1.EnvVarArgs{Name: pulumi.String("REDISCLI_AUTH"), ValueFrom: secretRef},
 	)
+	return append(env, b.serverEnv()...)
+}
+
+// serverEnv is what every script needs to run the engine's programs: their names, and the
+// password.
+func (b *builder) serverEnv() corev1.EnvVarArray {
+	secretRef := b.passwordRef()
+	server, cli := b.release.Engine.programs()
+	return corev1.EnvVarArray{
+		envVar("SERVER_BIN", server),
+		envVar("CLI_BIN", cli),
+		corev1.EnvVarArgs{Name: pulumi.String("REDIS_PASSWORD"), ValueFrom: secretRef},
+		// The cli reads the password from REDISCLI_AUTH (valkey-cli too), so it never appears in
+		// a process list.
+		corev1.EnvVarArgs{Name: pulumi.String("REDISCLI_AUTH"), ValueFrom: secretRef},
+	}
 }
 
 // scriptCommand runs one of the ConfigMap's scripts.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # What a real Kubernetes node of the tests (kubelet and containerd) runs besides them, built here
 # since no registry can be reached: the pause image, a CoreDNS that serves cluster DNS, and images
-# under the names the manifests use (components/args.go's defaults), each made from the Debian
+# under the names the manifests use (components/images.go's defaults), each made from the Debian
 # packages of this machine. So the images do NOT hold the versions their tags say: `list` says
 # what they hold.
 #
@@ -63,11 +63,11 @@ usage() {
 	exit 2
 }
 
-# default_image NAME prints components/args.go's image default NAME.
+# default_image NAME prints components/images.go's image default NAME.
 default_image() {
 	local image
-	image=$(sed -n "s/^\t$1 *= *\"\(.*\)\"\$/\1/p" "$repo/components/args.go")
-	[ -n "$image" ] || fail "found no $1 in $repo/components/args.go"
+	image=$(sed -n "s/^\t$1 *= *\"\(.*\)\"\$/\1/p" "$repo/components/images.go")
+	[ -n "$image" ] || fail "found no $1 in $repo/components/images.go"
 	echo "$image"
 }
 

@@ -186,13 +186,13 @@ func LoadConfig(ctx *pulumi.Context) (*Config, error) {
 		Name:            DefaultName,
 		Namespace:       DefaultNamespace,
 		CreateNamespace: DefaultCreateNamespace,
-		RedisImage:      components.DefaultRedisImage,
 		HAProxyImage:    components.DefaultHAProxyImage,
 		MetricsImage:    components.DefaultMetricsImage,
 		Topology:        TopologySentinel,
 	}
 	rel := &c.Release
 	cloud := string(components.CloudNone)
+	engine := string(components.EngineRedis)
 	r := &reader{ctx: ctx}
 	r.nonEmpty("name", &c.Name)
 	r.nonEmpty("namespace", &c.Namespace)
@@ -206,7 +206,8 @@ func LoadConfig(ctx *pulumi.Context) (*Config, error) {
 	r.int("quorum", &rel.Quorum, 0, "0 (a majority of the sentinels) or a whole number from a majority to replicas")
 	r.nonEmpty("masterSetName", &rel.MasterSetName)
 	r.nonEmpty("clusterDomain", &rel.ClusterDomain)
-	r.nonEmpty("redisImage", &c.RedisImage)
+	r.nonEmpty("engine", &engine)
+	r.string("redisImage", &c.RedisImage) // empty: the engine's pinned image
 	r.nonEmpty("haproxyImage", &c.HAProxyImage)
 	r.string("password", &c.Password)
 	r.bool("ephemeral", &rel.Ephemeral)
@@ -238,6 +239,10 @@ func LoadConfig(ctx *pulumi.Context) (*Config, error) {
 
 	checkTopologyKeys(r, c, rel.ClusterNetworks)
 	rel.Cloud = components.Cloud(cloud)
+	rel.Engine = components.Engine(engine)
+	if c.RedisImage == "" {
+		c.RedisImage = rel.Engine.DefaultImage()
+	}
 	rel.Namespace = c.Namespace
 	rel.CreateNamespace = c.CreateNamespace
 	c.Cluster.ReleaseArgs = rel.ReleaseArgs
@@ -261,7 +266,7 @@ func LoadConfig(ctx *pulumi.Context) (*Config, error) {
 		}
 	}
 	for key, image := range map[string]string{"redisImage": c.RedisImage, "haproxyImage": c.HAProxyImage, "metricsImage": c.MetricsImage} {
-		r.match(key, image, imagePattern, "an image reference such as docker.io/library/redis:7.2.5-alpine")
+		r.match(key, image, imagePattern, "an image reference such as "+components.DefaultRedisImage)
 	}
 	if c.Password != "" && !passwordPattern.MatchString(c.Password) {
 		// The value itself is secret: name only what is wrong with it.

@@ -602,8 +602,8 @@ func TestThePasswordIsWrittenOnlyToMemory(t *testing.T) {
 			}
 		}
 		require.NotEmpty(t, runDir)
-		assert.Contains(t, r.configFile("redis-start.sh"), `exec redis-server "${RUN_DIR}/redis.conf"`)
-		assert.Contains(t, r.configFile("sentinel-start.sh"), `exec redis-server "${RUN_DIR}/sentinel.conf" --sentinel`)
+		assert.Contains(t, r.configFile("redis-start.sh"), `exec "$SERVER_BIN" "${RUN_DIR}/redis.conf"`)
+		assert.Contains(t, r.configFile("sentinel-start.sh"), `exec "$SERVER_BIN" "${RUN_DIR}/sentinel.conf" --sentinel`)
 		mounted := 0
 		for _, c := range spec.Containers {
 			for _, m := range c.VolumeMounts {

@@ -94,6 +94,8 @@ func TestAChangeThatWouldLoseDataOrTakeEveryPodDownIsRefusedBeforeAnythingIsRegi
 		{"fewer replicas per shard too", "local-cluster", map[string]string{"replicasPerShard": "2"}, map[string]string{"replicasPerShard": "1"}, "replicasPerShard", "copy every key over"},
 		{"a cluster's data moves key by key, not by REPLICAOF", "local-cluster", nil, map[string]string{"name": "cache"}, "name", "RESTORE through a cluster-aware client"},
 		{"a cluster keeps its cloud too", "local-cluster", nil, map[string]string{"cloud": "aks"}, "cloud", "as a new stack"},
+		{"Redis cannot read what Valkey wrote", "local", map[string]string{"engine": "valkey"}, map[string]string{"engine": "redis"}, "engine", "not REPLICAOF, DUMP or RESTORE"},
+		{"nor can a cluster's", "local-cluster", map[string]string{"engine": "valkey"}, map[string]string{"engine": "redis"}, "engine", "not REPLICAOF, DUMP or RESTORE"},
 	} {
 		t.Run(c.sentence, func(t *testing.T) {
 			r, err := runStackAfter(t, c.stack, settingsAfter(t, c.stack, c.before), mergeOverrides(c.before, c.after))
@@ -117,6 +119,7 @@ func TestSafeChangesPassTheCheckOfTheRecordedSettings(t *testing.T) {
 		"sentinel timing rolls":             {"downAfterMilliseconds": "7000"},
 		"the same password again":           {},
 		"memory, images and HAProxy pods":   {"redisMemory": "1Gi", "redisImage": "docker.io/library/redis:7.2.6-alpine", "haproxyReplicas": "3"},
+		"Redis to Valkey rolls":             {"engine": "valkey"},
 	} {
 		_, err := runStackAfter(t, "local", settingsAfter(t, "local", nil), after)
 		assert.NoError(t, err, sentence)
@@ -140,6 +143,7 @@ func TestSafeChangesOfAClusterPassTheCheckOfTheRecordedSettings(t *testing.T) {
 		"a longer node timeout rolls":      {"clusterNodeTimeoutMilliseconds": "8000"},
 		"a larger volume grows the claims": {"storageSize": "20Gi"},
 		"memory and images roll":           {"redisMemory": "1Gi", "redisImage": "docker.io/library/redis:7.2.6-alpine"},
+		"Redis to Valkey rolls":            {"engine": "valkey"},
 	} {
 		_, err := runStackAfter(t, "local-cluster", settingsAfter(t, "local-cluster", nil), after)
 		assert.NoError(t, err, sentence)
@@ -147,12 +151,14 @@ func TestSafeChangesOfAClusterPassTheCheckOfTheRecordedSettings(t *testing.T) {
 }
 
 // A release updated by a version without RedisCluster recorded no topology. It was a Sentinel
-// release: read so, it updates as before, and still cannot become a cluster.
+// release: read so, it updates as before, and still cannot become a cluster. Nor did it record
+// an engine: it ran Redis.
 func TestSettingsRecordedWithoutATopologyAreASentinelRelease(t *testing.T) {
 	old := recordedSettings(t, "local", nil)
 	assert.Equal(t, "sentinel", old["topology"], "this version records it")
 	assert.NotContains(t, old, "replicasPerShard", "a Sentinel release has no shards")
 	delete(old, "topology")
+	delete(old, "engine")
 
 	_, err := runStackAfter(t, "local", settingsOutput(old), map[string]string{"replicas": "5"})
 	assert.NoError(t, err, "no topology recorded, none changed")
@@ -164,6 +170,11 @@ func TestSettingsRecordedWithoutATopologyAreASentinelRelease(t *testing.T) {
 	for _, res := range r.resources {
 		assert.Equal(t, typeStackReference, res.Type, "%s %s", res.Type, res.Name)
 	}
+
+	// Nor did it record an engine: it ran Redis, and moves to Valkey as any release does.
+	_, err = runStackAfter(t, "local", settingsOutput(old), map[string]string{"engine": "valkey"})
+	assert.NoError(t, err, "no engine recorded: Redis, which may become Valkey")
+	assert.Equal(t, "valkey", recordedSettings(t, "local", map[string]string{"engine": "valkey"})["engine"], "this version records it")
 
 	cluster := recordedSettings(t, "local-cluster", map[string]string{"replicasPerShard": "2"})
 	assert.Equal(t, "cluster", cluster["topology"])

@@ -27,6 +27,7 @@ func releaseDefaults(got components.ReleaseArgs) []defaultRow {
 		{"Namespace", got.Namespace, "default"},
 		{"CreateNamespace", got.CreateNamespace, false},
 		{"ClusterDomain", got.ClusterDomain, "cluster.local"},
+		{"Engine", got.Engine, components.EngineRedis},
 		{"RedisImage", got.RedisImage, pulumi.String(components.DefaultRedisImage)},
 		{"Password", got.Password, nil},
 		{"Ephemeral", got.Ephemeral, false},
@@ -103,7 +104,8 @@ func TestPulumiYamlDeclaresTheProgramsDefaults(t *testing.T) {
 		"quorum":                         0, // 0 means a majority
 		"masterSetName":                  d.MasterSetName,
 		"clusterDomain":                  d.ClusterDomain,
-		"redisImage":                     components.DefaultRedisImage,
+		"engine":                         string(d.Engine),
+		"redisImage":                     "", // empty means the engine's image
 		"haproxyImage":                   components.DefaultHAProxyImage,
 		"password":                       "", // empty means generated
 		"ephemeral":                      d.Ephemeral,

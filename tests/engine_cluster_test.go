@@ -24,6 +24,7 @@ var clusterDay2Changes = []day2Change{
 	{"minReplicasMaxLagSeconds", map[string]any{"minReplicasMaxLagSeconds": 3}, "cluster.conf", ""},
 	{"redisMemory", map[string]any{"redisMemory": "1Gi"}, "maxmemory", ""},
 	{"redisImage", map[string]any{"redisImage": "docker.io/library/redis:7.2.6-alpine"}, "", ""},
+	{"engine", map[string]any{"engine": "valkey", "redisImage": nil}, "Redis to Valkey: the pods and the Jobs' programs", ""},
 	{"storageSize", map[string]any{"storageSize": "2Gi"}, "grow: the claims are patched", ""},
 	{"replicasPerShard", map[string]any{"replicasPerShard": 2}, "the shard groups would change", ""},
 	{"password", map[string]any{"password": "engine-test-password-0003"}, "", ""},

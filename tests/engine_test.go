@@ -104,6 +104,8 @@ var day2Changes = []day2Change{
 	{"replicas", map[string]any{"replicas": 5}, "more pods: peer lists, quorum", ""},
 	{"quorum", map[string]any{"quorum": 4}, "sentinel.conf", ""},
 	{"redisImage", map[string]any{"redisImage": "docker.io/library/redis:7.2.6-alpine"}, "", ""},
+	{"engine", map[string]any{"engine": "valkey", "redisImage": nil}, "Redis to Valkey: the server's image and programs", ""},
+	{"engine", map[string]any{"engine": "redis"}, "Valkey back to Redis", classRefused},
 	{"haproxyImage", map[string]any{"haproxyImage": "docker.io/library/haproxy:2.8.11-alpine"}, "", ""},
 	{"redisCPU", map[string]any{"redisCPU": "200m"}, "", ""},
 	{"redisMemory", map[string]any{"redisMemory": "1Gi"}, "", ""},

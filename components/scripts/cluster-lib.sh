@@ -81,7 +81,7 @@ keeper_cli() (
     shift
     REDISCLI_AUTH=$REDIS_PASSWORD
     export REDISCLI_AUTH
-    timeout 3 redis-cli --user keeper -h "$host" -p "$REDIS_PORT" "$@" 2>/dev/null | tr -d '\r'
+    timeout 3 "$CLI_BIN" --user keeper -h "$host" -p "$REDIS_PORT" "$@" 2>/dev/null | tr -d '\r'
 )
 
 # address_of HOST: "ID IP" of the server at HOST as HOST itself answers: its node ID, and the

@@ -79,7 +79,7 @@ nodes=$(peer_cli "$host" CLUSTER NODES)
 # slot is covered here (healthy), so fix only closes open slots.
 if echo "$nodes" | grep -q '\[[0-9]*-[<>]-'; then
     log "completing slots that an earlier run left half-moved"
-    redis-cli --cluster fix "$host:$REDIS_PORT" --cluster-yes >&2
+    "$CLI_BIN" --cluster fix "$host:$REDIS_PORT" --cluster-yes >&2
 fi
 
 # The masters of the groups this change removes, as --cluster-weight ID=0 arguments.
@@ -92,7 +92,7 @@ drain)
     fi
     log "moving every slot off the removed shard groups' masters"
     # shellcheck disable=SC2086 # one argument per word
-    redis-cli --cluster rebalance "$host:$REDIS_PORT" $removed --cluster-yes >&2
+    "$CLI_BIN" --cluster rebalance "$host:$REDIS_PORT" $removed --cluster-yes >&2
     ;;
 fill)
     # The nodes of removed groups, once the cluster agrees they failed, are forgotten on every node
@@ -106,7 +106,7 @@ fill)
         done
     done
     log "moving slots onto empty masters, to an even share"
-    redis-cli --cluster rebalance "$host:$REDIS_PORT" --cluster-use-empty-masters --cluster-yes >&2
+    "$CLI_BIN" --cluster rebalance "$host:$REDIS_PORT" --cluster-use-empty-masters --cluster-yes >&2
     ;;
 esac
 # What the Job leaves: the slot map as the seed sees it.

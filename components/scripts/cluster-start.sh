@@ -213,4 +213,4 @@ keep() {
 # Twice forked, so that the keeper is no child of the server (see redis-start.sh).
 (keep &)
 echo "$$" >"${RUN_DIR}/redis.pid"
-exec redis-server "${RUN_DIR}/redis.conf"
+exec "$SERVER_BIN" "${RUN_DIR}/redis.conf"

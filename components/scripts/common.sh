@@ -9,7 +9,7 @@
 # pod shares one process namespace, so the pause container, its PID 1, reaps it (workload.go).
 
 : "${POD_NAME:?}" "${POD_FQDN:?}" "${PEER_DOMAIN:?}" "${REDIS_PORT:?}" "${REDISCLI_AUTH:?}"
-: "${TEMPLATE_DIR:?}" "${RUN_DIR:?}"
+: "${TEMPLATE_DIR:?}" "${RUN_DIR:?}" "${SERVER_BIN:?}" "${CLI_BIN:?}"
 
 STATEFULSET=${POD_NAME%-*}
 
@@ -29,7 +29,7 @@ cli() (
         [ "$left" -gt 0 ] || return 0
         [ "$left" -ge "$limit" ] || limit=$left
     fi
-    timeout "$limit" redis-cli -h "$host" -p "$port" "$@" 2>/dev/null | tr -d '\r'
+    timeout "$limit" "$CLI_BIN" -h "$host" -p "$port" "$@" 2>/dev/null | tr -d '\r'
 )
 
 # peer ORDINAL: the stable DNS name of pod ORDINAL of this StatefulSet.

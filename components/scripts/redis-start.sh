@@ -113,4 +113,4 @@ fi
 (watch_server &)
 # The preStop hook writes its log lines to this process's standard output (redis-prestop.sh).
 echo "$$" >"${RUN_DIR}/redis.pid"
-exec redis-server "${RUN_DIR}/redis.conf"
+exec "$SERVER_BIN" "${RUN_DIR}/redis.conf"

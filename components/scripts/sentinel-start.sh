@@ -56,4 +56,4 @@ awk -v host="${master% *}" -v port="${master#* }" \
 install_config sentinel.conf
 
 log "sentinel starts monitoring ${master}"
-exec redis-server "${RUN_DIR}/sentinel.conf" --sentinel
+exec "$SERVER_BIN" "${RUN_DIR}/sentinel.conf" --sentinel

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/d3ad221e/redis-sentinel/components"
 	"github.com/d3ad221e/redis-sentinel/tests/enginestack"
 )
 
@@ -96,7 +97,7 @@ func runClusterOnNode(t *testing.T, dir, mode string) {
 	if os.Getenv(enginestack.Env) == "" {
 		t.Setenv(enginestack.Env, "1")
 	}
-	setups, err := ClusterSetups(repoRoot, "")
+	setups, err := ClusterSetups(repoRoot, "", string(components.EngineRedis))
 	require.NoError(t, err)
 	out, err := os.MkdirTemp("", "cluster-node-report-")
 	require.NoError(t, err)

@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -22,21 +21,14 @@ var clusterManifests = flag.String("lab.cluster-manifests", "", "directory of a 
 // section).
 func TestClusterLab(t *testing.T) {
 	if *mode == "" {
-		t.Skip("the cluster lab runs with -lab fast|full or REDIS_SENTINEL_LAB=fast|full (root, redis-server)")
+		t.Skip("the cluster lab runs with -lab fast|full or REDIS_SENTINEL_LAB=fast|full (root, redis-server or valkey-server)")
 	}
 	scenarios, err := SelectCluster(*mode)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if os.Geteuid() != 0 {
-		t.Fatal("the lab creates network namespaces: run it as root")
-	}
-	for _, tool := range []string{"ip", "nsenter", "unshare", "setpriv", "redis-server", "redis-cli"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("the lab needs %s: %v", tool, err)
-		}
-	}
-	setups, err := ClusterSetups(repoRoot, *clusterManifests)
+	requireLabTools(t)
+	setups, err := ClusterSetups(repoRoot, *clusterManifests, *engine)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -148,7 +148,7 @@ func startClusterRun(rel *clusterRelease, dir string) (*clusterRun, error) {
 // `redis-cli --cluster create IP:6379 ... --cluster-replicas N`, the pods' IPs in ordinal order.
 // It retries until every server answers (redis-cli checks them all before it changes anything).
 func (c *clusterRun) createByHand() error {
-	args := []string{"redis-cli", "--cluster", "create"}
+	args := []string{c.rel.env("CLI_BIN"), "--cluster", "create"}
 	for _, p := range c.redis {
 		args = append(args, p.ip+":"+c.rel.env("REDIS_PORT"))
 	}
@@ -187,7 +187,7 @@ func (c *clusterRun) clusterNodes() string {
 	var b strings.Builder
 	for i := range c.redis {
 		fmt.Fprintf(&b, "## %s\n", c.podName(i))
-		out, err := c.exec(i, "sh", "-c", `redis-cli CLUSTER NODES 2>&1 | grep -v AUTH || redis-cli --user keeper CLUSTER NODES 2>&1`)
+		out, err := c.exec(i, "sh", "-c", `"$CLI_BIN" CLUSTER NODES 2>&1 | grep -v AUTH || "$CLI_BIN" --user keeper CLUSTER NODES 2>&1`)
 		if err != nil {
 			fmt.Fprintf(&b, "(%v) ", err)
 		}

@@ -295,13 +295,13 @@ func hitPod(c *clusterRun, hit int) string {
 
 // ClusterSetups returns our RedisCluster as rendered (the local-cluster stack, or the render in
 // manifests) and the baseline derived from it.
-func ClusterSetups(repoRoot, manifests string) (map[string]*clusterRelease, error) {
+func ClusterSetups(repoRoot, manifests, engine string) (map[string]*clusterRelease, error) {
 	var files map[string][]byte
 	var err error
 	if manifests != "" {
 		files, err = readRender(manifests)
 	} else {
-		files, err = renderStack(repoRoot, "local-cluster")
+		files, err = renderStack(repoRoot, "local-cluster", engine)
 	}
 	if err != nil {
 		return nil, err

@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"cmp"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -13,9 +14,9 @@ import (
 	"time"
 )
 
-// The lab runs only when asked: it needs root, iproute2, util-linux, and Debian's redis-server,
-// redis-sentinel and haproxy. .ci/run asks for the fast subset; BENCHMARKS.md comes from the
-// full set (see the README).
+// The lab runs only when asked: it needs root, iproute2, util-linux, Debian's redis-server and
+// redis-tools (or valkey-server and valkey-tools) and haproxy. .ci/run asks for the fast subset;
+// BENCHMARKS.md comes from the full set (see the README).
 var (
 	mode       = flag.String("lab", os.Getenv("REDIS_SENTINEL_LAB"), "scenarios to run: fast, full, or a comma-separated list of names (default: $REDIS_SENTINEL_LAB; empty skips the lab)")
 	manifests  = flag.String("lab.manifests", "", "directory of a `cmd/render -stack local` output to run (default: render the local stack)")
@@ -24,7 +25,28 @@ var (
 	// CI runs ours only: the baseline is measured, never judged, and its runs took half of the
 	// fast subset's time.
 	withBaseline = flag.Bool("lab.baseline", true, "run every scenario against the baseline too")
+	// engine is the stacks' engine key: the servers are Debian's redis-server or valkey-server.
+	engine = flag.String("lab.engine", cmp.Or(os.Getenv("REDIS_SENTINEL_LAB_ENGINE"), "redis"), "the engine to render and run, redis or valkey (default: $REDIS_SENTINEL_LAB_ENGINE, else redis)")
 )
+
+// requireLabTools fails t unless it runs as root and every program the lab runs is installed:
+// the namespaces' tools, the engine's server and cli, and extra.
+func requireLabTools(t *testing.T, extra ...string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatal("the lab creates network namespaces: run it as root")
+	}
+	for _, tool := range append([]string{"ip", "nsenter", "unshare", "setpriv", *engine + "-server", *engine + "-cli"}, extra...) {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("the lab needs %s: %v", tool, err)
+		}
+	}
+	version, err := exec.Command(*engine+"-server", "--version").Output()
+	if err != nil {
+		t.Fatalf("%s-server --version: %v", *engine, err)
+	}
+	t.Logf("engine %s: %s", *engine, strings.TrimSpace(string(version)))
+}
 
 func TestMain(m *testing.M) {
 	if isRole, err := RunRole(); isRole {
@@ -47,15 +69,8 @@ func TestFailoverLab(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if os.Geteuid() != 0 {
-		t.Fatal("the lab creates network namespaces: run it as root")
-	}
-	for _, tool := range []string{"ip", "nsenter", "unshare", "setpriv", "redis-server", "redis-sentinel", "redis-cli", "haproxy"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("the lab needs %s: %v", tool, err)
-		}
-	}
-	setups, err := Setups(repoRoot, *manifests)
+	requireLabTools(t, "haproxy")
+	setups, err := Setups(repoRoot, *manifests, *engine)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,12 +40,14 @@ type release struct {
 	sentinelService string
 }
 
-// renderStack renders a stack exactly as `cmd/render -stack NAME` does, in memory.
-func renderStack(repoRoot, stack string) (map[string][]byte, error) {
+// renderStack renders a stack exactly as `cmd/render -stack NAME` does, in memory, with its
+// engine key set to engine (redis or valkey).
+func renderStack(repoRoot, stack, engine string) (map[string][]byte, error) {
 	cfg, err := render.LoadStackConfig(repoRoot, stack)
 	if err != nil {
 		return nil, err
 	}
+	cfg.Values[cfg.Project+":engine"] = engine
 	rec, err := render.Run(stacks.Run, cfg, false)
 	if err != nil {
 		return nil, err

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/d3ad221e/redis-sentinel/components"
 	"github.com/d3ad221e/redis-sentinel/tests/enginestack"
 )
 
@@ -114,7 +115,7 @@ func runOnNode(t *testing.T, dir, mode string) {
 	if os.Getenv(enginestack.Env) == "" {
 		t.Setenv(enginestack.Env, "1") // the engine from hack/engine-fixture.sh's cache
 	}
-	setups, err := Setups(repoRoot, "")
+	setups, err := Setups(repoRoot, "", string(components.EngineRedis))
 	require.NoError(t, err)
 	rel := setups[SetupOurs]
 	// The runs' logs and events outlive a failed test, for its diagnosis.

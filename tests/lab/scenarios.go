@@ -371,13 +371,13 @@ const (
 )
 
 // Setups returns our release as rendered and the baseline derived from it.
-func Setups(repoRoot, manifests string) (map[string]*release, error) {
+func Setups(repoRoot, manifests, engine string) (map[string]*release, error) {
 	var files map[string][]byte
 	var err error
 	if manifests != "" {
 		files, err = readRender(manifests)
 	} else {
-		files, err = renderStack(repoRoot, "local")
+		files, err = renderStack(repoRoot, "local", engine)
 	}
 	if err != nil {
 		return nil, err
