@@ -13,7 +13,9 @@ import (
 
 // Ports of the release. They are fixed: clients, probes and policies agree on them.
 const (
-	RedisPort         = 6379
+	RedisPort = 6379
+	// ReadPort is HAProxy's read endpoint: a replica in sync with the master (haproxy.cfg).
+	ReadPort          = 6380
 	SentinelPort      = 26379
 	MetricsPort       = 9121 // redis_exporter's own default
 	haproxyHealthPort = 8404
@@ -91,6 +93,7 @@ type pod struct{ ID, FQDN string }
 type templateValues struct {
 	Name                        string
 	RedisPort, SentinelPort     int
+	ReadPort                    int
 	HealthPort                  int
 	Ephemeral                   bool
 	MinReplicasMaxLagSeconds    int
@@ -127,6 +130,7 @@ func renderConfigFiles(n names, a RedisSentinelArgs) (map[string]string, error) 
 		Name:                        n.base,
 		RedisPort:                   RedisPort,
 		SentinelPort:                SentinelPort,
+		ReadPort:                    ReadPort,
 		HealthPort:                  haproxyHealthPort,
 		Ephemeral:                   a.Ephemeral,
 		MinReplicasMaxLagSeconds:    a.MinReplicasMaxLagSeconds,

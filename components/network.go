@@ -16,6 +16,12 @@ func servicePort(name string, port int) corev1.ServicePortArgs {
 	}
 }
 
+// haproxyServicePorts are the ports of the Services in front of HAProxy: the master endpoint
+// and the read endpoint.
+func haproxyServicePorts() corev1.ServicePortArray {
+	return corev1.ServicePortArray{servicePort("redis", RedisPort), servicePort("redis-read", ReadPort)}
+}
+
 // services registers the headless Service (stable pod DNS names), the sentinels' Service and the
 // master endpoint Service in front of HAProxy.
 func (b *sentinelBuilder) services() error {
@@ -39,7 +45,7 @@ func (b *sentinelBuilder) services() error {
 	return b.service(n.master, componentHAProxy, &corev1.ServiceSpecArgs{
 		Type:     pulumi.String("ClusterIP"),
 		Selector: b.selector(componentHAProxy),
-		Ports:    corev1.ServicePortArray{servicePort("redis", RedisPort)},
+		Ports:    haproxyServicePorts(),
 	})
 }
 
@@ -57,7 +63,7 @@ func (b *sentinelBuilder) loadBalancer() (pulumi.StringOutput, error) {
 		// Local keeps the client's address, which the NetworkPolicy's source ranges match.
 		ExternalTrafficPolicy:    pulumi.String("Local"),
 		Selector:                 b.selector(componentHAProxy),
-		Ports:                    corev1.ServicePortArray{servicePort("redis", RedisPort)},
+		Ports:                    haproxyServicePorts(),
 		LoadBalancerSourceRanges: pulumi.ToStringArray(a.LoadBalancerSourceRanges),
 	}
 	service, err := corev1.NewService(b.ctx, n.loadBalancer, &corev1.ServiceArgs{Metadata: meta, Spec: spec}, b.opts...)
@@ -99,7 +105,7 @@ func (b *sentinelBuilder) policies() error {
 	}
 	clients := b.clientsPeer()
 	haproxyRules := networkingv1.NetworkPolicyIngressRuleArray{
-		networkingv1.NetworkPolicyIngressRuleArgs{From: networkingv1.NetworkPolicyPeerArray{clients}, Ports: policyPorts(RedisPort)},
+		networkingv1.NetworkPolicyIngressRuleArgs{From: networkingv1.NetworkPolicyPeerArray{clients}, Ports: policyPorts(RedisPort, ReadPort)},
 	}
 	if a.LoadBalancer {
 		// Never empty (Validate): a rule without peers would admit every source. The cluster's
@@ -118,12 +124,12 @@ func (b *sentinelBuilder) policies() error {
 				Cidr: pulumi.String(cidr), Except: pulumi.ToStringArray(except),
 			}})
 		}
-		haproxyRules = append(haproxyRules, networkingv1.NetworkPolicyIngressRuleArgs{From: from, Ports: policyPorts(RedisPort)})
+		haproxyRules = append(haproxyRules, networkingv1.NetworkPolicyIngressRuleArgs{From: from, Ports: policyPorts(RedisPort, ReadPort)})
 	}
 	if a.loadBalancerChecksPods() {
 		// The load balancer's health checks come from its own addresses, inside the cluster's
 		// network, to every HAProxy pod: open the health port to every source. It answers
-		// whether this HAProxy runs and whether it routes to a master; the Redis port stays closed.
+		// whether this HAProxy runs and whether it routes to a master; the Redis ports stay closed.
 		haproxyRules = append(haproxyRules, networkingv1.NetworkPolicyIngressRuleArgs{Ports: policyPorts(haproxyHealthPort)})
 	}
 

@@ -19,6 +19,9 @@ type RedisSentinel struct {
 
 	// MasterEndpoint is host:port of the HAProxy Service that always leads to the master.
 	MasterEndpoint pulumi.StringOutput `pulumi:"masterEndpoint"`
+	// ReadEndpoint is host:port of the same Service's read port: a replica in sync with the
+	// master, or the master while none is (slightly stale reads).
+	ReadEndpoint pulumi.StringOutput `pulumi:"readEndpoint"`
 	// SentinelEndpoint is host:port of the sentinels, for Sentinel-aware clients.
 	SentinelEndpoint pulumi.StringOutput `pulumi:"sentinelEndpoint"`
 	// MasterSetName is the name to ask the sentinels for (SENTINEL get-master-addr-by-name).
@@ -90,6 +93,7 @@ func NewRedisSentinel(ctx *pulumi.Context, name string, args *RedisSentinelArgs,
 	}
 
 	c.MasterEndpoint = pulumi.Sprintf("%s:%d", serviceHost(n.master, a.ReleaseArgs), RedisPort)
+	c.ReadEndpoint = pulumi.Sprintf("%s:%d", serviceHost(n.master, a.ReleaseArgs), ReadPort)
 	c.SentinelEndpoint = pulumi.Sprintf("%s:%d", serviceHost(n.sentinel, a.ReleaseArgs), SentinelPort)
 	c.MasterSetName = pulumi.String(a.MasterSetName).ToStringOutput()
 	c.SecretName = pulumi.String(n.secret).ToStringOutput()
@@ -97,6 +101,7 @@ func NewRedisSentinel(ctx *pulumi.Context, name string, args *RedisSentinelArgs,
 	c.LoadBalancerAddress = lbAddress
 	if err := ctx.RegisterResourceOutputs(c, pulumi.Map{
 		"masterEndpoint":      c.MasterEndpoint,
+		"readEndpoint":        c.ReadEndpoint,
 		"sentinelEndpoint":    c.SentinelEndpoint,
 		"masterSetName":       c.MasterSetName,
 		"secretName":          c.SecretName,

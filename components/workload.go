@@ -99,6 +99,7 @@ func (b *sentinelBuilder) haproxy() error {
 						Command: pulumi.ToStringArray([]string{"haproxy", "-db", "-f", path.Join(haproxyDir, haproxyConfigKey)}),
 						Ports: corev1.ContainerPortArray{
 							containerPort("redis", RedisPort),
+							containerPort("redis-read", ReadPort),
 							containerPort("health", haproxyHealthPort),
 						},
 						Env:       corev1.EnvVarArray{corev1.EnvVarArgs{Name: pulumi.String("REDIS_PASSWORD"), ValueFrom: b.passwordRef()}},

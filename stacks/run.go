@@ -66,6 +66,7 @@ func Run(ctx *pulumi.Context) error {
 			return err
 		}
 		ctx.Export("masterEndpoint", release.MasterEndpoint)
+		ctx.Export("readEndpoint", release.ReadEndpoint)
 		ctx.Export("sentinelEndpoint", release.SentinelEndpoint)
 		ctx.Export("masterSetName", release.MasterSetName)
 		ctx.Export("secretName", release.SecretName)

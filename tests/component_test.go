@@ -427,6 +427,7 @@ func TestServicesGiveStableNamesAndOneMasterAddress(t *testing.T) {
 	r.decode(typeService, "redis-master", &master)
 	assert.Equal(t, "haproxy", master.Spec.Selector["app.kubernetes.io/component"])
 	assert.Equal(t, int32(6379), master.Spec.Ports[0].Port)
+	assert.Equal(t, int32(6380), master.Spec.Ports[1].Port, "the read endpoint")
 
 	var sentinel corev1.Service
 	r.decode(typeService, "redis-sentinel", &sentinel)
@@ -464,6 +465,44 @@ func TestHAProxyRoutesOnlyToAMasterThatTheSentinelsName(t *testing.T) {
 			assert.NotContains(t, backend, `send "QUIT`, strings.SplitN(backend, "\n", 2)[0])
 		}
 	}
+}
+
+// The read endpoint reads a replica only while it is in sync with the master that writes go to:
+// one that follows any other master may hold writes the new master never got (an old master's).
+// Without such a replica the master serves, and nothing while no master is routable.
+func TestTheReadEndpointReadsOnlyReplicasOfTheRoutableMaster(t *testing.T) {
+	cfg := mustRunStack(t, nil).configFile("haproxy.cfg")
+	frontend := section(t, cfg, "frontend redis_read")
+	backend := section(t, cfg, "backend redis_read")
+	assert.Contains(t, frontend, "bind :6380\n")
+	assert.Contains(t, frontend, "default_backend redis_master\n", "no replica in sync: the master, or a refusal")
+	for i := 0; i < 3; i++ {
+		pod := fmt.Sprintf("redis-%d", i)
+		assert.Contains(t, cfg, "tcp-check expect rstring role:slave[^!]*master_host:"+pod+".redis-headless.redis.svc.cluster.local[^!]*master_link_status:up\n")
+		for j := 0; j < 3; j++ {
+			replica := fmt.Sprintf("redis-%d", j)
+			readable := fmt.Sprintf("{ srv_is_up(replicas_of_%s/%s) } { srv_is_up(redis_master/%s) } { nbsrv(sentinels_name_%s) ge 2 }", pod, replica, pod, pod)
+			if i == j {
+				assert.NotContains(t, cfg, "replicas_of_"+pod+"/"+replica, "a master is not its own replica")
+				continue
+			}
+			assert.Contains(t, frontend, "use_backend redis_read if "+readable+"\n")
+			assert.Contains(t, backend, fmt.Sprintf("use-server %s if { var(txn.pick) -m int %d } %s\n", replica, j, readable))
+			assert.Contains(t, backend, fmt.Sprintf("use-server %s if %s\n", replica, readable))
+		}
+	}
+	assert.Contains(t, backend, "default-server weight 0 ", "load balancing never picks a replica the rules did not")
+	assert.Contains(t, backend, "on-marked-down shutdown-sessions", "a replica out of sync loses its connections")
+}
+
+// section returns the lines of haproxy.cfg from the one that starts with header to the next
+// blank line.
+func section(t *testing.T, cfg, header string) string {
+	t.Helper()
+	_, after, found := strings.Cut(cfg, "\n"+header+"\n")
+	require.True(t, found, "haproxy.cfg has %s", header)
+	body, _, _ := strings.Cut(after, "\n\n")
+	return body + "\n"
 }
 
 func TestHAProxyPodsTogetherStayBelowRedisMaxClients(t *testing.T) {
@@ -556,7 +595,7 @@ func TestTheComponentExposesItsEndpoints(t *testing.T) {
 			return err
 		}
 		// Awaited inside the program: an apply may still be pending when the run returns.
-		for _, out := range []pulumi.StringOutput{rs.MasterEndpoint, rs.SentinelEndpoint, rs.MasterSetName, rs.SecretName, rs.Namespace, rs.LoadBalancerAddress} {
+		for _, out := range []pulumi.StringOutput{rs.MasterEndpoint, rs.ReadEndpoint, rs.SentinelEndpoint, rs.MasterSetName, rs.SecretName, rs.Namespace, rs.LoadBalancerAddress} {
 			v, err := internals.UnsafeAwaitOutput(ctx.Context(), out)
 			if err != nil {
 				return err
@@ -568,6 +607,7 @@ func TestTheComponentExposesItsEndpoints(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []string{
 		"cache-master.apps.svc.cluster.local:6379",
+		"cache-master.apps.svc.cluster.local:6380",
 		"cache-sentinel.apps.svc.cluster.local:26379",
 		"mymaster", "cache-auth", "apps", "",
 	}, got)

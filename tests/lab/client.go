@@ -19,15 +19,18 @@ import (
 
 // clientConfig is what the lab tells the client (in the environment, as JSON).
 type clientConfig struct {
-	DNSServer      string   `json:"dnsServer"` // the only resolver the client asks
-	Subnets        []string `json:"subnets"`   // the only addresses it dials (see mustBeAllowed)
-	Password       string   `json:"password"`
-	MasterService  string   `json:"masterService"` // DNS name of the endpoint clients use
-	HealthService  string   `json:"healthService"` // DNS name of HAProxy's health check
-	Pods           []string `json:"pods"`          // pod names, in ordinal order
-	PodDomain      string   `json:"podDomain"`     // the headless Service's domain
-	MasterSet      string   `json:"masterSet"`
-	RedisPort      int      `json:"redisPort"`
+	DNSServer     string   `json:"dnsServer"` // the only resolver the client asks
+	Subnets       []string `json:"subnets"`   // the only addresses it dials (see mustBeAllowed)
+	Password      string   `json:"password"`
+	MasterService string   `json:"masterService"` // DNS name of the endpoint clients use
+	HealthService string   `json:"healthService"` // DNS name of HAProxy's health check
+	Pods          []string `json:"pods"`          // pod names, in ordinal order
+	PodDomain     string   `json:"podDomain"`     // the headless Service's domain
+	MasterSet     string   `json:"masterSet"`
+	RedisPort     int      `json:"redisPort"`
+	// ReadPort, when set, is the master Service's read endpoint, which a reader then reads
+	// through (see read).
+	ReadPort       int      `json:"readPort,omitempty"`
 	SentinelPort   int      `json:"sentinelPort"`
 	HealthPort     int      `json:"healthPort"`
 	WriteInterval  Duration `json:"writeInterval"`
@@ -63,7 +66,12 @@ type event struct {
 	Wait1  bool   `json:"a,omitempty"`
 	Err    string `json:"e,omitempty"`
 	Slot   int    `json:"sl,omitempty"` // a cluster write's slot
-	Owner  string `json:"o,omitempty"`  // the node a cluster write went to last (host:port)
+	// read (Writer "read"): when it was sent (Unix ns), the oldest of the endpoint writer's
+	// acknowledged writes it asked for (Seq is the newest), and those it did not see.
+	Sent  int64  `json:"at,omitempty"`
+	Lo    int    `json:"lo,omitempty"`
+	Holes []int  `json:"h,omitempty"`
+	Owner string `json:"o,omitempty"` // the node a cluster write went to last (host:port)
 	// sample
 	Nodes     map[string]nodeState `json:"n,omitempty"`
 	Sentinels map[string]string    `json:"st,omitempty"`
@@ -90,7 +98,8 @@ type checkResult struct {
 	// writer -> when the first and the last lost write was acknowledged (Unix ns)
 	LostSpan map[string][2]int64 `json:"lostSpan,omitempty"`
 	// A cluster's check: the acknowledged writes that could not be read (their shard answered
-	// with an error or not at all), and the sequence numbers of the lost ones.
+	// with an error or not at all). LostSeqs are the sequence numbers of the lost writes (of a
+	// Sentinel release, the endpoint writer's: the reader reads those).
 	Unreadable map[string]int `json:"unreadable,omitempty"`
 	LostSeqs   []int          `json:"lostSeqs,omitempty"`
 	Error      string         `json:"error,omitempty"`
@@ -122,6 +131,8 @@ type client struct {
 	out      *json.Encoder
 	outMu    sync.Mutex
 	acked    map[string]map[string]ack // writer -> key -> how it was acknowledged
+	// readable are the endpoint writer's acknowledged writes in order, which the reader asks for.
+	readable []ack
 	ackedMu  sync.Mutex
 }
 
@@ -231,7 +242,75 @@ func (c *client) sentinelMode() clientMode {
 	} {
 		m.writers = append(m.writers, func(stop chan struct{}) { c.write(w.name, w.connect, stop) })
 	}
+	if c.cfg.ReadPort != 0 {
+		m.writers = append(m.writers, c.read)
+	}
 	return m
+}
+
+// The reader asks for the newest readWindow writes that the endpoint writer had acknowledged,
+// every readInterval: what a read did not see, and how long ago those writes were acknowledged,
+// is how stale it was.
+const (
+	readWindow   = 200
+	readInterval = 50 * time.Millisecond
+)
+
+// read reads through the read endpoint until stop: one MGET of the endpoint writer's newest
+// acknowledged keys at a time, over a connection it keeps (a new one after an error that is not
+// a reply), and reports which of them the read did not see.
+func (c *client) read(stop chan struct{}) {
+	tick := time.NewTicker(readInterval)
+	defer tick.Stop()
+	var rc *conn
+	for {
+		select {
+		case <-stop:
+			if rc != nil {
+				rc.Close()
+			}
+			return
+		case <-tick.C:
+		}
+		c.ackedMu.Lock()
+		window := append([]ack(nil), c.readable[max(0, len(c.readable)-readWindow):]...)
+		c.ackedMu.Unlock()
+		if len(window) == 0 {
+			continue
+		}
+		e := event{Kind: "read", Writer: "read", Sent: time.Now().UnixNano(), Lo: window[0].seq, Seq: window[len(window)-1].seq}
+		args := []string{"MGET"}
+		for _, a := range window {
+			args = append(args, fmt.Sprintf("lab:endpoint:%d", a.seq))
+		}
+		var err error
+		if rc == nil {
+			rc, err = c.dialName(c.cfg.MasterService, c.cfg.ReadPort, 200*time.Millisecond)
+		}
+		var reply any
+		if err == nil {
+			reply, err = rc.do(args...)
+		}
+		values, ok := reply.([]any)
+		if err == nil && (!ok || len(values) != len(window)) {
+			err = fmt.Errorf("MGET of %d keys answered %v", len(window), reply)
+		}
+		if err == nil {
+			e.OK = true
+			for i, v := range values {
+				if v == nil {
+					e.Holes = append(e.Holes, window[i].seq)
+				}
+			}
+		} else {
+			e.Err = err.Error()
+			if rc != nil && !isReply(err) {
+				rc.Close()
+				rc = nil
+			}
+		}
+		c.emit(e)
+	}
 }
 
 // write writes a new key every interval through connect's server until stop, and reports each.
@@ -267,8 +346,12 @@ func (c *client) write(name string, connect func() (*conn, error), stop chan str
 			var n any
 			n, err = rc.do("WAIT", "1", "100")
 			e.Wait1 = err == nil && n.(int64) >= 1
+			a := ack{wait1: e.Wait1, at: time.Now().UnixNano(), seq: seq}
 			c.ackedMu.Lock()
-			c.acked[name][key] = ack{wait1: e.Wait1, at: time.Now().UnixNano()}
+			c.acked[name][key] = a
+			if name == "endpoint" {
+				c.readable = append(c.readable, a)
+			}
 			c.ackedMu.Unlock()
 		}
 		if err != nil {
@@ -456,6 +539,9 @@ func (c *client) check() checkResult {
 					continue
 				}
 				res.lost(writer, keys[key])
+				if writer == "endpoint" {
+					res.LostSeqs = append(res.LostSeqs, keys[key].seq)
+				}
 			}
 			batch = batch[:0]
 		}

@@ -67,7 +67,8 @@ func startClientProcess(cmd *exec.Cmd, cfg clientConfig, dir string) (*clientPro
 			}
 			c.mu.Lock()
 			switch e.Kind {
-			case "write":
+			case "write", "read":
+				// Reads (writer "read") go with the writes: their gaps are measured alike.
 				c.writes = append(c.writes, e)
 			case "sample":
 				c.samples = append(c.samples, e)

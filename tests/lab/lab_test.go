@@ -95,8 +95,7 @@ func TestFailoverLab(t *testing.T) {
 					t.Errorf("%v (logs in %s)", err, dir)
 					return
 				}
-				t.Logf("%s in %.0f s: endpoint gap %.2f s, sentinel gap %.2f s, lost plain %d/%d, lost WAIT 1 %d/%d, two masters %.2f s, converged %.2f s",
-					setup, time.Since(began).Seconds(), r.EndpointGap, r.SentinelGap, r.LostPlain, r.AckedPlain, r.LostWait1, r.AckedWait1, r.TwoMasters, r.Converge)
+				t.Logf("%s in %.0f s: %s", setup, time.Since(began).Seconds(), r.Summary())
 				for _, miss := range r.Missed() {
 					t.Errorf("target missed: %s: want %s, got %s (logs in %s)", miss.Name, miss.Want, miss.Got, dir)
 				}

@@ -38,6 +38,9 @@ type release struct {
 	masterService string // the Service in front of HAProxy
 	// sentinelService is the ClusterIP Service of the sentinels (the real node's test watches it).
 	sentinelService string
+	// readEndpoint: HAProxy serves the read endpoint (port "redis-read"), which the client reads
+	// through. The baseline has none.
+	readEndpoint bool
 }
 
 // renderStack renders a stack exactly as `cmd/render -stack NAME` does, in memory, with its
@@ -150,6 +153,7 @@ func parseRelease(files map[string][]byte) (*release, error) {
 		return nil, fmt.Errorf("lab: the render has %d Deployments, want the HAProxy one", len(o.deployments))
 	}
 	rel.haproxy = o.deployments[0]
+	rel.readEndpoint = rel.haproxyPort("redis-read") != 0
 	for _, svc := range o.services {
 		switch {
 		case svc.Spec.Selector["app.kubernetes.io/component"] == "haproxy":
@@ -183,18 +187,22 @@ func (r *release) clientConfig() clientConfig {
 	for i := range r.replicas() {
 		pods = append(pods, fmt.Sprintf("%s-%d", r.statefulSet.Name, i))
 	}
-	return clientConfig{
+	cfg := clientConfig{
 		MasterService: fmt.Sprintf("%s.%s.svc.cluster.local", r.masterService, r.namespace),
 		Pods:          pods, PodDomain: r.podDomain(), MasterSet: r.env("MASTER_SET"),
-		RedisPort: redisPort, SentinelPort: sentinelPort, HealthPort: r.healthPort(),
+		RedisPort: redisPort, SentinelPort: sentinelPort, HealthPort: r.haproxyPort("health"),
 		WriteInterval: Duration(writeInterval), SampleInterval: Duration(sampleInterval),
 	}
+	if r.readEndpoint {
+		cfg.ReadPort = r.haproxyPort("redis-read")
+	}
+	return cfg
 }
 
-// healthPort is the port of HAProxy's health check.
-func (r *release) healthPort() int {
+// haproxyPort is the port HAProxy's container names name, or 0.
+func (r *release) haproxyPort(name string) int {
 	for _, p := range r.haproxy.Spec.Template.Spec.Containers[0].Ports {
-		if p.Name == "health" {
+		if p.Name == name {
 			return int(p.ContainerPort)
 		}
 	}
@@ -244,6 +252,7 @@ func (r *release) asBaseline() (*release, error) {
 		return nil, err
 	}
 	out.configMap = files
+	out.readEndpoint = false
 	return &out, nil
 }
 

@@ -147,8 +147,7 @@ func runOnNode(t *testing.T, dir, mode string) {
 				res.Error = err.Error()
 				t.Fatalf("%s: %v", s.Name, err)
 			}
-			t.Logf("endpoint gap %.2f s, sentinel gap %.2f s, lost plain %d/%d, lost WAIT 1 %d/%d, two masters %.2f s, converged %.2f s",
-				res.EndpointGap, res.SentinelGap, res.LostPlain, res.AckedPlain, res.LostWait1, res.AckedWait1, res.TwoMasters, res.Converge)
+			t.Logf("%s", res.Summary())
 			for _, miss := range res.Missed() {
 				t.Errorf("target missed: %s: want %s, got %s", miss.Name, miss.Want, miss.Got)
 			}
@@ -509,7 +508,7 @@ func (r *nodeRelease) run(t *testing.T, s nodeScenario) (*Result, error) {
 		minSentinels, minProxies = min(minSentinels, e.v[0]), min(minProxies, e.v[1])
 	}
 	res.Notes = append(res.Notes, fmt.Sprintf("fewest ready endpoints, sampled every 0.2 s: %d of the sentinel Service, %d of HAProxy's", minSentinels, minProxies))
-	res.Targets = append(s.targets(res, l), Target{Name: "the sentinel Service never without a ready endpoint", Want: "≥ 1",
+	res.Targets = append(append(s.targets(res, l), res.readTargets()...), Target{Name: "the sentinel Service never without a ready endpoint", Want: "≥ 1",
 		Got: fmt.Sprint(minSentinels), Met: minSentinels >= 1, Gating: true})
 	if s.proxiesStayReady {
 		res.Targets = append(res.Targets, Target{Name: "every HAProxy pod stays ready", Want: fmt.Sprint(r.proxies),

@@ -359,7 +359,7 @@ func Run(s Scenario, setup string, rel *release, dir string) (r *Result, err err
 		if err != nil {
 			return r, err
 		}
-		r.Targets = s.targets(r, l)
+		r.Targets = append(s.targets(r, l), r.readTargets()...)
 	}
 	return r, nil
 }
