@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -75,6 +76,9 @@ type event struct {
 	// sample
 	Nodes     map[string]nodeState `json:"n,omitempty"`
 	Sentinels map[string]string    `json:"st,omitempty"`
+	// Known counts, per sentinel, the other sentinels and the replicas it knows, reaches and may
+	// promote (sentinelKnows): it can fail over once it knows them all.
+	Known map[string]int `json:"kn,omitempty"`
 	Health    int                  `json:"hp,omitempty"` // HAProxy's /master: 200 while it routes to a master
 	// check
 	Check *checkResult `json:"c,omitempty"`
@@ -427,7 +431,14 @@ func (c *client) monitor() {
 				} else if err != nil {
 					return nil, err
 				}
-				return func(e *event) { e.Sentinels[pod] = master }, nil
+				known, err := sentinelKnows(rc, c.cfg.MasterSet)
+				if err != nil {
+					return nil, err
+				}
+				return func(e *event) {
+					e.Sentinels[pod] = master
+					e.Known[pod] = known
+				}, nil
 			}})
 	}
 	timeout := time.Duration(c.cfg.SampleInterval) * 8 / 10
@@ -455,6 +466,38 @@ func (c *client) monitor() {
 	c.sampleEvery(probes, health)
 }
 
+// sentinelKnows counts the other sentinels a sentinel knows and the replicas it knows, reaches
+// (flags without s_down and disconnected) and may promote (a priority other than 0, which our
+// replicas get once they have synced and the sentinel has read their INFO since).
+func sentinelKnows(rc *conn, masterSet string) (int, error) {
+	reply, err := rc.do("SENTINEL", "MASTER", masterSet)
+	if err != nil {
+		return 0, err
+	}
+	fields, _ := reply.([]any)
+	known := 0
+	for i := 0; i+1 < len(fields); i += 2 {
+		if fmt.Sprint(fields[i]) == "num-other-sentinels" {
+			known, _ = strconv.Atoi(fmt.Sprint(fields[i+1]))
+		}
+	}
+	if reply, err = rc.do("SENTINEL", "REPLICAS", masterSet); err != nil {
+		return 0, err
+	}
+	replicas, _ := reply.([]any)
+	for _, r := range replicas {
+		fields, _ := r.([]any)
+		f := map[string]string{}
+		for i := 0; i+1 < len(fields); i += 2 {
+			f[fmt.Sprint(fields[i])] = fmt.Sprint(fields[i+1])
+		}
+		if !strings.Contains(f["flags"], "s_down") && !strings.Contains(f["flags"], "disconnected") && f["slave-priority"] != "0" {
+			known++
+		}
+	}
+	return known, nil
+}
+
 // sampleEvery runs every probe and every extra at once, once per sample interval, and reports
 // what they found as one sample. A probe that fails records nothing: the node did not answer.
 func (c *client) sampleEvery(probes []*probe, extras ...func() func(*event)) {
@@ -462,7 +505,7 @@ func (c *client) sampleEvery(probes []*probe, extras ...func() func(*event)) {
 	tick := time.NewTicker(time.Duration(c.cfg.SampleInterval))
 	defer tick.Stop()
 	for range tick.C {
-		e := event{Kind: "sample", Nodes: map[string]nodeState{}, Sentinels: map[string]string{}}
+		e := event{Kind: "sample", Nodes: map[string]nodeState{}, Sentinels: map[string]string{}, Known: map[string]int{}}
 		var mu sync.Mutex
 		var wg sync.WaitGroup
 		record := func(apply func(*event)) {

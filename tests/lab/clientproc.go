@@ -161,6 +161,15 @@ func (c *clientProcess) events() (writes, samples []event) {
 	return append([]event(nil), c.writes...), append([]event(nil), c.samples...)
 }
 
+// warmUp waits until the release is at rest, then lets the clients write for restBefore.
+func (c *clientProcess) warmUp(atRest func(event) bool) error {
+	if _, err := c.waitFor("", warmUpTimeout, atRest); err != nil {
+		return fmt.Errorf("not at rest before the event: %v", err)
+	}
+	time.Sleep(restBefore)
+	return nil
+}
+
 // awaitSettled waits until converged held for `settle` without a break, or convergeTimeout
 // passed (then the release did not converge, which the measurement shows).
 func (c *clientProcess) awaitSettled(converged func(event) bool) {

@@ -20,8 +20,8 @@ import (
 // TestClusterOnARealNode runs the RedisCluster release (the local stack with topology cluster) on
 // the real node, as TestOnARealNode runs the Sentinel release: `pulumi up` through the real engine
 // (the fill Job run by the kubelet and awaited), then, under the cluster lab's client load, a
-// rolling update and every pod deleted at once, and in the full set shards 3 to 4 and back (the
-// resharding Jobs moving slots, 40 and 35 s of pulumi up that CI's budget cannot hold).
+// rolling update, and in the full set shards 3 to 4 and back (the resharding Jobs moving slots)
+// and every pod deleted at once: CI's budget does not hold them.
 func TestClusterOnARealNode(t *testing.T) {
 	onARealNode(t, "TestClusterOnARealNode", runClusterOnNode)
 }
@@ -62,7 +62,7 @@ var clusterNodeScenarios = []clusterNodeScenario{
 			return r.apply(t, map[string]any{"shards": 3})
 		},
 		targets: plannedTargets},
-	{Name: "full-restart", Title: "every pod deleted at once (kubectl delete pods), new IPs", Fast: true, shards: 3,
+	{Name: "full-restart", Title: "every pod deleted at once (kubectl delete pods), new IPs", shards: 3,
 		act: func(_ *testing.T, r *clusterNodeRelease, _ *ClusterResult) error {
 			_, err := r.kubectl("delete", "pods", "-n", r.rel.namespace, "--wait=false", "-l", "app.kubernetes.io/instance="+r.rel.statefulSet.Name)
 			return err

@@ -473,7 +473,9 @@ func (r *nodeRelease) run(t *testing.T, s nodeScenario) (*Result, error) {
 		return res, fmt.Errorf("not converged before the scenario: %v", err)
 	}
 	res.Bootstrap = time.Since(start).Seconds()
-	time.Sleep(warmUp)
+	if err := c.warmUp(r.rel.atRest); err != nil {
+		return res, err
+	}
 	// The Services' ready endpoints through the scenario: the sentinel Service must never be
 	// empty, nor, but while no master exists, HAProxy's.
 	stop := make(chan struct{})

@@ -30,10 +30,11 @@ type limits struct {
 // Timing of a scenario run.
 const (
 	bootstrapTimeout = 90 * time.Second
-	// warmUp is longer than Sentinel's 10 s INFO period: sentinels learn the replicas from the
-	// master's INFO, and before that no failover is possible. The scenarios measure a release at
-	// rest, not one still finishing its bootstrap.
-	warmUp          = 12 * time.Second
+	// warmUpTimeout bounds the wait for a release at rest (atRest) before the event: the
+	// scenarios measure a release at rest, not one still finishing its bootstrap.
+	warmUpTimeout = 30 * time.Second
+	// restBefore is how long the clients write to a release at rest before the event.
+	restBefore      = time.Second
 	settle          = 4 * time.Second // converged this long without a break ends the run
 	convergeTimeout = 90 * time.Second
 	partitionHold   = 30 * time.Second
@@ -321,6 +322,22 @@ func (r *release) converged(e event) bool {
 	return true
 }
 
+// atRest: converged, and every sentinel knows and reaches every other sentinel and every
+// replica, so that it can take part in a failover. Before, a failover cannot happen yet (a
+// sentinel learns the others from their hello messages, every 2 s, and the replicas from the
+// master's INFO or its own config); a fixed 12 s wait stood in for this.
+func (r *release) atRest(e event) bool {
+	if !r.converged(e) || len(e.Known) != r.replicas() {
+		return false
+	}
+	for _, known := range e.Known {
+		if known != 2*(r.replicas()-1) {
+			return false
+		}
+	}
+	return true
+}
+
 // Run runs one scenario against one release and measures it. dir keeps the pods' logs.
 func Run(s Scenario, setup string, rel *release, dir string) (r *Result, err error) {
 	r = &Result{Scenario: s.Name, Title: s.Title, Setup: setup}
@@ -340,7 +357,9 @@ func Run(s Scenario, setup string, rel *release, dir string) (r *Result, err err
 	r.Bootstrap = time.Since(start).Seconds()
 	eventStart := start
 	if s.Name != "bootstrap" {
-		time.Sleep(warmUp)
+		if err := c.warmUp(rel.atRest); err != nil {
+			return r, err
+		}
 		eventStart = time.Now()
 		if err := s.act(c); err != nil {
 			return r, fmt.Errorf("%s: %v", s.Name, err)
