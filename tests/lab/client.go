@@ -78,8 +78,8 @@ type event struct {
 	Sentinels map[string]string    `json:"st,omitempty"`
 	// Known counts, per sentinel, the other sentinels and the replicas it knows, reaches and may
 	// promote (sentinelKnows): it can fail over once it knows them all.
-	Known map[string]int `json:"kn,omitempty"`
-	Health    int                  `json:"hp,omitempty"` // HAProxy's /master: 200 while it routes to a master
+	Known  map[string]int `json:"kn,omitempty"`
+	Health int            `json:"hp,omitempty"` // HAProxy's /master: 200 while it routes to a master
 	// check
 	Check *checkResult `json:"c,omitempty"`
 }
