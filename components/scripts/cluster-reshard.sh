@@ -56,12 +56,19 @@ seed() {
 
 # healthy HOST: every slot is served and no node of the shard groups that stay is failing or
 # half-joined, in HOST's view. The removed groups' nodes fail once their pods are gone, until the
-# keepers forget them.
+# keepers forget them. To fill, every node of the groups that stay must also be there, with a
+# master for each group: Pulumi's wait for the StatefulSet can end before the new pods exist
+# (pulumi-kubernetes#4094), and a rebalance then would leave the new groups without slots.
 healthy() {
     info=$(peer_cli "$1" CLUSTER INFO)
     [ "$(info_field "$info" cluster_state)" = ok ] &&
         [ "$(info_field "$info" cluster_slots_ok)" = "$SLOTS" ] &&
-        ! peer_cli "$1" CLUSTER NODES | cluster_awk '$3 ~ /fail|handshake|noaddr/ && ordinal(hostname($2)) < keep { bad = 1 } END { exit !bad }' -v keep="$KEEP"
+        peer_cli "$1" CLUSTER NODES | cluster_awk '
+            { o = ordinal(hostname($2)) }
+            o < keep && $3 ~ /fail|handshake|noaddr/ { bad = 1 }
+            o >= 0 && o < keep { nodes++; if ($3 ~ /master/) masters++ }
+            END { exit bad || (mode == "fill" && (nodes != keep || masters != shards)) }' \
+            -v keep="$KEEP" -v shards="$SHARDS" -v mode="$MODE"
 }
 
 deadline=$(($(date +%s) + HEALTHY_WAIT_SECONDS))
