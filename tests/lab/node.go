@@ -235,8 +235,16 @@ func (n *nodeFixture) followLogs(namespace, pod, container string) (wait func() 
 }
 
 // zombies counts the defunct processes each container of each pod sees (a container that shares
-// its pod's PID namespace sees the pod's). A container without a shell (the exporter's image is
-// FROM scratch) cannot be asked: it is listed in unasked.
+// its pod's PID namespace sees the pod's) that are still defunct 2 s later: a process that has
+// just ended is defunct until its parent reaps it, which a script's shell does when its command
+// substitution ends (one such was counted right after a rolling update). A zombie that stays is
+// one that nothing reaps. A container without a shell (the exporter's image is FROM scratch)
+// cannot be asked: it is listed in unasked.
+// zombieCount prints how many of the processes defunct now are defunct 2 s later too.
+const zombieCount = `defunct() { for s in /proc/[0-9]*/stat; do read -r line < "$s" 2>/dev/null || continue; case "${line##*) }" in Z*) printf '%s ' "${s%/stat}";; esac; done; }
+before=" $(defunct)"; sleep 2; n=0
+for p in $(defunct); do case "$before" in *" $p "*) n=$((n+1));; esac; done; echo "$n"`
+
 func (n *nodeFixture) zombies(namespace, selector string) (counts map[string]int, unasked []string, err error) {
 	pods, err := n.pods(namespace, selector)
 	if err != nil {
@@ -246,7 +254,7 @@ func (n *nodeFixture) zombies(namespace, selector string) (counts map[string]int
 	for _, p := range pods {
 		for _, c := range p.Status.ContainerStatuses {
 			out, err := n.kubectl("exec", "-n", namespace, p.Metadata.Name, "-c", c.Name, "--",
-				"sh", "-c", `n=0; for s in /proc/[0-9]*/stat; do read -r line < "$s" 2>/dev/null || continue; case "${line##*) }" in Z*) n=$((n+1));; esac; done; echo "$n"`)
+				"sh", "-c", zombieCount)
 			if err != nil && strings.Contains(err.Error(), `exec: "sh": executable file not found`) {
 				unasked = append(unasked, p.Metadata.Name+"/"+c.Name)
 				continue
