@@ -264,23 +264,13 @@ const (
 // acknowledged keys at a time, over a connection it keeps (a new one after an error that is not
 // a reply), and reports which of them the read did not see.
 func (c *client) read(stop chan struct{}) {
-	tick := time.NewTicker(readInterval)
-	defer tick.Stop()
 	var rc *conn
-	for {
-		select {
-		case <-stop:
-			if rc != nil {
-				rc.Close()
-			}
-			return
-		case <-tick.C:
-		}
+	tickUntil(readInterval, stop, &rc, func() {
 		c.ackedMu.Lock()
 		window := append([]ack(nil), c.readable[max(0, len(c.readable)-readWindow):]...)
 		c.ackedMu.Unlock()
 		if len(window) == 0 {
-			continue
+			return
 		}
 		e := event{Kind: "read", Writer: "read", Sent: time.Now().UnixNano(), Lo: window[0].seq, Seq: window[len(window)-1].seq}
 		args := []string{"MGET"}
@@ -314,6 +304,24 @@ func (c *client) read(stop chan struct{}) {
 			}
 		}
 		c.emit(e)
+	})
+}
+
+// tickUntil calls step every interval until stop is closed, then closes the connection that rc
+// holds (the caller's, which step keeps or replaces).
+func tickUntil(interval time.Duration, stop chan struct{}, rc **conn, step func()) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			if *rc != nil {
+				(*rc).Close()
+			}
+			return
+		case <-tick.C:
+			step()
+		}
 	}
 }
 
@@ -321,21 +329,13 @@ func (c *client) read(stop chan struct{}) {
 // A key is acknowledged when SET answers OK, and acknowledged with WAIT 1 when a replica
 // confirmed it within 100 ms.
 func (c *client) write(name string, connect func() (*conn, error), stop chan struct{}) {
-	tick := time.NewTicker(time.Duration(c.cfg.WriteInterval))
-	defer tick.Stop()
 	c.ackedMu.Lock()
 	c.acked[name] = map[string]ack{}
 	c.ackedMu.Unlock()
 	var rc *conn
-	for seq := 1; ; seq++ {
-		select {
-		case <-stop:
-			if rc != nil {
-				rc.Close()
-			}
-			return
-		case <-tick.C:
-		}
+	seq := 0
+	tickUntil(time.Duration(c.cfg.WriteInterval), stop, &rc, func() {
+		seq++
 		key := fmt.Sprintf("lab:%s:%d", name, seq)
 		e := event{Kind: "write", Writer: name, Seq: seq}
 		var err error
@@ -372,7 +372,7 @@ func (c *client) write(name string, connect func() (*conn, error), stop chan str
 			}
 		}
 		c.emit(e)
-	}
+	})
 }
 
 // dialSentinelMaster asks the sentinels (through the headless Service's name, one after the
