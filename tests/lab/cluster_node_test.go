@@ -185,11 +185,9 @@ func (r *clusterNodeRelease) apply(t *testing.T, values map[string]any) error {
 		return fmt.Errorf("pulumi up (%v): %v\n%s", values, up.Err, up.Log)
 	}
 	t.Logf("pulumi up %v (from %v) in %.1fs:\n%s", values, before, time.Since(start).Seconds(), up)
-	// The kubernetes provider (4.33) can take a StatefulSet's status from before the controller
-	// saw the update for a finished rollout (pulumi-kubernetes#4094, fixed after it), and pulumi
-	// up then returns while pods still roll: measured so, the scenario ended mid-roll.
-	if out, err := r.kubectl("rollout", "status", "-n", r.rel.namespace, "statefulset/"+r.rel.statefulSet.Name, "--timeout=5m"); err != nil {
-		return fmt.Errorf("the rollout after pulumi up (%v): %v\n%s", values, err, out)
+	// Measured without this wait, the scenario ended mid-roll.
+	if err := r.awaitRollout(r.rel.namespace, r.rel.statefulSet.Name); err != nil {
+		return fmt.Errorf("after pulumi up (%v): %v", values, err)
 	}
 	t.Logf("rollout done %.1fs after pulumi up began", time.Since(start).Seconds())
 	for _, job := range []string{"drain", "fill"} {

@@ -240,6 +240,16 @@ func (n *nodeFixture) followLogs(namespace, pod, container string) (wait func() 
 // substitution ends (one such was counted right after a rolling update). A zombie that stays is
 // one that nothing reaps. A container without a shell (the exporter's image is FROM scratch)
 // cannot be asked: it is listed in unasked.
+// awaitRollout waits for a StatefulSet's rollout to end. The kubernetes provider 4.33 can take
+// the StatefulSet's status from before the controller saw an update for a finished rollout
+// (pulumi-kubernetes#4094, fixed after it): pulumi up then returns while pods still roll.
+func (n *nodeFixture) awaitRollout(namespace, statefulSet string) error {
+	if out, err := n.kubectl("rollout", "status", "-n", namespace, "statefulset/"+statefulSet, "--timeout=5m"); err != nil {
+		return fmt.Errorf("the rollout of %s: %v\n%s", statefulSet, err, out)
+	}
+	return nil
+}
+
 // zombieCount prints how many of the processes defunct now are defunct 2 s later too.
 const zombieCount = `defunct() { for s in /proc/[0-9]*/stat; do read -r line < "$s" 2>/dev/null || continue; case "${line##*) }" in Z*) printf '%s ' "${s%/stat}";; esac; done; }
 before=" $(defunct)"; sleep 2; n=0

@@ -396,8 +396,15 @@ func rollingUpdate(t *testing.T, r *nodeRelease, c *clientProcess, res *Result) 
 	seen := watch(250*time.Millisecond, stop, func() ([]podInfo, error) { return r.pods(r.rel.namespace, selector) })
 	before := r.engine.Set(map[string]any{"failoverTimeoutMilliseconds": 61000})
 	up := r.engine.Up()
-	// The provider's await ends when the controller counts the last pod ready; the samples go on
-	// until they see it too.
+	if up.Err == nil {
+		// pulumi up returned mid-roll once in CI: redis-0 had not rolled yet.
+		if err := r.awaitRollout(r.rel.namespace, r.rel.statefulSet.Name); err != nil {
+			close(stop)
+			return err
+		}
+	}
+	// The rollout ends when the controller counts the last pod ready; the samples go on until
+	// they see it too.
 	allReady := func() bool {
 		pods, err := r.pods(r.rel.namespace, selector)
 		if err != nil || len(pods) != r.rel.replicas() {
