@@ -131,6 +131,9 @@ func runClusterOnNode(t *testing.T, dir, mode string) {
 			}
 			t.Logf("longest gap of a shard %.2f s, lost %d/%d, unreadable %d, slots uncovered %.2f s, two masters %.2f s, converged %.2f s",
 				res.HitGap, res.Lost, res.Acked, res.Unreadable, res.Uncovered, res.TwoMasters, res.Converge)
+			for _, n := range res.Notes {
+				t.Log(n)
+			}
 			for _, miss := range res.Missed() {
 				t.Errorf("target missed: %s: want %s, got %s", miss.Name, miss.Want, miss.Got)
 			}

@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"slices"
@@ -87,19 +88,31 @@ func (r *ClusterResult) measure(writes, samples []event, check *checkResult, sta
 	}
 	hitShard, hitOne := podShard[hit]
 	var hitWrites []event
+	longestShard, longestFrom, longestTo := -1, t0, t0
 	r.OtherGap = -1
 	for shard := range len(podShard) {
-		gap := longestGap(byShard[shard], clusterWriter, t0, t1)
+		from, to := gapSpan(byShard[shard], clusterWriter, t0, t1)
+		gap := seconds(to - from)
 		if !hitOne || shard == hitShard {
 			r.HitGap = max(r.HitGap, gap)
 			hitWrites = append(hitWrites, byShard[shard]...)
+			if to-from > longestTo-longestFrom {
+				longestShard, longestFrom, longestTo = shard, from, to
+			}
 		} else {
 			r.OtherGap = max(r.OtherGap, gap)
 		}
 	}
 
-	if note := failedWrites(hitWrites, t0, t1); note != "" {
-		r.Notes = append(r.Notes, note)
+	if answers := failedWrites(hitWrites, t0, t1); answers != "" {
+		r.Notes = append(r.Notes, "failed writes to the hit shard after the event, by answer: "+answers)
+	}
+	// Where the longest gap was, and what the writes in it were told: a gap near its target is
+	// explained by the log, not re-run to be seen again.
+	if !hitOne && longestShard >= 0 && longestTo > longestFrom {
+		answers := failedWrites(byShard[longestShard], longestFrom, longestTo)
+		r.Notes = append(r.Notes, fmt.Sprintf("longest gap: shard %d, %.2f s to %.2f s after the event; its failed writes by answer: %s",
+			longestShard, seconds(longestFrom-t0), seconds(longestTo-t0), cmp.Or(answers, "none (no write was answered)")))
 	}
 	r.Check = check
 	r.Acked, r.Lost, r.Unreadable = check.Acked[clusterWriter+"/plain"], check.Lost[clusterWriter+"/plain"], check.Unreadable[clusterWriter+"/plain"]
@@ -142,7 +155,8 @@ func (r *ClusterResult) measure(writes, samples []event, check *checkResult, sta
 
 // failedWrites says what the failed writes of [t0, t1] were answered with: a Redis error code
 // (CLUSTERDOWN, NOREPLICAS, WRONGPASS of a node that has no role yet, ...), no connection, or no
-// node known for the slot. Each lane writes every 10 ms, so a count is also a time.
+// node known for the slot; "" if none failed. Each lane writes every 10 ms, so a count is also
+// a time.
 func failedWrites(writes []event, t0, t1 int64) string {
 	counts := map[string]int{}
 	for _, w := range writes {
@@ -165,7 +179,7 @@ func failedWrites(writes []event, t0, t1 int64) string {
 	if len(parts) == 0 {
 		return ""
 	}
-	return "failed writes to the hit shard after the event, by answer: " + strings.Join(parts, ", ")
+	return strings.Join(parts, ", ")
 }
 
 // lostByShard says how many of the lost writes went to each shard.

@@ -167,15 +167,28 @@ func settledAt(samples []event, t0, t1 int64, converged func(event) bool) float6
 // longestGap is the longest time in [t0, t1] without a successful write by writer, counting
 // the stretches before the first and after the last success.
 func longestGap(writes []event, writer string, t0, t1 int64) float64 {
-	prev, longest := t0, int64(0)
+	from, to := gapSpan(writes, writer, t0, t1)
+	return seconds(to - from)
+}
+
+// gapSpan is where longestGap's stretch lies: from the success before it (or t0) to the one
+// after it (or t1).
+func gapSpan(writes []event, writer string, t0, t1 int64) (from, to int64) {
+	prev := t0
+	from, to = t0, t0
 	for _, w := range writes {
 		if w.Writer != writer || !w.OK || w.Time < t0 || w.Time > t1 {
 			continue
 		}
-		longest = max(longest, w.Time-prev)
+		if w.Time-prev > to-from {
+			from, to = prev, w.Time
+		}
 		prev = w.Time
 	}
-	return seconds(max(longest, t1-prev))
+	if t1-prev > to-from {
+		from, to = prev, t1
+	}
+	return from, to
 }
 
 func seconds(ns int64) float64 { return math.Round(float64(ns)/1e7) / 100 }

@@ -71,6 +71,8 @@ func TestLongestGapCountsTheEdges(t *testing.T) {
 	assert.Equal(t, 4.0, longestGap(writes, "endpoint", 0, 6*s), "1 s to 5 s: failures and the other writer do not count")
 	assert.Equal(t, 7.0, longestGap(writes, "endpoint", 0, 12*s), "the stretch after the last success counts")
 	assert.Equal(t, 3.0, longestGap(writes, "sentinel", 0, 5*s), "the stretch before the first success counts")
+	from, to := gapSpan(writes, "endpoint", 0, 6*s)
+	assert.Equal(t, [2]int64{1 * s, 5 * s}, [2]int64{from, to}, "the stretch lies between the successes around it")
 }
 
 func TestSelectRefusesUnknownScenarios(t *testing.T) {
@@ -251,4 +253,9 @@ func TestClusterMeasureSplitsTheHitShardFromTheOthers(t *testing.T) {
 	assert.Equal(t, 6.0, r.Converge)
 	assert.Equal(t, []string{"failed writes to the hit shard after the event, by answer: NOREPLICAS 1",
 		"lost writes by shard (numbered by lowest slot; -1: a slot no master served before the event): shard 0: 1"}, r.Notes)
+
+	var every ClusterResult
+	every.measure(writes, samples, check, time.Unix(0, 0), time.Unix(9, 0), before, "", func(e event) bool { return len(e.Nodes) == 2 })
+	assert.Equal(t, 6.0, every.HitGap, "every shard is hit: the longest of both")
+	assert.Contains(t, every.Notes, "longest gap: shard 0, 1.00 s to 7.00 s after the event; its failed writes by answer: NOREPLICAS 1")
 }
