@@ -48,11 +48,19 @@ type ReleaseArgs struct {
 	// must provide the engine's server and cli (redis-server and redis-cli, or valkey-server and
 	// valkey-cli), sh, awk, sed and timeout (the official Debian and Alpine images do).
 	RedisImage pulumi.StringInput
-	// Password for redis (and, in a RedisSentinel, its sentinels and HAProxy's health checks).
+	// Password is the clients' password, of redis and, in a RedisSentinel, of the sentinels.
 	// When nil, a random one is generated. Give it as a secret (pulumi.ToSecret); it is only ever
-	// stored in the Secret. It must contain no whitespace, quotes or backslashes: HAProxy's health
-	// checks send it in an inline AUTH command.
+	// stored in the Secret. It must contain no whitespace, quotes or backslashes.
 	Password pulumi.StringInput
+	// PreviousPassword, while set, is accepted too: the first step of a rotation sets Password
+	// to the new password and PreviousPassword to the old one; once every client uses the new
+	// one, the second step removes PreviousPassword. Neither step restarts a pod (README:
+	// rotating the password).
+	PreviousPassword pulumi.StringInput
+	// MonitorPassword is the password of the user "monitor", which HAProxy's health checks and
+	// the exporter log in as: it may only read the servers' state, and the clients' password
+	// never reaches them. When nil, a random one is generated. Same rules as Password.
+	MonitorPassword pulumi.StringInput
 
 	// Ephemeral keeps data in an emptyDir instead of a PersistentVolumeClaim with AOF: a pure cache.
 	Ephemeral bool

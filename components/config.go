@@ -31,10 +31,12 @@ const haproxyHealthPath = "/healthz"
 // redis's default maxclients (10000), leaving room for replicas, sentinels and direct clients.
 const haproxyConnections = 8000
 
-// Where the containers find the ConfigMap (read-only) and where they write the configs that redis
-// and sentinel own at run time (an emptyDir: Sentinel rewrites its config and exits if it cannot).
+// Where the containers find the ConfigMap and the Secret (read-only) and where they write the
+// configs that redis and sentinel own at run time (an emptyDir: Sentinel rewrites its config and
+// exits if it cannot).
 const (
 	templateDir = "/etc/redis-sentinel"
+	authDir     = "/etc/redis-sentinel-auth"
 	runDir      = "/run/redis-sentinel"
 	dataDir     = "/data" // redis's dir: the volume claim, or an emptyDir when ephemeral
 	haproxyDir  = "/usr/local/etc/haproxy"
@@ -157,8 +159,8 @@ func renderConfigFiles(n names, a RedisSentinelArgs) (map[string]string, error) 
 // The files of each kind of release's ConfigMaps: a template's output (templates/NAME.tmpl) or a
 // script (scripts/NAME), under NAME.
 var (
-	sentinelFiles = []string{"redis.conf", "sentinel.conf", haproxyConfigKey, "common.sh", "lib.sh", "redis-start.sh", "sentinel-start.sh", "redis-prestop.sh", "probe.sh"}
-	clusterFiles  = []string{"cluster.conf", "common.sh", "cluster-lib.sh", "cluster-start.sh", "cluster-prestop.sh", "cluster-probe.sh", "cluster-reshard.sh"}
+	sentinelFiles = []string{"redis.conf", "sentinel.conf", haproxyConfigKey, "common.sh", "lib.sh", "redis-start.sh", "sentinel-start.sh", "redis-prestop.sh", "probe.sh", "credentials.sh"}
+	clusterFiles  = []string{"cluster.conf", "common.sh", "cluster-lib.sh", "cluster-start.sh", "cluster-prestop.sh", "cluster-probe.sh", "cluster-reshard.sh", "credentials.sh"}
 )
 
 // renderFiles renders or reads every file of names. It is a pure function of its arguments.

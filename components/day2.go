@@ -34,6 +34,17 @@ type Settings struct {
 	// PasswordFingerprint tells passwords apart without revealing them (PasswordFingerprint);
 	// GeneratedPassword when the component generated it. Keep these settings as a secret.
 	PasswordFingerprint string `json:"passwordFingerprint"`
+	// PreviousPasswordFingerprint is the previous password's during a rotation, else empty.
+	PreviousPasswordFingerprint string `json:"previousPasswordFingerprint,omitempty"`
+	// MonitorPasswordFingerprint is the user monitor's (GeneratedPassword when generated); empty
+	// in the settings of a version without that user.
+	MonitorPasswordFingerprint string `json:"monitorPasswordFingerprint,omitempty"`
+}
+
+// Passwords are a release's passwords as given to it: "" for one that the component generates
+// (Password, Monitor) or that there is none of (Previous).
+type Passwords struct {
+	Password, Previous, Monitor string
 }
 
 // GeneratedPassword is the fingerprint of a password that the component generates: it never
@@ -54,10 +65,10 @@ const (
 )
 
 // SettingsOf returns the Settings of a RedisSentinel named name with args a (defaults applied)
-// and the given password ("" when the component generates it).
-func SettingsOf(name string, a RedisSentinelArgs, password string) Settings {
+// and the given passwords.
+func SettingsOf(name string, a RedisSentinelArgs, p Passwords) Settings {
 	a = a.WithDefaults(name)
-	s := releaseSettings(name, a.ReleaseArgs, password)
+	s := releaseSettings(name, a.ReleaseArgs, p)
 	s.Topology = TopologySentinel
 	s.Cloud = string(a.Cloud)
 	s.MasterSetName = a.MasterSetName
@@ -65,25 +76,30 @@ func SettingsOf(name string, a RedisSentinelArgs, password string) Settings {
 }
 
 // ClusterSettingsOf returns the Settings of a RedisCluster named name with args a (defaults
-// applied) and the given password ("" when the component generates it). A RedisCluster has no
-// cloud of its own: a program that decides one for it sets Cloud.
-func ClusterSettingsOf(name string, a RedisClusterArgs, password string) Settings {
+// applied) and the given passwords. A RedisCluster has no cloud of its own: a program that
+// decides one for it sets Cloud.
+func ClusterSettingsOf(name string, a RedisClusterArgs, p Passwords) Settings {
 	a = a.WithDefaults(name)
-	s := releaseSettings(name, a.ReleaseArgs, password)
+	s := releaseSettings(name, a.ReleaseArgs, p)
 	s.Topology = TopologyCluster
 	s.ReplicasPerShard = a.ReplicasPerShard
 	return s
 }
 
 // releaseSettings returns the Settings that both kinds of release have, of defaulted args r.
-func releaseSettings(name string, r ReleaseArgs, password string) Settings {
-	fingerprint := GeneratedPassword
-	if password != "" {
-		fingerprint = PasswordFingerprint(r.Namespace, name, password)
+func releaseSettings(name string, r ReleaseArgs, p Passwords) Settings {
+	fingerprint := func(password, none string) string {
+		if password == "" {
+			return none
+		}
+		return PasswordFingerprint(r.Namespace, name, password)
 	}
 	return Settings{
 		Engine: string(r.Engine), Name: name, Namespace: r.Namespace, CreateNamespace: r.CreateNamespace, ClusterDomain: r.ClusterDomain,
-		Ephemeral: r.Ephemeral, StorageClass: r.StorageClass, StorageSize: r.StorageSize, PasswordFingerprint: fingerprint,
+		Ephemeral: r.Ephemeral, StorageClass: r.StorageClass, StorageSize: r.StorageSize,
+		PasswordFingerprint:         fingerprint(p.Password, GeneratedPassword),
+		PreviousPasswordFingerprint: fingerprint(p.Previous, ""),
+		MonitorPasswordFingerprint:  fingerprint(p.Monitor, GeneratedPassword),
 	}
 }
 
@@ -183,9 +199,40 @@ func CheckChange(previous, next Settings) error {
 		refuse("replicasPerShard", previous.ReplicasPerShard, next.ReplicasPerShard, "the pods form groups of 1 + replicasPerShard consecutive ordinals, one group per shard: a new value regroups them, so running nodes would serve shards their group no longer names, and pods added or re-created would join the wrong shard",
 			migration)
 	}
-	if previous.PasswordFingerprint != next.PasswordFingerprint {
-		refuse("password", "(a secret)", "(another secret)", "pods rolled onto the new password could not replicate from, or vote with, the pods not yet rolled, and clients with the old password would be refused",
-			"keep it until rotation with both passwords valid at once is supported; to change it now, "+migration)
+	if err := checkRotation(previous, next); err != nil {
+		errs = append(errs, err)
+	}
+	if from, to := previous.MonitorPasswordFingerprint, next.MonitorPasswordFingerprint; from != "" && from != to {
+		refuse("monitorPassword", "(a secret)", "(another secret)", "HAProxy's checks and the exporters log in with it: the credentials Job would change it on the servers before HAProxy's pods had rolled onto it, and HAProxy would find no master until they had",
+			"keep it")
 	}
 	return errors.Join(errs...)
+}
+
+// checkRotation allows a change of the clients' password only as the steps of a rotation, each of
+// which leaves every server accepting the password that every peer authenticates with
+// (credentials.sh): begin (password new, previousPassword the old one), end (previousPassword
+// removed) or go back (password the old one again, previousPassword removed).
+func checkRotation(previous, next Settings) error {
+	was, wasBefore := previous.PasswordFingerprint, previous.PreviousPasswordFingerprint
+	is, isBefore := next.PasswordFingerprint, next.PreviousPasswordFingerprint
+	if was == is && wasBefore == isBefore {
+		return nil
+	}
+	switch {
+	case wasBefore == "" && isBefore != "" && (isBefore == was || was == GeneratedPassword):
+		// Begin. A generated password has no fingerprint to hold previousPassword to; the
+		// credentials Job then finds out: no server accepts a wrong one, and the Job fails
+		// before any server changed.
+		return nil
+	case wasBefore != "" && isBefore == "" && (is == was || is == wasBefore):
+		return nil // end, or go back
+	}
+	change := &ChangeError{Field: "password", From: `"(a secret)"`, To: `"(another secret)"`,
+		Why:     "clients and pods that still use the old password would be refused at once, and pods restarted with the new one could not replicate from the others",
+		Instead: "rotate in two steps, each with pulumi up: set password to the new one and previousPassword to the old one (both are accepted then; move the clients), then remove previousPassword (README: rotating the password)"}
+	if wasBefore != "" {
+		change.Field, change.Instead = "previousPassword", "finish the rotation under way first: remove previousPassword (keeping password), or go back (password the old one, no previousPassword)"
+	}
+	return change
 }

@@ -91,8 +91,9 @@ func (b *sentinelBuilder) loadBalancer() (pulumi.StringOutput, error) {
 }
 
 // policies registers the PodDisruptionBudgets (one pod of each component down at a time) and the
-// NetworkPolicies: redis and sentinel ports only from peers, HAProxy and labelled clients;
-// HAProxy only from labelled clients and, with a load balancer, from its source ranges.
+// NetworkPolicies: redis and sentinel ports only from peers, HAProxy, the credentials Job and
+// labelled clients; HAProxy only from labelled clients and, with a load balancer, from its
+// source ranges.
 func (b *sentinelBuilder) policies() error {
 	a, n := b.args, b.names
 	for _, budget := range []struct{ name, component string }{
@@ -135,7 +136,9 @@ func (b *sentinelBuilder) policies() error {
 
 	redisRules := networkingv1.NetworkPolicyIngressRuleArray{
 		networkingv1.NetworkPolicyIngressRuleArgs{
-			From:  networkingv1.NetworkPolicyPeerArray{podsPeer(b.selector(componentRedis)), podsPeer(b.selector(componentHAProxy)), clients},
+			From: networkingv1.NetworkPolicyPeerArray{
+				podsPeer(b.selector(componentRedis)), podsPeer(b.selector(componentHAProxy)), podsPeer(b.selector(componentCredentials)), clients,
+			},
 			Ports: policyPorts(RedisPort, SentinelPort),
 		},
 	}

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"strconv"
 
-	batchv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/batch/v1"
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
 	networkingv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/networking/v1"
@@ -89,6 +88,9 @@ func NewRedisCluster(ctx *pulumi.Context, name string, args *RedisClusterArgs, o
 		return nil, err
 	}
 	if _, err := b.reshardJob(reshardFill, sts); err != nil {
+		return nil, err
+	}
+	if _, err := b.credentialsJob(corev1.EnvVarArray{envVar("PODS", strconv.Itoa(a.Pods())), envVar("KEEPER", "1")}, sts); err != nil {
 		return nil, err
 	}
 	if err := b.services(); err != nil {
@@ -227,66 +229,21 @@ const (
 	reshardTimeout            = "60m"
 )
 
-// reshardJob registers the Job that runs cluster-reshard.sh in mode after dependsOn. Pulumi waits
-// until it completes: resources that depend on it (the topology and the StatefulSet on the drain
-// Job) change only then, and an update whose Job fails stops there. Its name is fixed: a new
-// spec (another shards, image or config) replaces it, delete first, which a finished Job allows;
-// an unchanged spec does not run it again.
+// reshardJob registers the Job that runs cluster-reshard.sh in mode after dependsOn (job).
 func (b *clusterBuilder) reshardJob(mode string, dependsOn ...pulumi.Resource) (pulumi.Resource, error) {
-	a, n := b.args, b.names
-	name := n.base + "-" + mode
-	env := corev1.EnvVarArray{
-		// common.sh knows the StatefulSet by the pod's name minus its last part; the Job has no
-		// pod name of its own and resolves no name of its own.
-		envVar("POD_NAME", n.base+"-reshard"),
-		envVar("POD_FQDN", n.base+"-reshard"),
-		envVar("PEER_DOMAIN", peerDomain(n, a.ReleaseArgs)),
-		envVar("REDIS_PORT", strconv.Itoa(RedisPort)),
-		envVar("SHARDS", strconv.Itoa(a.Shards)),
-		envVar("REPLICAS_PER_SHARD", strconv.Itoa(a.ReplicasPerShard)),
-		envVar("HEALTHY_WAIT_SECONDS", strconv.Itoa(reshardHealthyWaitSeconds)),
-		envVar("TEMPLATE_DIR", templateDir),
-		envVar("TOPOLOGY_DIR", topologyDir),
-		envVar("RUN_DIR", "/tmp"),
-	}
-	env = append(env, b.serverEnv()...)
-	return batchv1.NewJob(b.ctx, name, &batchv1.JobArgs{
-		Metadata: b.meta(name, b.labels(componentReshard)),
-		Spec: &batchv1.JobSpecArgs{
-			BackoffLimit: pulumi.Int(3),
-			Template: &corev1.PodTemplateSpecArgs{
-				Metadata: &metav1.ObjectMetaArgs{Labels: b.labels(componentReshard)},
-				Spec: &corev1.PodSpecArgs{
-					RestartPolicy:                pulumi.String("Never"),
-					ServiceAccountName:           pulumi.String(n.serviceAccount),
-					AutomountServiceAccountToken: pulumi.Bool(false),
-					EnableServiceLinks:           pulumi.Bool(false),
-					SecurityContext:              restrictedPod(redisUser),
-					Containers: corev1.ContainerArray{corev1.ContainerArgs{
-						Name:            pulumi.String("reshard"),
-						Image:           a.RedisImage,
-						Command:         scriptCommand("cluster-reshard.sh", mode),
-						Env:             env,
-						Resources:       resources("50m", "64Mi", "128Mi"),
-						SecurityContext: restrictedContainer(),
-						VolumeMounts: corev1.VolumeMountArray{
-							corev1.VolumeMountArgs{Name: pulumi.String(volumeConfig), MountPath: pulumi.String(templateDir), ReadOnly: pulumi.Bool(true)},
-							corev1.VolumeMountArgs{Name: pulumi.String(volumeTmp), MountPath: pulumi.String("/tmp")},
-							topologyMount(),
-						},
-					}},
-					Volumes: corev1.VolumeArray{
-						corev1.VolumeArgs{Name: pulumi.String(volumeConfig), ConfigMap: &corev1.ConfigMapVolumeSourceArgs{Name: pulumi.String(b.redisConfigName)}},
-						emptyDir(volumeTmp),
-						b.topologyVolume(),
-					},
-				},
-			},
+	a := b.args
+	return b.job(jobSpec{
+		name: b.names.base + "-" + mode, component: componentReshard, script: "cluster-reshard.sh", args: []string{mode},
+		env: corev1.EnvVarArray{
+			envVar("SHARDS", strconv.Itoa(a.Shards)),
+			envVar("REPLICAS_PER_SHARD", strconv.Itoa(a.ReplicasPerShard)),
+			envVar("HEALTHY_WAIT_SECONDS", strconv.Itoa(reshardHealthyWaitSeconds)),
+			envVar("TOPOLOGY_DIR", topologyDir),
 		},
-	}, append(b.opts,
-		pulumi.DependsOn(append([]pulumi.Resource{b.secret, b.redisConfig}, dependsOn...)),
-		pulumi.Timeouts(&pulumi.CustomTimeouts{Create: reshardTimeout, Update: reshardTimeout}),
-	)...)
+		volumes: corev1.VolumeArray{b.topologyVolume()},
+		mounts:  corev1.VolumeMountArray{topologyMount()},
+		timeout: reshardTimeout,
+	}, dependsOn)
 }
 
 // volumeTopology is the volume of the topology ConfigMap.
@@ -306,7 +263,8 @@ func (b *clusterBuilder) services() error {
 }
 
 // policies registers the PodDisruptionBudget (one pod down at a time) and the NetworkPolicy: the
-// client port from peers, the resharding Jobs and labelled clients, the bus port from peers only.
+// client port from peers, the resharding and credentials Jobs and labelled clients, the bus port
+// from peers only.
 func (b *clusterBuilder) policies() error {
 	if err := b.disruptionBudget(b.names.disruptionBudget, componentRedis); err != nil {
 		return err
@@ -314,7 +272,7 @@ func (b *clusterBuilder) policies() error {
 	rules := networkingv1.NetworkPolicyIngressRuleArray{
 		networkingv1.NetworkPolicyIngressRuleArgs{
 			From: networkingv1.NetworkPolicyPeerArray{
-				podsPeer(b.selector(componentRedis)), podsPeer(b.selector(componentReshard)), b.clientsPeer(),
+				podsPeer(b.selector(componentRedis)), podsPeer(b.selector(componentReshard)), podsPeer(b.selector(componentCredentials)), b.clientsPeer(),
 			},
 			Ports: policyPorts(RedisPort),
 		},

@@ -72,10 +72,11 @@ func NewRedisSentinel(ctx *pulumi.Context, name string, args *RedisSentinelArgs,
 	if b.haproxyConfig, err = b.configMap(n.haproxyConfig, b.haproxyConfigName, componentHAProxy, haproxyFiles); err != nil {
 		return nil, err
 	}
-	if err := b.statefulSet(); err != nil {
+	credentials, err := b.statefulSet()
+	if err != nil {
 		return nil, err
 	}
-	if err := b.haproxy(); err != nil {
+	if err := b.haproxy(credentials); err != nil {
 		return nil, err
 	}
 	if err := b.services(); err != nil {

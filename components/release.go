@@ -1,6 +1,7 @@
 package components
 
 import (
+	"encoding/base64"
 	"fmt"
 	"path"
 	"strconv"
@@ -8,6 +9,7 @@ import (
 	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes"
 	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/apiextensions"
 	appsv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/apps/v1"
+	batchv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/batch/v1"
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
 	networkingv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/networking/v1"
@@ -32,6 +34,9 @@ type builder struct {
 	// makes the engine replace the StatefulSet: every pod down at once.
 	secret, redisConfig pulumi.Resource
 	redisConfigName     string
+	// credentials is every password of the Secret in one secret value: a change of it runs the
+	// credentials Job again.
+	credentials pulumi.StringOutput
 }
 
 // newBuilder registers what every release starts with, as children of component: the namespace
@@ -83,30 +88,86 @@ func (b *builder) configMap(resourceName, name, component string, files map[stri
 	}, b.opts...)
 }
 
-// newSecret registers the Secret with the password, generating one when none is given.
+// newSecret registers the Secret with the passwords: the clients' (generated when none is
+// given), the previous one while a rotation is under way, and the user monitor's (generated
+// when none is given).
 func (b *builder) newSecret() (pulumi.Resource, error) {
-	password := b.release.Password
-	if password == nil {
-		generated, err := random.NewRandomPassword(b.ctx, b.names.base+"-password", &random.RandomPasswordArgs{
-			Length: pulumi.Int(32),
-			// Letters and digits only: HAProxy's health checks send the password in an inline
-			// AUTH command, where a space or a quote would break it.
-			Special: pulumi.Bool(false),
-		}, b.opts...)
-		if err != nil {
-			return nil, err
-		}
-		password = generated.Result
+	password, err := b.passwordOrGenerated(b.release.Password, "-password")
+	if err != nil {
+		return nil, err
 	}
-	return corev1.NewSecret(b.ctx, b.names.secret, &corev1.SecretArgs{
+	monitor, err := b.passwordOrGenerated(b.release.MonitorPassword, "-monitor-password")
+	if err != nil {
+		return nil, err
+	}
+	data := pulumi.StringMap{passwordKey: password, monitorPasswordKey: monitor}
+	if b.release.PreviousPassword != nil {
+		data[previousPasswordKey] = b.release.PreviousPassword
+	}
+	// The credentials Job runs again whenever a password changes (credentialsJob).
+	previous := b.release.PreviousPassword
+	if previous == nil {
+		previous = pulumi.String("")
+	}
+	b.credentials = pulumi.ToSecret(pulumi.All(password, monitor, previous).ApplyT(func(values []any) string {
+		return fmt.Sprintf("%s\x00%s\x00%s", values...)
+	})).(pulumi.StringOutput)
+
+	// The kubernetes provider replaces a Secret whose data changes, delete first since its name
+	// is fixed (seen under the real engine), and a pod starting in between would not start; a
+	// program may not set the provider's enableSecretMutable. So, as the cluster's topology
+	// ConfigMap: this resource only creates the Secret (and keeps a release of an earlier
+	// version, whose Secret had fewer keys, from being replaced), and a server-side apply patch
+	// holds its data, in place. The patch writes data, not stringData: the API server tracks
+	// who owns each key of data, so a key the patch drops (previous-password) is removed.
+	secret, err := corev1.NewSecret(b.ctx, b.names.secret, &corev1.SecretArgs{
 		Metadata:   b.meta(b.names.secret, b.labels(componentRedis)),
 		Type:       pulumi.String("Opaque"),
-		StringData: pulumi.StringMap{passwordKey: password},
-	}, b.opts...)
+		StringData: data,
+	}, append(b.opts, pulumi.IgnoreChanges([]string{"stringData", "data"}))...)
+	if err != nil {
+		return nil, err
+	}
+	encoded := pulumi.StringMap{}
+	for key, value := range data {
+		encoded[key] = value.ToStringOutput().ApplyT(func(v string) string { return base64.StdEncoding.EncodeToString([]byte(v)) }).(pulumi.StringOutput)
+	}
+	return corev1.NewSecretPatch(b.ctx, b.names.secret, &corev1.SecretPatchArgs{
+		Metadata: &metav1.ObjectMetaPatchArgs{
+			Name: pulumi.String(b.names.secret), Namespace: pulumi.String(b.release.Namespace),
+			// The Secret resource created the data and owns it as a field manager: without force
+			// the API server refuses the new values as a conflict.
+			Annotations: pulumi.StringMap{"pulumi.com/patchForce": pulumi.String("true")},
+		},
+		Data: encoded,
+	}, append(b.opts, pulumi.DependsOn([]pulumi.Resource{secret}))...)
 }
 
-// passwordKey is the key of the password in the Secret.
-const passwordKey = "password"
+// passwordOrGenerated is given, or else a password generated under the resource name base+suffix.
+func (b *builder) passwordOrGenerated(given pulumi.StringInput, suffix string) (pulumi.StringInput, error) {
+	if given != nil {
+		return given, nil
+	}
+	generated, err := random.NewRandomPassword(b.ctx, b.names.base+suffix, &random.RandomPasswordArgs{
+		Length: pulumi.Int(32),
+		// Letters and digits only: HAProxy's health checks send the monitor password in an
+		// inline AUTH command, where a space or a quote would break it.
+		Special: pulumi.Bool(false),
+	}, b.opts...)
+	if err != nil {
+		return nil, err
+	}
+	return generated.Result, nil
+}
+
+// The keys of the Secret, which the pods mount at authDir (common.sh reads them).
+const (
+	passwordKey         = "password"
+	previousPasswordKey = "previous-password"
+	monitorPasswordKey  = "monitor-password"
+	// monitorUser is the user that HAProxy's checks and the exporter log in as.
+	monitorUser = "monitor"
+)
 
 // Values of the app.kubernetes.io/name label: which kind of release an object belongs to.
 const (
@@ -194,7 +255,8 @@ func (b *builder) exporter() corev1.ContainerArgs {
 		}),
 		Ports: corev1.ContainerPortArray{containerPort(metricsPortName, MetricsPort)},
 		Env: corev1.EnvVarArray{
-			corev1.EnvVarArgs{Name: pulumi.String("REDIS_PASSWORD"), ValueFrom: b.passwordRef()},
+			envVar("REDIS_USER", monitorUser),
+			corev1.EnvVarArgs{Name: pulumi.String("REDIS_PASSWORD"), ValueFrom: b.secretRef(monitorPasswordKey)},
 			// /scrape?target=... would dial any address a caller names and authenticate with this
 			// password. An environment variable rather than a flag: exporters older than v1.83.0
 			// ignore it instead of refusing to start.
@@ -211,11 +273,24 @@ func (b *builder) exporter() corev1.ContainerArgs {
 	}
 }
 
-// passwordRef reads the password from the Secret into an environment variable.
-func (b *builder) passwordRef() *corev1.EnvVarSourceArgs {
+// secretRef reads a key of the Secret into an environment variable.
+func (b *builder) secretRef(key string) *corev1.EnvVarSourceArgs {
 	return &corev1.EnvVarSourceArgs{SecretKeyRef: &corev1.SecretKeySelectorArgs{
-		Name: pulumi.String(b.names.secret), Key: pulumi.String(passwordKey),
+		Name: pulumi.String(b.names.secret), Key: pulumi.String(key),
 	}}
+}
+
+// authVolume is the Secret as files, for the scripts: unlike an environment variable, a file
+// follows a change of the Secret in a running pod, which a rotation needs (common.sh). Only
+// the pod's user and group may read them.
+func (b *builder) authVolume() corev1.VolumeArgs {
+	return corev1.VolumeArgs{Name: pulumi.String(volumeAuth), Secret: &corev1.SecretVolumeSourceArgs{
+		SecretName: pulumi.String(b.names.secret), DefaultMode: pulumi.Int(0o440),
+	}}
+}
+
+func authMount() corev1.VolumeMountArgs {
+	return corev1.VolumeMountArgs{Name: pulumi.String(volumeAuth), MountPath: pulumi.String(authDir), ReadOnly: pulumi.Bool(true)}
 }
 
 // separateNodes keeps every pod of a component on a node of its own: a required anti-affinity.
@@ -301,18 +376,14 @@ func (b *builder) podEnv(kindVars ...corev1.EnvVarArgs) corev1.EnvVarArray {
 	return append(env, b.serverEnv()...)
 }
 
-// serverEnv is what every script needs to run the engine's programs: their names, and the
-// password.
+// serverEnv is what every script needs to run the engine's programs: their names, and where
+// the passwords are (authVolume).
 func (b *builder) serverEnv() corev1.EnvVarArray {
-	secretRef := b.passwordRef()
 	server, cli := b.release.Engine.programs()
 	return corev1.EnvVarArray{
 		envVar("SERVER_BIN", server),
 		envVar("CLI_BIN", cli),
-		corev1.EnvVarArgs{Name: pulumi.String("REDIS_PASSWORD"), ValueFrom: secretRef},
-		// The cli reads the password from REDISCLI_AUTH (valkey-cli too), so it never appears in
-		// a process list.
-		corev1.EnvVarArgs{Name: pulumi.String("REDISCLI_AUTH"), ValueFrom: secretRef},
+		envVar("AUTH_DIR", authDir),
 	}
 }
 
@@ -335,10 +406,12 @@ func preStop(script string) *corev1.LifecycleArgs {
 	return &corev1.LifecycleArgs{PreStop: &corev1.LifecycleHandlerArgs{Exec: &corev1.ExecActionArgs{Command: scriptCommand(script)}}}
 }
 
-// podMounts are the redis pods' mounts: the ConfigMap, the run and tmp directories, and the data.
+// podMounts are the redis pods' mounts: the ConfigMap, the Secret, the run and tmp directories,
+// and the data.
 func podMounts(withData bool) corev1.VolumeMountArray {
 	m := corev1.VolumeMountArray{
 		corev1.VolumeMountArgs{Name: pulumi.String(volumeConfig), MountPath: pulumi.String(templateDir), ReadOnly: pulumi.Bool(true)},
+		authMount(),
 		corev1.VolumeMountArgs{Name: pulumi.String(volumeRun), MountPath: pulumi.String(runDir)},
 		corev1.VolumeMountArgs{Name: pulumi.String(volumeTmp), MountPath: pulumi.String("/tmp")},
 	}
@@ -354,6 +427,7 @@ func (b *builder) redisStatefulSet(replicas int, containers corev1.ContainerArra
 	a, n := b.release, b.names
 	volumes := append(corev1.VolumeArray{
 		corev1.VolumeArgs{Name: pulumi.String(volumeConfig), ConfigMap: &corev1.ConfigMapVolumeSourceArgs{Name: pulumi.String(b.redisConfigName)}},
+		b.authVolume(),
 		// The configs the start scripts render here hold the password: tmpfs keeps it off the
 		// node's disk, where a disk-backed emptyDir would leave it after the pod is gone. They
 		// are a few kilobytes (Sentinel's rewritten config grows by a line per peer); the pages
@@ -538,4 +612,96 @@ func (b *builder) headlessService(ports ...corev1.ServicePortArgs) error {
 func (b *builder) service(name, component string, spec *corev1.ServiceSpecArgs) error {
 	_, err := corev1.NewService(b.ctx, name, &corev1.ServiceArgs{Metadata: b.meta(name, b.labels(component)), Spec: spec}, b.opts...)
 	return err
+}
+
+// jobSpec is what a Job of the release (job) runs, besides what every one has.
+type jobSpec struct {
+	name, component string
+	// script is one of the ConfigMap's scripts, run with args in the redis image.
+	script string
+	args   []string
+	// env, volumes and mounts come on top of the scripts' environment (serverEnv, a pod name),
+	// the ConfigMap, the Secret and /tmp.
+	env     corev1.EnvVarArray
+	volumes corev1.VolumeArray
+	mounts  corev1.VolumeMountArray
+	timeout string
+}
+
+// job registers a Job of the release after dependsOn (and the Secret and ConfigMap). Pulumi
+// waits until it completes: resources that depend on it change only then, and an update whose
+// Job fails stops there. Its name is fixed: a new spec (another image, config or setting)
+// replaces it, delete first, which a finished Job allows; an unchanged spec does not run it
+// again. opts add to the release's options (a replacement trigger).
+func (b *builder) job(j jobSpec, dependsOn []pulumi.Resource, opts ...pulumi.ResourceOption) (pulumi.Resource, error) {
+	n := b.names
+	env := append(corev1.EnvVarArray{
+		// common.sh knows the StatefulSet by the pod's name minus its last part; the Job has no
+		// pod name of its own and resolves no name of its own.
+		envVar("POD_NAME", n.base+"-job"),
+		envVar("POD_FQDN", n.base+"-job"),
+		envVar("PEER_DOMAIN", peerDomain(n, b.release)),
+		envVar("REDIS_PORT", strconv.Itoa(RedisPort)),
+		envVar("TEMPLATE_DIR", templateDir),
+		envVar("RUN_DIR", "/tmp"),
+	}, j.env...)
+	env = append(env, b.serverEnv()...)
+	return batchv1.NewJob(b.ctx, j.name, &batchv1.JobArgs{
+		Metadata: b.meta(j.name, b.labels(j.component)),
+		Spec: &batchv1.JobSpecArgs{
+			BackoffLimit: pulumi.Int(3),
+			Template: &corev1.PodTemplateSpecArgs{
+				Metadata: &metav1.ObjectMetaArgs{Labels: b.labels(j.component)},
+				Spec: &corev1.PodSpecArgs{
+					RestartPolicy:                pulumi.String("Never"),
+					ServiceAccountName:           pulumi.String(n.serviceAccount),
+					AutomountServiceAccountToken: pulumi.Bool(false),
+					EnableServiceLinks:           pulumi.Bool(false),
+					SecurityContext:              restrictedPod(redisUser),
+					Containers: corev1.ContainerArray{corev1.ContainerArgs{
+						Name:            pulumi.String(j.component),
+						Image:           b.release.RedisImage,
+						Command:         scriptCommand(j.script, j.args...),
+						Env:             env,
+						Resources:       resources("50m", "64Mi", "128Mi"),
+						SecurityContext: restrictedContainer(),
+						VolumeMounts: append(corev1.VolumeMountArray{
+							corev1.VolumeMountArgs{Name: pulumi.String(volumeConfig), MountPath: pulumi.String(templateDir), ReadOnly: pulumi.Bool(true)},
+							authMount(),
+							corev1.VolumeMountArgs{Name: pulumi.String(volumeTmp), MountPath: pulumi.String("/tmp")},
+						}, j.mounts...),
+					}},
+					Volumes: append(corev1.VolumeArray{
+						corev1.VolumeArgs{Name: pulumi.String(volumeConfig), ConfigMap: &corev1.ConfigMapVolumeSourceArgs{Name: pulumi.String(b.redisConfigName)}},
+						b.authVolume(),
+						emptyDir(volumeTmp),
+					}, j.volumes...),
+				},
+			},
+		},
+	}, append(append(b.opts,
+		pulumi.DependsOn(append([]pulumi.Resource{b.secret, b.redisConfig}, dependsOn...)),
+		pulumi.Timeouts(&pulumi.CustomTimeouts{Create: j.timeout, Update: j.timeout}),
+		// Its name is fixed: the successor cannot exist beside it.
+		pulumi.DeleteBeforeReplace(true),
+	), opts...)...)
+}
+
+// componentCredentials is the app.kubernetes.io/component label of the credentials Job's pod.
+const componentCredentials = "credentials"
+
+// credentialsWaitSeconds bounds how long the credentials Job waits for a pod that does not
+// answer, or refuses every password, before it fails and stops the update.
+const credentialsWaitSeconds = 300
+
+// credentialsJob registers the Job that brings every running server and sentinel to the
+// Secret's passwords (credentials.sh), after dependsOn (the StatefulSet). It runs again when a
+// password changes, through a replacement trigger: the Secret's data is not part of the Job's
+// spec, and a Job's pod template cannot change in place anyway.
+func (b *builder) credentialsJob(kindVars corev1.EnvVarArray, dependsOn ...pulumi.Resource) (pulumi.Resource, error) {
+	return b.job(jobSpec{
+		name: b.names.base + "-" + componentCredentials, component: componentCredentials, script: "credentials.sh",
+		env:     append(corev1.EnvVarArray{envVar("CREDENTIALS_WAIT_SECONDS", strconv.Itoa(credentialsWaitSeconds))}, kindVars...),
+		timeout: "10m",
+	}, dependsOn, pulumi.ReplacementTrigger(b.credentials))
 }

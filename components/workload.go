@@ -36,9 +36,11 @@ const (
 	volumeRun    = "run"
 	volumeData   = "data"
 	volumeTmp    = "tmp"
+	volumeAuth   = "auth"
 )
 
-func (b *sentinelBuilder) statefulSet() error {
+// statefulSet registers the StatefulSet and, after it, the credentials Job, which it returns.
+func (b *sentinelBuilder) statefulSet() (pulumi.Resource, error) {
 	a := b.args
 	env := b.podEnv(
 		envVar("REPLICAS", strconv.Itoa(a.Replicas)),
@@ -73,11 +75,21 @@ func (b *sentinelBuilder) statefulSet() error {
 		SecurityContext: restrictedContainer(),
 		VolumeMounts:    podMounts(false),
 	}
-	_, err := b.redisStatefulSet(a.Replicas, corev1.ContainerArray{redis, sentinel}, nil)
-	return err
+	sts, err := b.redisStatefulSet(a.Replicas, corev1.ContainerArray{redis, sentinel}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return b.credentialsJob(corev1.EnvVarArray{
+		envVar("PODS", strconv.Itoa(a.Replicas)),
+		envVar("MASTER_SET", a.MasterSetName),
+		envVar("SENTINEL_PORT", strconv.Itoa(SentinelPort)),
+	}, sts)
 }
 
-func (b *sentinelBuilder) haproxy() error {
+// haproxy registers HAProxy's Deployment after credentials, the Job that gives every running
+// server the user monitor's password that HAProxy's checks log in with: a release created
+// before that user existed gets it there, without waiting for its pods to roll.
+func (b *sentinelBuilder) haproxy(credentials pulumi.Resource) error {
 	a, n := b.args, b.names
 	_, err := appsv1.NewDeployment(b.ctx, n.haproxy, &appsv1.DeploymentArgs{
 		Metadata: b.meta(n.haproxy, b.labels(componentHAProxy)),
@@ -102,7 +114,7 @@ func (b *sentinelBuilder) haproxy() error {
 							containerPort("redis-read", ReadPort),
 							containerPort("health", haproxyHealthPort),
 						},
-						Env:       corev1.EnvVarArray{corev1.EnvVarArgs{Name: pulumi.String("REDIS_PASSWORD"), ValueFrom: b.passwordRef()}},
+						Env:       corev1.EnvVarArray{corev1.EnvVarArgs{Name: pulumi.String("MONITOR_PASSWORD"), ValueFrom: b.secretRef(monitorPasswordKey)}},
 						Resources: resources("50m", "64Mi", "128Mi"),
 						// Ready while HAProxy runs, whatever the master's state: see haproxy.cfg.
 						ReadinessProbe: &corev1.ProbeArgs{
@@ -130,7 +142,7 @@ func (b *sentinelBuilder) haproxy() error {
 				},
 			},
 		},
-	}, append(b.opts, pulumi.DependsOn([]pulumi.Resource{b.secret, b.haproxyConfig}))...)
+	}, append(b.opts, pulumi.DependsOn([]pulumi.Resource{b.secret, b.haproxyConfig, credentials}))...)
 	return err
 }
 

@@ -21,6 +21,9 @@ type Config struct {
 	Namespace       string
 	CreateNamespace bool
 	Password        string
+	// PreviousPassword is accepted too while a rotation is under way; MonitorPassword is the
+	// user monitor's (components.ReleaseArgs). Empty: none, and a generated one.
+	PreviousPassword, MonitorPassword string
 	// Topology chooses the kind of release: TopologySentinel (Release) or TopologyCluster
 	// (Release's shared arguments, and Cluster's shape).
 	Topology     string
@@ -210,6 +213,8 @@ func LoadConfig(ctx *pulumi.Context) (*Config, error) {
 	r.string("redisImage", &c.RedisImage) // empty: the engine's pinned image
 	r.nonEmpty("haproxyImage", &c.HAProxyImage)
 	r.string("password", &c.Password)
+	r.string("previousPassword", &c.PreviousPassword)
+	r.string("monitorPassword", &c.MonitorPassword)
 	r.bool("ephemeral", &rel.Ephemeral)
 	r.nonEmpty("storageSize", &rel.StorageSize)
 	r.string("storageClass", &rel.StorageClass)
@@ -268,10 +273,20 @@ func LoadConfig(ctx *pulumi.Context) (*Config, error) {
 	for key, image := range map[string]string{"redisImage": c.RedisImage, "haproxyImage": c.HAProxyImage, "metricsImage": c.MetricsImage} {
 		r.match(key, image, imagePattern, "an image reference such as "+components.DefaultRedisImage)
 	}
-	if c.Password != "" && !passwordPattern.MatchString(c.Password) {
-		// The value itself is secret: name only what is wrong with it.
-		r.fail("password", fmt.Sprintf("(a secret of %d characters)", len(c.Password)),
-			`16 to 512 printable ASCII characters without spaces, quotes or backslashes, or no password to generate one`)
+	for key, password := range map[string]string{"password": c.Password, "previousPassword": c.PreviousPassword, "monitorPassword": c.MonitorPassword} {
+		if password != "" && !passwordPattern.MatchString(password) {
+			// The value itself is secret: name only what is wrong with it.
+			r.fail(key, fmt.Sprintf("(a secret of %d characters)", len(password)),
+				`16 to 512 printable ASCII characters without spaces, quotes or backslashes, or none`)
+		}
+	}
+	switch {
+	case c.PreviousPassword != "" && c.Password == "":
+		r.fail("previousPassword", "(a secret)", "only with password set: a rotation goes from previousPassword to password")
+	case c.PreviousPassword != "" && c.PreviousPassword == c.Password:
+		r.fail("previousPassword", "(the same secret as password)", "the password that password replaces, or none")
+	case c.MonitorPassword != "" && (c.MonitorPassword == c.Password || c.MonitorPassword == c.PreviousPassword):
+		r.fail("monitorPassword", "(the same secret as a client password)", "a password of its own, so that the clients' password never reaches HAProxy or the exporter")
 	}
 	switch c.Topology {
 	case TopologySentinel:

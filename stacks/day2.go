@@ -27,9 +27,10 @@ type settings struct {
 
 // settingsOf returns the settings of a configuration.
 func settingsOf(cfg *Config) settings {
-	s := settings{Settings: components.SettingsOf(cfg.Name, cfg.Release, cfg.Password)}
+	passwords := components.Passwords{Password: cfg.Password, Previous: cfg.PreviousPassword, Monitor: cfg.MonitorPassword}
+	s := settings{Settings: components.SettingsOf(cfg.Name, cfg.Release, passwords)}
 	if cfg.Topology == TopologyCluster {
-		s.Settings = components.ClusterSettingsOf(cfg.Name, cfg.Cluster, cfg.Password)
+		s.Settings = components.ClusterSettingsOf(cfg.Name, cfg.Cluster, passwords)
 		// The component has no cloud; the stack's decides the cluster it runs on all the same.
 		s.Cloud = string(cfg.Release.Cloud)
 	}

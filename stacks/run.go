@@ -37,8 +37,13 @@ func Run(ctx *pulumi.Context) error {
 	shared := cfg.Release.ReleaseArgs
 	shared.RedisImage = pulumi.String(cfg.RedisImage)
 	shared.MetricsImage = pulumi.String(cfg.MetricsImage)
-	if cfg.Password != "" {
-		shared.Password = pulumi.ToSecret(pulumi.String(cfg.Password)).(pulumi.StringOutput)
+	for _, p := range []struct {
+		value string
+		input *pulumi.StringInput
+	}{{cfg.Password, &shared.Password}, {cfg.PreviousPassword, &shared.PreviousPassword}, {cfg.MonitorPassword, &shared.MonitorPassword}} {
+		if p.value != "" {
+			*p.input = pulumi.ToSecret(pulumi.String(p.value)).(pulumi.StringOutput)
+		}
 	}
 	var opts []pulumi.ResourceOption
 	if c.provider != nil {

@@ -2,6 +2,7 @@ package tests
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
 	"strings"
 	"testing"
@@ -48,6 +49,9 @@ func TestAClusterHasEveryObjectItNeedsAndNothingOfSentinel(t *testing.T) {
 		"kubernetes:core/v1:ConfigMapPatch::redis-topology",
 		"kubernetes:batch/v1:Job::redis-drain",
 		"kubernetes:batch/v1:Job::redis-fill",
+		"kubernetes:batch/v1:Job::redis-credentials",
+		"random:index/randomPassword:RandomPassword::redis-monitor-password",
+		"kubernetes:core/v1:SecretPatch::redis-auth",
 	}
 	for i := 0; i < 6; i++ {
 		want = append(want, fmt.Sprintf("kubernetes:core/v1:PersistentVolumeClaimPatch::data-redis-%d", i))
@@ -75,7 +79,11 @@ func TestEveryObjectOfAClusterCarriesItsLabels(t *testing.T) {
 		labels := path(render.Object(res, false), "metadata", "labels").(map[string]any)
 		component := "redis"
 		if res.Type == "kubernetes:batch/v1:Job" {
-			component = "reshard" // the resharding Jobs' pods are no nodes of the cluster
+			// The Jobs' pods are no nodes of the cluster.
+			component = strings.TrimPrefix(res.Name, "redis-")
+			if component != "credentials" {
+				component = "reshard"
+			}
 		}
 		assert.Equal(t, map[string]any{
 			"app.kubernetes.io/name": "redis-cluster", "app.kubernetes.io/instance": "redis", "app.kubernetes.io/component": component,
@@ -144,7 +152,7 @@ func TestTheTopologyChangesInPlaceAndTheConfigIsContentAddressed(t *testing.T) {
 	name := path(config, "metadata", "name").(string)
 	assert.Regexp(t, regexp.MustCompile(`^redis-config-[0-9a-f]{10}$`), name)
 	assert.Equal(t, name, configVolume(t, baseSts.Spec.Template.Spec), "the pods mount the content-addressed ConfigMap")
-	assert.ElementsMatch(t, []string{"cluster.conf", "common.sh", "cluster-lib.sh", "cluster-start.sh", "cluster-prestop.sh", "cluster-probe.sh", "cluster-reshard.sh"},
+	assert.ElementsMatch(t, []string{"cluster.conf", "common.sh", "cluster-lib.sh", "cluster-start.sh", "cluster-prestop.sh", "cluster-probe.sh", "cluster-reshard.sh", "credentials.sh"},
 		keysOf(config["data"].(map[string]any)))
 
 	more, moreSts := runCluster(t, map[string]string{"shards": "5", "replicasPerShard": "2"})
@@ -174,15 +182,15 @@ func TestOnlyTheClustersOwnPodsReachItsBus(t *testing.T) {
 	}
 	peers := networkingv1.NetworkPolicyPeer{PodSelector: &metav1.LabelSelector{MatchLabels: clusterSelector}}
 	assert.Equal(t, []networkingv1.NetworkPolicyPeer{peers}, ports[components.BusPort], "no namespace selector: this namespace's pods of this release only")
-	reshard := map[string]string{}
-	for k, v := range clusterSelector {
-		reshard[k] = v
+	job := func(component string) networkingv1.NetworkPolicyPeer {
+		labels := maps.Clone(clusterSelector)
+		labels["app.kubernetes.io/component"] = component
+		return networkingv1.NetworkPolicyPeer{PodSelector: &metav1.LabelSelector{MatchLabels: labels}}
 	}
-	reshard["app.kubernetes.io/component"] = "reshard"
-	assert.Equal(t, []networkingv1.NetworkPolicyPeer{peers, {PodSelector: &metav1.LabelSelector{MatchLabels: reshard}}, {
+	assert.Equal(t, []networkingv1.NetworkPolicyPeer{peers, job("reshard"), job("credentials"), {
 		PodSelector:       &metav1.LabelSelector{MatchLabels: map[string]string{"redis-client": "true"}},
 		NamespaceSelector: &metav1.LabelSelector{},
-	}}, ports[components.RedisPort], "peers, the resharding Jobs, and labelled clients in any namespace")
+	}}, ports[components.RedisPort], "peers, the resharding and credentials Jobs, and labelled clients in any namespace")
 	require.Len(t, ports[components.MetricsPort], 1, "the scraper, and only to the metrics port")
 	assert.Len(t, ports, 3)
 

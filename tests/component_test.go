@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"encoding/base64"
 	"fmt"
 	"regexp"
 	"strings"
@@ -147,13 +148,21 @@ func TestAPublicLoadBalancerIsAnExplicitMarkedChoice(t *testing.T) {
 		"public on gke means no internal annotation, and the mark")
 }
 
-const testPassword = "Correct-Horse-Battery-Staple-42"
+// testPassword and testMonitorPassword are the passwords of the tests that set one.
+const (
+	testPassword        = "Correct-Horse-Battery-Staple-42"
+	testMonitorPassword = "Monitor-Horse-Battery-Staple-43"
+)
 
 func TestThePasswordIsOnlyInTheSecretAndTheSecretIsAPulumiSecret(t *testing.T) {
 	r := mustRunStack(t, map[string]string{"password": testPassword})
 	secret := r.find(typeSecret, "redis-auth")
 	assert.True(t, secret.Inputs["stringData"].ContainsSecrets(), "stringData must be a Pulumi secret")
 	assert.Equal(t, testPassword, render.Object(secret, true)["stringData"].(map[string]any)["password"])
+	// The patch that keeps the Secret's data in place (a rotation changes it) holds it encoded.
+	patch := r.find("kubernetes:core/v1:SecretPatch", "redis-auth")
+	assert.True(t, patch.Inputs["data"].ContainsSecrets(), "the patch's data must be a Pulumi secret")
+	assert.Equal(t, base64.StdEncoding.EncodeToString([]byte(testPassword)), render.Object(patch, true)["data"].(map[string]any)["password"])
 
 	for _, res := range r.resources {
 		if res.Type == typeSecret {
@@ -443,7 +452,8 @@ func TestServicesGiveStableNamesAndOneMasterAddress(t *testing.T) {
 
 func TestHAProxyRoutesOnlyToAMasterThatTheSentinelsName(t *testing.T) {
 	cfg := mustRunStack(t, nil).configFile("haproxy.cfg")
-	assert.Contains(t, cfg, `tcp-check send "AUTH ${REDIS_PASSWORD}\r\n"`, "the password comes from the environment")
+	assert.Contains(t, cfg, `tcp-check send "AUTH monitor ${MONITOR_PASSWORD}\r\n"`, "the user monitor, its password from the environment")
+	assert.NotContains(t, cfg, "REDIS_PASSWORD", "the clients' password never reaches HAProxy")
 	assert.Contains(t, cfg, "tcp-check expect string role:master")
 	var routable []string
 	for i := 0; i < 3; i++ {
@@ -515,7 +525,7 @@ func TestHAProxyPodsTogetherStayBelowRedisMaxClients(t *testing.T) {
 func TestTheConfigMapsHoldExactlyTheConfigFilesAndScriptsReadablyForDiffs(t *testing.T) {
 	r := mustRunStack(t, nil)
 	for name, files := range map[string][]string{
-		"redis-config":         {"redis.conf", "sentinel.conf", "common.sh", "lib.sh", "redis-start.sh", "sentinel-start.sh", "redis-prestop.sh", "probe.sh"},
+		"redis-config":         {"redis.conf", "sentinel.conf", "common.sh", "lib.sh", "redis-start.sh", "sentinel-start.sh", "redis-prestop.sh", "probe.sh", "credentials.sh"},
 		"redis-haproxy-config": {"haproxy.cfg"},
 	} {
 		data := r.object(typeConfigMap, name)["data"].(map[string]any)
@@ -551,15 +561,18 @@ func TestDisruptionBudgetsAndNetworkPolicies(t *testing.T) {
 		require.NotNil(t, peer.PodSelector)
 		from = append(from, peer.PodSelector.MatchLabels)
 	}
-	clients := rule.From[2]
+	clients := rule.From[3]
 	require.NotNil(t, clients.NamespaceSelector, "labelled clients in other namespaces are let in too")
 	assert.Empty(t, clients.NamespaceSelector.MatchLabels)
-	assert.Nil(t, rule.From[0].NamespaceSelector, "peers: this namespace only")
+	for _, own := range rule.From[:3] {
+		assert.Nil(t, own.NamespaceSelector, "the release's own pods: this namespace only")
+	}
 	assert.Equal(t, []map[string]string{
 		{"app.kubernetes.io/name": "redis-sentinel", "app.kubernetes.io/instance": "redis", "app.kubernetes.io/component": "redis"},
 		{"app.kubernetes.io/name": "redis-sentinel", "app.kubernetes.io/instance": "redis", "app.kubernetes.io/component": "haproxy"},
+		{"app.kubernetes.io/name": "redis-sentinel", "app.kubernetes.io/instance": "redis", "app.kubernetes.io/component": "credentials"},
 		{"redis-client": "true"},
-	}, from, "peers, HAProxy and labelled clients; nobody else")
+	}, from, "peers, HAProxy, the credentials Job and labelled clients; nobody else")
 
 	var account corev1.ServiceAccount
 	r.decode(typeAccount, "redis", &account)

@@ -79,8 +79,11 @@ func TestAChangeThatWouldLoseDataOrTakeEveryPodDownIsRefusedBeforeAnythingIsRegi
 		{"emptyDirs to claims starts without the data", "local", map[string]string{"ephemeral": "true"}, map[string]string{"ephemeral": "false"}, "ephemeral", "deploy a second release"},
 		{"a bound volume keeps its class", "local", nil, map[string]string{"storageClass": "fast"}, "storageClass", "keep the class"},
 		{"a volume cannot shrink", "local", nil, map[string]string{"storageSize": "512Mi"}, "storageSize", "keep 1Gi or more"},
-		{"mixed passwords break replication mid-roll", "local", map[string]string{"password": "first-password-0001"}, map[string]string{"password": "other-password-0002"}, "password", "keep it until rotation"},
-		{"a generated password cannot become a chosen one", "local", nil, map[string]string{"password": "first-password-0001"}, "password", "keep it until rotation"},
+		{"a new password alone refuses every client of the old one", "local", map[string]string{"password": "first-password-0001"}, map[string]string{"password": "other-password-0002"}, "password", "rotate in two steps"},
+		{"so does a chosen one in place of a generated one", "local", nil, map[string]string{"password": "first-password-0001"}, "password", "rotate in two steps"},
+		{"a rotation starts from the password in use", "local", map[string]string{"password": "first-password-0001"}, map[string]string{"password": "other-password-0002", "previousPassword": "other-password-0003"}, "password", "rotate in two steps"},
+		{"a rotation under way ends before the next", "local", map[string]string{"password": "other-password-0002", "previousPassword": "first-password-0001"}, map[string]string{"password": "other-password-0004", "previousPassword": "other-password-0002"}, "previousPassword", "finish the rotation under way first"},
+		{"HAProxy would lose the master", "local", map[string]string{"monitorPassword": "first-password-0005"}, map[string]string{"monitorPassword": "other-password-0006"}, "monitorPassword", "keep it"},
 		{"objects of the ambient kubeconfig's provider would be replaced", "local", nil, map[string]string{"kubeconfig": testKubeconfig("kind-redis", "https://127.0.0.1:6443")}, "kubeconfig", "create a new stack"},
 		{"another cluster would get an empty release", "local", map[string]string{"kubeconfig": testKubeconfig("kind-redis", "https://127.0.0.1:6443")}, map[string]string{"kubeconfig": testKubeconfig("kind-other", "https://127.0.0.1:6443")}, "kubeconfig", "create a new stack"},
 		{"a GKE cluster cannot move to another region", "gke", nil, map[string]string{"gcpRegion": "europe-west4", "gkeZones": `["europe-west4-a","europe-west4-b","europe-west4-c"]`}, "gcpRegion", "create a new stack"},
@@ -108,6 +111,24 @@ func TestAChangeThatWouldLoseDataOrTakeEveryPodDownIsRefusedBeforeAnythingIsRegi
 				assert.Equal(t, typeStackReference, res.Type, "nothing but the read of the recorded settings is registered: %s %s", res.Type, res.Name)
 			}
 		})
+	}
+}
+
+// Each step of a rotation, from the settings the step before recorded.
+func TestAPasswordRotatesInTwoStepsOrGoesBack(t *testing.T) {
+	old := map[string]string{"password": "first-password-0001"}
+	both := map[string]string{"password": "other-password-0002", "previousPassword": "first-password-0001"}
+	for _, step := range []struct {
+		sentence      string
+		before, after map[string]string
+	}{
+		{"begin: the new password, the old one still accepted", old, both},
+		{"end: the old one removed", both, map[string]string{"password": "other-password-0002"}},
+		{"go back: the old one alone again", both, old},
+		{"begin from a generated password (the credentials Job checks the old one)", nil, both},
+	} {
+		_, err := runStackAfter(t, "local", settingsAfter(t, "local", step.before), step.after)
+		assert.NoError(t, err, step.sentence)
 	}
 }
 

@@ -27,7 +27,9 @@ var clusterDay2Changes = []day2Change{
 	{"engine", map[string]any{"engine": "valkey", "redisImage": nil}, "Redis to Valkey: the pods and the Jobs' programs", ""},
 	{"storageSize", map[string]any{"storageSize": "2Gi"}, "grow: the claims are patched", ""},
 	{"replicasPerShard", map[string]any{"replicasPerShard": 2}, "the shard groups would change", ""},
-	{"password", map[string]any{"password": "engine-test-password-0003"}, "", ""},
+	{"password", map[string]any{"password": "engine-test-password-0003"}, "a new password in one step", classRefused},
+	{"password", map[string]any{"password": "engine-test-password-0003", "previousPassword": "engine-test-password-0001"}, "a rotation's first step", ""},
+	{"previousPassword", map[string]any{"previousPassword": nil}, "its last step", ""},
 }
 
 // TestEveryClusterConfigChangeIsARollingUpdateInPlaceOrARefusal is the day-2 matrix of a
@@ -48,6 +50,9 @@ func TestEveryClusterConfigChangeIsARollingUpdateInPlaceOrARefusal(t *testing.T)
 	for _, c := range clusterDay2Changes {
 		want := classes[c.key]
 		require.NotEmpty(t, want, "README's day-2 table has no row for %s", c.key)
+		if c.class != "" {
+			want = c.class
+		}
 		applied := applyDay2Change(t, e, c, want)
 		if c.key != "shards" {
 			continue

@@ -39,14 +39,15 @@ func TestTheExporterReadsOnlyItsOwnRedisWithThePasswordFromTheSecret(t *testing.
 	assert.Equal(t, []string{"--redis.addr=redis://localhost:6379", "--web.listen-address=:9121"}, exporter.Args)
 	assert.Equal(t, []corev1.ContainerPort{{Name: "metrics", ContainerPort: components.MetricsPort, Protocol: corev1.ProtocolTCP}}, exporter.Ports)
 
-	require.Len(t, exporter.Env, 2)
-	password := exporter.Env[0]
+	require.Len(t, exporter.Env, 3)
+	assert.Equal(t, corev1.EnvVar{Name: "REDIS_USER", Value: "monitor"}, exporter.Env[0], "the low-privilege user, never the clients' password")
+	password := exporter.Env[1]
 	assert.Equal(t, "REDIS_PASSWORD", password.Name, "the variable redis_exporter reads")
 	require.NotNil(t, password.ValueFrom)
 	require.NotNil(t, password.ValueFrom.SecretKeyRef, "from the Secret, never a literal")
 	assert.Equal(t, "redis-auth", password.ValueFrom.SecretKeyRef.Name)
-	assert.Equal(t, "password", password.ValueFrom.SecretKeyRef.Key)
-	assert.Equal(t, corev1.EnvVar{Name: "REDIS_EXPORTER_DISABLE_SCRAPE_ENDPOINT", Value: "true"}, exporter.Env[1],
+	assert.Equal(t, "monitor-password", password.ValueFrom.SecretKeyRef.Key)
+	assert.Equal(t, corev1.EnvVar{Name: "REDIS_EXPORTER_DISABLE_SCRAPE_ENDPOINT", Value: "true"}, exporter.Env[2],
 		"/scrape would send the password to any address a caller names")
 	for _, arg := range exporter.Args {
 		assert.NotContains(t, arg, "password")

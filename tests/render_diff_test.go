@@ -135,6 +135,6 @@ func TestRenderDiffNeverShowsSecretValues(t *testing.T) {
 	// An old render made with -show-secrets would print its values on the removed lines.
 	out, code = runRender(t, "-project", repoRoot, "-stack", "local", "-diff", shown)
 	assert.Equal(t, 2, code)
-	assert.Contains(t, out, "secret-redis-auth.yaml: stringData.password is not <redacted>")
+	assert.Contains(t, out, "secret-redis-auth.yaml: stringData.monitor-password is not <redacted>", "the first key in order")
 	assert.NotContains(t, out, password)
 }

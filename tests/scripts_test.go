@@ -86,6 +86,12 @@ shift 4
 			value = p.run
 		case "DATA_DIR":
 			value = p.data
+		case "AUTH_DIR":
+			value = filepath.Join(root, "auth")
+			require.NoError(t, os.MkdirAll(value, 0o755))
+			for key, password := range map[string]string{"password": testPassword, "monitor-password": testMonitorPassword} {
+				require.NoError(t, os.WriteFile(filepath.Join(value, key), []byte(password), 0o644))
+			}
 		}
 		p.env = append(p.env, e.Name+"="+value)
 	}

@@ -53,7 +53,7 @@ func TestHAProxyAcceptsTheRenderedConfig(t *testing.T) {
 		file := filepath.Join(t.TempDir(), "haproxy.cfg")
 		require.NoError(t, os.WriteFile(file, []byte(mustRunStack(t, overrides).configFile("haproxy.cfg")), 0o644))
 		check := exec.Command(unshare, "--net", haproxy, "-c", "-f", file)
-		check.Env = append(os.Environ(), "REDIS_PASSWORD="+testPassword)
+		check.Env = append(os.Environ(), "MONITOR_PASSWORD="+testPassword)
 		out, err := check.CombinedOutput()
 		assert.NoError(t, err, "haproxy -c %v:\n%s", overrides, out)
 		assert.Contains(t, string(out), "Configuration file is valid")
@@ -90,7 +90,7 @@ kill %1
 wait
 `
 	run := exec.Command(unshare, "--net", bash, "-c", script, "probe", haproxy, cfg, log)
-	run.Env = append(os.Environ(), "REDIS_PASSWORD="+testPassword)
+	run.Env = append(os.Environ(), "MONITOR_PASSWORD="+testPassword)
 	out, err := run.CombinedOutput()
 	require.NoError(t, err, "%s", out)
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")

@@ -8,8 +8,6 @@
 # shellcheck source=common.sh
 . "${TEMPLATE_DIR}/common.sh"
 
-: "${REDIS_PASSWORD:?}"
-
 SLOTS=16384
 
 # topology KEY: a value of the release's topology ConfigMap (shards, replicas-per-shard). It is
@@ -29,20 +27,19 @@ group_of() {
     echo $(($1 / (1 + $(topology replicas-per-shard))))
 }
 
-# local_cli ARGS...: a call to this pod's server with LOCAL_AUTH, which is the release's password
-# once the node has joined and the node's own token before.
+# local_cli ARGS...: a call to this pod's server: with the release's passwords once the node has
+# joined, with its own token (LOCAL_AUTH, cluster-start.sh) before.
 local_cli() (
-    REDISCLI_AUTH=${LOCAL_AUTH:-$REDIS_PASSWORD}
-    export REDISCLI_AUTH
+    if [ -n "${LOCAL_AUTH:-}" ]; then
+        CLI_USER=default CLI_AUTH=$LOCAL_AUTH
+    fi
     cli localhost "$REDIS_PORT" "$@"
 )
 
-# peer_cli HOST ARGS...: a call to another pod's server with the release's password.
+# peer_cli HOST ARGS...: a call to another pod's server with the release's passwords.
 peer_cli() (
     host=$1
     shift
-    REDISCLI_AUTH=$REDIS_PASSWORD
-    export REDISCLI_AUTH
     cli "$host" "$REDIS_PORT" "$@"
 )
 
@@ -75,13 +72,11 @@ ordinal_of() {
 
 # keeper_cli HOST ARGS...: a call to HOST's server as the user keeper, which a node with an empty
 # disk admits too (cluster-start.sh). It may only ask a node who it is, what it knows and where
-# it was reached.
+# it was reached (KEEPER_RULES).
 keeper_cli() (
     host=$1
     shift
-    REDISCLI_AUTH=$REDIS_PASSWORD
-    export REDISCLI_AUTH
-    timeout 3 "$CLI_BIN" --user keeper -h "$host" -p "$REDIS_PORT" "$@" 2>/dev/null | tr -d '\r'
+    CLI_USER=keeper cli "$host" "$REDIS_PORT" "$@"
 )
 
 # address_of HOST: "ID IP" of the server at HOST as HOST itself answers: its node ID, and the

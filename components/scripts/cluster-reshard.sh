@@ -81,6 +81,10 @@ until host=$(seed) && healthy "$host"; do
     sleep 2
 done
 nodes=$(peer_cli "$host" CLUSTER NODES)
+# redis-cli --cluster authenticates to every node with one password: the one that every node
+# accepts, even in the middle of a rotation.
+REDISCLI_AUTH=$(peer_password)
+export REDISCLI_AUTH
 
 # A slot left MIGRATING or IMPORTING by an earlier run that stopped half-way: complete it. Every
 # slot is covered here (healthy), so fix only closes open slots.

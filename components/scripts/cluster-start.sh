@@ -33,21 +33,22 @@ ORDINAL=${POD_NAME##*-}
 JOINED=${DATA_DIR}/joined
 
 if [ -e "$JOINED" ]; then
-    password=$REDIS_PASSWORD
+    default_passwords=$(password_rules)
 else
-    password=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
-    echo "$password" >"${RUN_DIR}/join-token"
+    LOCAL_AUTH=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+    echo "$LOCAL_AUTH" >"${RUN_DIR}/join-token"
+    default_passwords="resetpass $(quote ">$LOCAL_AUTH")"
     log "empty data volume: the server takes no password but its own token until it has a role"
 fi
 {
     cat "${TEMPLATE_DIR}/cluster.conf"
     echo "cluster-announce-hostname ${POD_FQDN}"
-    echo "requirepass $(quote "$password")"
-    echo "user keeper on $(quote ">$REDIS_PASSWORD") -@all +cluster|myid +cluster|nodes +client|info +ping"
-    echo "masterauth $(quote "$REDIS_PASSWORD")"
+    echo "user default on $default_passwords ~* &* +@all"
+    echo "user keeper on $(password_rules) $KEEPER_RULES"
+    echo "user monitor on resetpass $(quote ">$(secret monitor-password)") $MONITOR_RULES"
+    echo "masterauth $(quote "$(peer_password)")"
 } >"${RUN_DIR}/redis.conf.new"
 install_config redis.conf
-LOCAL_AUTH=$password
 
 # meet_peers: step 1, for every pod of the release and every node this one knows by name.
 meet_peers() {
@@ -89,11 +90,11 @@ sees_everyone() {
     done
 }
 
-# joined: the node has its role; from now on it takes the release's password.
+# joined: the node has its role; from now on it takes the release's passwords.
 joined() {
-    # On standard input: an argument would show the password in the process list.
-    printf 'CONFIG SET requirepass "%s"\n' "$REDIS_PASSWORD" | local_cli >/dev/null
-    LOCAL_AUTH=$REDIS_PASSWORD
+    # On standard input: an argument would show the passwords in the process list.
+    printf 'ACL SETUSER default %s\n' "$(password_rules)" | local_cli >/dev/null
+    LOCAL_AUTH=
     touch "$JOINED"
     rm -f "${RUN_DIR}/join-token"
     log "joined the cluster as $1; the server takes the release's password now"

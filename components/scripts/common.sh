@@ -2,13 +2,14 @@
 # Functions that every script of both kinds of release uses (a RedisSentinel's lib.sh and a
 # RedisCluster's cluster-lib.sh source it); sourced, never run on its own.
 #
-# Every value comes from the environment that the StatefulSet sets. The password is read by
-# redis-cli from REDISCLI_AUTH, never passed on a command line, and every call is bounded by
-# `timeout`, so an unreachable or unresolvable peer cannot hang a start, a probe or a preStop.
+# Every value comes from the environment that the StatefulSet sets, but the passwords, which are
+# files of the release's Secret (see passwords). redis-cli reads a password from REDISCLI_AUTH,
+# never from its command line, and every call is bounded by `timeout`, so an unreachable or
+# unresolvable peer cannot hang a start, a probe or a preStop.
 # BusyBox's `timeout` leaves a watcher process behind that exits a second later, an orphan: the
 # pod shares one process namespace, so the pause container, its PID 1, reaps it (workload.go).
 
-: "${POD_NAME:?}" "${POD_FQDN:?}" "${PEER_DOMAIN:?}" "${REDIS_PORT:?}" "${REDISCLI_AUTH:?}"
+: "${POD_NAME:?}" "${POD_FQDN:?}" "${PEER_DOMAIN:?}" "${REDIS_PORT:?}" "${AUTH_DIR:?}"
 : "${TEMPLATE_DIR:?}" "${RUN_DIR:?}" "${SERVER_BIN:?}" "${CLI_BIN:?}"
 
 STATEFULSET=${POD_NAME%-*}
@@ -17,19 +18,92 @@ log() {
     echo "$(date '+%Y-%m-%dT%H:%M:%S') ${POD_NAME} $*" >&2
 }
 
-# cli HOST PORT ARGS...: one redis-cli call, its raw reply on stdout, nothing on failure. A call
-# takes at most 3 s, and ends by DEADLINE (seconds since the epoch) when a script sets one: past
-# it, the call fails at once.
+# secret KEY: a file of the release's Secret, mounted at AUTH_DIR; nothing when it has no KEY.
+#   password           the clients' password;
+#   previous-password  while a rotation is under way, the password it replaces;
+#   monitor-password   the password of the user "monitor" (HAProxy's checks, the exporter),
+#                      which a rotation of the clients' password leaves alone.
+# Read on every call: the kubelet updates a running pod's files when the Secret changes, within
+# a minute or two, while the environment keeps what the Secret said when the container started.
+# A rotation (credentials.sh) restarts no pod.
+secret() {
+    cat "${AUTH_DIR}/$1" 2>/dev/null || true
+}
+
+# passwords: the default user's passwords, one per line, the one to try first first: while a
+# rotation is under way, the previous one, which every server accepts until the rotation's last
+# step; then the current one. A caller tries the next when a server refuses one: a pod's files
+# can lag behind the Secret for a while after that last step.
+passwords() {
+    for key in previous-password password; do
+        value=$(secret "$key")
+        [ -z "$value" ] || printf '%s\n' "$value"
+    done
+}
+
+# peer_password: the password to give where only one can be given (masterauth, a sentinel's
+# auth-pass): the first of passwords.
+peer_password() {
+    passwords | head -n 1
+}
+
+# password_rules: the ACL rules that give a user exactly the passwords of passwords, for ACL
+# SETUSER or a user line of a config, each quoted.
+password_rules() {
+    printf resetpass
+    passwords | while IFS= read -r value; do
+        printf ' %s' "$(quote ">$value")"
+    done
+}
+
+# The users a server or sentinel has besides the default user, and what they may run:
+#   MONITOR_RULES: the user "monitor" on a server: redis_exporter's documented minimum without
+#     its key checks (none configured here), and QUIT, which ends HAProxy's check;
+#   SENTINEL_MONITOR_RULES: the user "monitor" on a sentinel: HAProxy's check asks which pod is
+#     master (Sentinel has no QUIT);
+#   KEEPER_RULES: the user "keeper" on a RedisCluster's server (cluster-start.sh), whose
+#     passwords are the default user's.
+# shellcheck disable=SC2034 # the scripts that source this file read them
+{
+    MONITOR_RULES='-@all +@connection -auth -hello -echo -reset -command +client +info +config|get +memory +latency +slowlog +cluster|info +cluster|slots +cluster|nodes +quit'
+    SENTINEL_MONITOR_RULES='-@all +ping +sentinel|get-master-addr-by-name'
+    KEEPER_RULES='-@all +cluster|myid +cluster|nodes +client|info +ping'
+}
+
+# cli HOST PORT [ARGS...]: one redis-cli call (with no ARGS, the commands are read from standard
+# input), its raw reply on stdout, nothing on failure. It authenticates as the default user with
+# passwords, trying the next after a refusal, or as CLI_USER with CLI_AUTH when a caller sets
+# them (a node's own join token: cluster-start.sh). A try takes at most 3 s, and ends by
+# DEADLINE (seconds since the epoch) when a script sets one: past it, the call fails at once.
 cli() (
     host=$1 port=$2
     shift 2
-    limit=3
-    if [ -n "${DEADLINE:-}" ]; then
-        left=$((DEADLINE - $(date +%s)))
-        [ "$left" -gt 0 ] || return 0
-        [ "$left" -ge "$limit" ] || limit=$left
+    if [ "$#" = 0 ]; then
+        input=$(cat)
     fi
-    timeout "$limit" "$CLI_BIN" -h "$host" -p "$port" "$@" 2>/dev/null | tr -d '\r'
+    candidates=${CLI_AUTH:-$(passwords)}
+    if [ -n "${CLI_USER:-}" ]; then
+        set -- --user "$CLI_USER" "$@"
+    fi
+    reply=
+    set -f
+    IFS='
+'
+    for REDISCLI_AUTH in $candidates; do
+        export REDISCLI_AUTH
+        limit=3
+        if [ -n "${DEADLINE:-}" ]; then
+            left=$((DEADLINE - $(date +%s)))
+            [ "$left" -gt 0 ] || return 0
+            [ "$left" -ge "$limit" ] || limit=$left
+        fi
+        reply=$(printf '%s\n' "${input:-}" | timeout "$limit" "$CLI_BIN" -h "$host" -p "$port" "$@" 2>/dev/null | tr -d '\r')
+        case "$reply" in
+        NOAUTH* | WRONGPASS*) ;;
+        *) break ;;
+        esac
+    done
+    [ -z "$reply" ] || printf '%s\n' "$reply"
 )
 
 # peer ORDINAL: the stable DNS name of pod ORDINAL of this StatefulSet.

@@ -57,8 +57,9 @@ fi
 {
     cat "${TEMPLATE_DIR}/redis.conf"
     echo "replica-announce-ip ${POD_FQDN}"
-    echo "requirepass $(quote "$REDIS_PASSWORD")"
-    echo "masterauth $(quote "$REDIS_PASSWORD")"
+    echo "user default on $(password_rules) ~* &* +@all"
+    echo "user monitor on resetpass $(quote ">$(secret monitor-password)") $MONITOR_RULES"
+    echo "masterauth $(quote "$(peer_password)")"
     if [ -n "$master" ]; then
         echo "replicaof ${master}"
         echo "replica-priority 0"

@@ -50,8 +50,11 @@ awk -v host="${master% *}" -v port="${master#* }" \
     done
     echo "sentinel announce-ip ${POD_FQDN}"
     echo "sentinel announce-port ${SENTINEL_PORT}"
-    echo "sentinel auth-pass ${MASTER_SET} $(quote "$REDIS_PASSWORD")"
-    echo "requirepass $(quote "$REDIS_PASSWORD")"
+    # sentinel-pass: what it authenticates to the other sentinels with.
+    echo "sentinel auth-pass ${MASTER_SET} $(quote "$(peer_password)")"
+    echo "sentinel sentinel-pass $(quote "$(peer_password)")"
+    echo "user default on $(password_rules) ~* &* +@all"
+    echo "user monitor on resetpass $(quote ">$(secret monitor-password)") $SENTINEL_MONITOR_RULES"
 } >>"${RUN_DIR}/sentinel.conf.new"
 install_config sentinel.conf
 

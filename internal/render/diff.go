@@ -3,6 +3,7 @@ package render
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -70,9 +71,11 @@ func checkRenderedObject(body []byte) error {
 	if obj.Kind != "Secret" {
 		return nil
 	}
-	for field, values := range map[string]map[string]any{"data": obj.Data, "stringData": obj.StringData} {
-		for key, value := range values {
-			if value != Redacted && value != Unknown {
+	// In a fixed order, so that the error names the same key every time.
+	for _, field := range []string{"data", "stringData"} {
+		values := map[string]map[string]any{"data": obj.Data, "stringData": obj.StringData}[field]
+		for _, key := range slices.Sorted(maps.Keys(values)) {
+			if value := values[key]; value != Redacted && value != Unknown {
 				return fmt.Errorf("%s.%s is not %s: this render shows secret values (-show-secrets), which a diff would print", field, key, Redacted)
 			}
 		}

@@ -34,11 +34,11 @@ const Env = "REDIS_SENTINEL_ENGINE"
 // (renderYamlToDirectory: the engine and the provider decide every step, no cluster is needed)
 // or talks to a cluster, as the provider configuration New is given says.
 type Stack struct {
-	t        *testing.T
-	stack    auto.Stack
-	workDir  string
-	config   map[string]any // Pulumi.local.yaml as written for the next operation
-	password string         // the password config holds, in plain text
+	t       *testing.T
+	stack   auto.Stack
+	workDir string
+	config  map[string]any    // Pulumi.local.yaml as written for the next operation
+	secrets map[string]string // the secret keys' values (secretKeys), in plain text
 }
 
 func New(t *testing.T, repoRoot string, providerConfig map[string]any) *Stack {
@@ -84,15 +84,15 @@ func New(t *testing.T, repoRoot string, providerConfig map[string]any) *Stack {
 	ctx := context.Background()
 	stack, err := auto.UpsertStackInlineSource(ctx, "local", "redis-sentinel", stacks.Run, auto.WorkDir(workDir))
 	require.NoError(t, err)
-	e := &Stack{t: t, stack: stack, workDir: workDir, config: stackFile.Config}
+	e := &Stack{t: t, stack: stack, workDir: workDir, config: stackFile.Config, secrets: map[string]string{}}
 	maps.Copy(e.config, providerConfig)
-	// The random provider is not to be had here: the tests set the password.
-	e.Set(map[string]any{"password": "engine-test-password-0001"})
+	// The random provider is not to be had here: the tests set the passwords.
+	e.Set(map[string]any{"password": "engine-test-password-0001", "monitorPassword": "engine-test-monitor-0001"})
 	return e
 }
 
 // set changes keys of the stack's configuration (short names; nil removes a key) and writes the
-// stack file. The password goes in as a secret, encrypted by the CLI. It returns what the keys
+// stack file. The passwords go in as secrets, encrypted by the CLI. It returns what the keys
 // held before, for a set that undoes it.
 func (e *Stack) Set(values map[string]any) map[string]any {
 	e.t.Helper()
@@ -100,10 +100,15 @@ func (e *Stack) Set(values map[string]any) map[string]any {
 	for key, value := range values {
 		full := "redis-sentinel:" + key
 		before[key] = e.config[full]
-		if key == "password" {
-			before[key] = e.password
-			e.password = value.(string)
-			require.NoError(e.t, e.stack.SetConfig(context.Background(), full, auto.ConfigValue{Value: e.password, Secret: true}))
+		if secretKeys[key] {
+			before[key] = nil // absent: a set that undoes this removes it
+			if was, ok := e.secrets[key]; ok {
+				before[key] = was
+			}
+		}
+		if secretKeys[key] && value != nil {
+			e.secrets[key] = value.(string)
+			require.NoError(e.t, e.stack.SetConfig(context.Background(), full, auto.ConfigValue{Value: value.(string), Secret: true}))
 			var written struct {
 				Config map[string]any `json:"config"`
 			}
@@ -111,6 +116,7 @@ func (e *Stack) Set(values map[string]any) map[string]any {
 			e.config[full] = written.Config[full]
 			continue
 		}
+		delete(e.secrets, key)
 		if value == nil {
 			delete(e.config, full)
 		} else {
@@ -239,4 +245,7 @@ func (p Plan) String() string {
 }
 
 // Password is the password the stack's configuration holds now, in plain text.
-func (e *Stack) Password() string { return e.password }
+func (e *Stack) Password() string { return e.secrets["password"] }
+
+// secretKeys are the keys that Set stores as secrets.
+var secretKeys = map[string]bool{"password": true, "previousPassword": true, "monitorPassword": true}

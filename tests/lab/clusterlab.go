@@ -167,7 +167,7 @@ func (c *clusterRun) createByHand() error {
 }
 
 // exec runs argv in pod i's redis container, as `kubectl exec` would, with the container's
-// environment (REDISCLI_AUTH included).
+// environment.
 func (c *clusterRun) exec(i int, argv ...string) ([]byte, error) {
 	p := c.redis[i]
 	if p == nil {
@@ -187,7 +187,7 @@ func (c *clusterRun) clusterNodes() string {
 	var b strings.Builder
 	for i := range c.redis {
 		fmt.Fprintf(&b, "## %s\n", c.podName(i))
-		out, err := c.exec(i, "sh", "-c", `"$CLI_BIN" CLUSTER NODES 2>&1 | grep -v AUTH || "$CLI_BIN" --user keeper CLUSTER NODES 2>&1`)
+		out, err := c.exec(i, "sh", "-c", `export REDISCLI_AUTH="$(cat "$AUTH_DIR/password")"; "$CLI_BIN" CLUSTER NODES 2>&1 | grep -v AUTH || "$CLI_BIN" --user keeper CLUSTER NODES 2>&1`)
 		if err != nil {
 			fmt.Fprintf(&b, "(%v) ", err)
 		}

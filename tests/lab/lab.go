@@ -31,8 +31,16 @@ func RunRole() (bool, error) {
 	return false, nil
 }
 
-// labPassword is the Secret's value the lab supplies to the pods.
-const labPassword = "lab-password-0123456789abcdef"
+// labPassword and labMonitorPassword are the Secret's values the lab supplies to the pods.
+const (
+	labPassword        = "lab-password-0123456789abcdef"
+	labMonitorPassword = "lab-monitor-0123456789abcdef"
+)
+
+// labSecret is the release's Secret as the lab supplies it.
+func labSecret() map[string]string {
+	return map[string]string{"password": labPassword, "monitor-password": labMonitorPassword}
+}
 
 // Timing of the client's work.
 const (
@@ -131,7 +139,7 @@ func startSentinelRun(rel *release, dir string) (*sentinelRun, error) {
 	}
 	proxy := podRun{
 		name: rel.haproxy.Name + "-0", namespace: rel.namespace, spec: rel.haproxy.Spec.Template.Spec,
-		configMap: rel.configMap, secret: map[string]string{"password": labPassword},
+		configMap: rel.configMap, secret: labSecret(),
 		dir: filepath.Join(dir, "pods", rel.haproxy.Name), dnsServer: bridgeAddr,
 	}
 	if c.proxy, err = startPod(c.net, proxy); err != nil {
@@ -170,7 +178,7 @@ func (s *podSet) startRedisPod(i int) error {
 	spec.Hostname, spec.Subdomain = s.podName(i), s.w.headless
 	run := podRun{
 		name: s.podName(i), namespace: s.w.namespace, subdomain: s.w.headless, spec: spec,
-		configMap: s.w.configMap, secret: map[string]string{"password": labPassword}, claims: claims,
+		configMap: s.w.configMap, secret: labSecret(), claims: claims,
 		dir:       filepath.Join(s.dir, "pods", fmt.Sprintf("%s-%d", s.podName(i), time.Now().UnixNano())),
 		dnsServer: bridgeAddr,
 	}

@@ -122,8 +122,12 @@ func (p *pod) startSandbox() error {
 			if err := writeConfigMapVolume(dir, r.configMap, v.ConfigMap.Items); err != nil {
 				return err
 			}
+		case v.Secret != nil:
+			if err := writeSecretVolume(dir, r.secret, v.Secret, r.spec.SecurityContext); err != nil {
+				return err
+			}
 		default:
-			return fmt.Errorf("lab: pod %s: volume %s: only emptyDir and configMap volumes are supported", r.name, v.Name)
+			return fmt.Errorf("lab: pod %s: volume %s: only emptyDir, configMap and secret volumes are supported", r.name, v.Name)
 		}
 		volumes[v.Name] = dir
 	}
@@ -257,6 +261,48 @@ func writeConfigMapVolume(dir string, data map[string]string, items []corev1.Key
 		}
 		if err := os.WriteFile(filepath.Join(dir, path), []byte(v), 0o644); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// writeSecretVolume writes every key of data as a file of dir, as the kubelet does: the mode
+// the volume says, the group the pod's fsGroup. Each file is replaced whole (a rename), so that a
+// script reading it while the lab rotates the Secret sees the old or the new value, never half.
+func writeSecretVolume(dir string, data map[string]string, src *corev1.SecretVolumeSource, pod *corev1.PodSecurityContext) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	mode := os.FileMode(0o644)
+	if src.DefaultMode != nil {
+		mode = os.FileMode(*src.DefaultMode)
+	}
+	for key, value := range data {
+		tmp := filepath.Join(dir, "."+key+".new")
+		if err := os.WriteFile(tmp, []byte(value), mode); err != nil {
+			return err
+		}
+		if err := os.Chmod(tmp, mode); err != nil {
+			return err
+		}
+		if pod != nil && pod.FSGroup != nil {
+			if err := os.Chown(tmp, 0, int(*pod.FSGroup)); err != nil {
+				return err
+			}
+		}
+		if err := os.Rename(tmp, filepath.Join(dir, key)); err != nil {
+			return err
+		}
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if _, ok := data[e.Name()]; !ok && !strings.HasPrefix(e.Name(), ".") {
+			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
