@@ -138,7 +138,25 @@ type client struct {
 	// readable are the endpoint writer's acknowledged writes in order, which the reader asks for.
 	readable []ack
 	ackedMu  sync.Mutex
+	// passwords are what each part logs in with where the lab changed it (the command
+	// "password PART VALUE", in a rotation): a writer or the reader by name, "lab" for the
+	// monitor and the check. The others use cfg.Password.
+	passwords   map[string]string
+	passwordsMu sync.Mutex
 }
+
+// passwordOf is the password that part logs in with now.
+func (c *client) passwordOf(part string) string {
+	c.passwordsMu.Lock()
+	defer c.passwordsMu.Unlock()
+	if p, ok := c.passwords[part]; ok {
+		return p
+	}
+	return c.cfg.Password
+}
+
+// The part of the client that the monitor and the check are, for passwordOf.
+const labPart = "lab"
 
 func (c *client) emit(e event) {
 	e.Time = time.Now().UnixNano()
@@ -160,14 +178,15 @@ func (c *client) lookup(ctx context.Context, name string, port int) ([]string, e
 	return out, nil
 }
 
-func (c *client) dialName(name string, port int, timeout time.Duration) (*conn, error) {
+// dialName connects to name's first address as part (passwordOf).
+func (c *client) dialName(part, name string, port int, timeout time.Duration) (*conn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	addrs, err := c.lookup(ctx, name, port)
 	if err != nil {
 		return nil, err
 	}
-	return dial(addrs[0], c.cfg.Password, timeout)
+	return dial(addrs[0], c.passwordOf(part), timeout)
 }
 
 func (c *client) fqdn(pod string) string { return pod + "." + c.cfg.PodDomain }
@@ -192,7 +211,8 @@ func runClient() error {
 			var d net.Dialer
 			return d.DialContext(ctx, "udp", dnsServer)
 		}},
-		acked: map[string]map[string]ack{},
+		acked:     map[string]map[string]ack{},
+		passwords: map[string]string{},
 	}
 	m := c.sentinelMode()
 	if cfg.Cluster != nil {
@@ -221,6 +241,15 @@ func runClient() error {
 			c.emit(event{Kind: "check", Check: &res})
 		case "quit":
 			return nil
+		default:
+			// password PART VALUE: PART logs in with VALUE from its next connection on; a writer
+			// or the reader makes that connection at once.
+			if f := strings.Fields(in.Text()); len(f) == 3 && f[0] == "password" {
+				c.passwordsMu.Lock()
+				c.passwords[f[1]] = f[2]
+				c.passwordsMu.Unlock()
+				c.emit(event{Kind: "password", Writer: f[1]})
+			}
 		}
 	}
 	return nil
@@ -241,7 +270,9 @@ func (c *client) sentinelMode() clientMode {
 		name    string
 		connect func() (*conn, error)
 	}{
-		{"endpoint", func() (*conn, error) { return c.dialName(c.cfg.MasterService, c.cfg.RedisPort, 200*time.Millisecond) }},
+		{"endpoint", func() (*conn, error) {
+			return c.dialName("endpoint", c.cfg.MasterService, c.cfg.RedisPort, 200*time.Millisecond)
+		}},
 		{"sentinel", c.dialSentinelMaster},
 	} {
 		m.writers = append(m.writers, func(stop chan struct{}) { c.write(w.name, w.connect, stop) })
@@ -278,8 +309,12 @@ func (c *client) read(stop chan struct{}) {
 			args = append(args, fmt.Sprintf("lab:endpoint:%d", a.seq))
 		}
 		var err error
+		if rc != nil && rc.password != c.passwordOf("read") {
+			rc.Close()
+			rc = nil
+		}
 		if rc == nil {
-			rc, err = c.dialName(c.cfg.MasterService, c.cfg.ReadPort, 200*time.Millisecond)
+			rc, err = c.dialName("read", c.cfg.MasterService, c.cfg.ReadPort, 200*time.Millisecond)
 		}
 		var reply any
 		if err == nil {
@@ -339,6 +374,10 @@ func (c *client) write(name string, connect func() (*conn, error), stop chan str
 		key := fmt.Sprintf("lab:%s:%d", name, seq)
 		e := event{Kind: "write", Writer: name, Seq: seq}
 		var err error
+		if rc != nil && rc.password != c.passwordOf(name) {
+			rc.Close()
+			rc = nil
+		}
 		if rc == nil {
 			rc, err = connect()
 		}
@@ -385,7 +424,7 @@ func (c *client) dialSentinelMaster() (*conn, error) {
 		return nil, err
 	}
 	for _, a := range addrs {
-		s, err := dial(a, c.cfg.Password, 200*time.Millisecond)
+		s, err := dial(a, c.passwordOf("sentinel"), 200*time.Millisecond)
 		if err != nil {
 			continue
 		}
@@ -393,7 +432,7 @@ func (c *client) dialSentinelMaster() (*conn, error) {
 		s.Close()
 		if hp, ok := reply.([]any); err == nil && ok && len(hp) == 2 {
 			port, _ := strconv.Atoi(fmt.Sprint(hp[1]))
-			return c.dialName(fmt.Sprint(hp[0]), port, 200*time.Millisecond)
+			return c.dialName("sentinel", fmt.Sprint(hp[0]), port, 200*time.Millisecond)
 		}
 	}
 	return nil, fmt.Errorf("no sentinel named a master")
@@ -522,7 +561,7 @@ func (c *client) sampleEvery(probes []*probe, extras ...func() func(*event)) {
 				defer wg.Done()
 				var err error
 				if p.conn == nil {
-					p.conn, err = c.dialName(c.fqdn(p.pod), p.port, timeout)
+					p.conn, err = c.dialName(labPart, c.fqdn(p.pod), p.port, timeout)
 				}
 				var apply func(*event)
 				if err == nil {

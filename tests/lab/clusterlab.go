@@ -168,7 +168,7 @@ func (c *clusterRun) createByHand() error {
 
 // exec runs argv in pod i's redis container, as `kubectl exec` would, with the container's
 // environment.
-func (c *clusterRun) exec(i int, argv ...string) ([]byte, error) {
+func (c *podSet) exec(i int, argv ...string) ([]byte, error) {
 	p := c.redis[i]
 	if p == nil {
 		return nil, fmt.Errorf("pod %d does not exist", i)

@@ -2,13 +2,17 @@ package lab
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
 )
 
 // Child processes of the lab are this test binary run again with roleEnv set.
@@ -51,11 +55,13 @@ const (
 // podSet is the part of a run that both kinds of release share: the network, the DNS server and
 // the StatefulSet's pods, each with its claim directory.
 type podSet struct {
-	w      *workload
-	dir    string
-	net    *network
-	dns    *dnsServer
-	redis  []*pod // by ordinal; nil while a pod does not exist
+	w     *workload
+	dir   string
+	net   *network
+	dns   *dnsServer
+	redis []*pod // by ordinal; nil while a pod does not exist
+	// secret is the release's Secret now: what pods that start get (rotate changes it).
+	secret map[string]string
 	podsMu sync.Mutex
 }
 
@@ -112,7 +118,7 @@ func unregister(c interface{ close() error }) {
 // startPodSet creates the network and DNS and starts every pod of the StatefulSet. It returns
 // what it made so far with an error, for the caller to close.
 func startPodSet(w *workload, dir string) (*podSet, error) {
-	s := &podSet{w: w, dir: dir}
+	s := &podSet{w: w, dir: dir, secret: labSecret()}
 	var err error
 	if s.net, err = newNetwork(); err != nil {
 		return s, err
@@ -178,7 +184,7 @@ func (s *podSet) startRedisPod(i int) error {
 	spec.Hostname, spec.Subdomain = s.podName(i), s.w.headless
 	run := podRun{
 		name: s.podName(i), namespace: s.w.namespace, subdomain: s.w.headless, spec: spec,
-		configMap: s.w.configMap, secret: labSecret(), claims: claims,
+		configMap: s.w.configMap, secret: s.currentSecret(), claims: claims,
 		dir:       filepath.Join(s.dir, "pods", fmt.Sprintf("%s-%d", s.podName(i), time.Now().UnixNano())),
 		dnsServer: bridgeAddr,
 	}
@@ -216,6 +222,69 @@ func (s *podSet) publish() error {
 	}
 	return nil
 }
+
+func (s *podSet) currentSecret() map[string]string {
+	s.podsMu.Lock()
+	defer s.podsMu.Unlock()
+	return maps.Clone(s.secret)
+}
+
+// rotate changes the release's Secret as `pulumi up` does: pods that start from now on get the
+// new data, the running ones' Secret files are written anew (the kubelet's update), and the
+// credentials Job runs, as Pulumi runs it after the change. The files of pod lagging (-1: none)
+// are written only once the Job is done: the kubelet may update a pod a minute or two after the
+// Secret changed, and the scripts of such a pod must find a password that still works.
+func (s *podSet) rotate(secret map[string]string, lagging int) error {
+	s.podsMu.Lock()
+	s.secret = maps.Clone(secret)
+	pods := slices.Clone(s.redis)
+	s.podsMu.Unlock()
+	for i, p := range pods {
+		if p != nil && i != lagging {
+			if err := p.writeSecretVolumes(secret); err != nil {
+				return err
+			}
+		}
+	}
+	if err := s.runJob(s.w.credentialsJob); err != nil {
+		return err
+	}
+	if lagging >= 0 && pods[lagging] != nil {
+		return pods[lagging].writeSecretVolumes(secret)
+	}
+	return nil
+}
+
+// runJob runs a Job's pod once to its end, as the Job controller would on its first try, and
+// returns the pod's log when it fails.
+func (s *podSet) runJob(job *batchv1.Job) error {
+	if job == nil {
+		return fmt.Errorf("lab: the release has no such Job")
+	}
+	run := podRun{
+		name: job.Name, namespace: s.w.namespace, spec: *job.Spec.Template.Spec.DeepCopy(),
+		configMap: s.w.configMap, secret: s.currentSecret(),
+		dir:       filepath.Join(s.dir, "jobs", fmt.Sprintf("%s-%d", job.Name, time.Now().UnixNano())),
+		dnsServer: bridgeAddr,
+	}
+	p, err := startPod(s.net, run)
+	if err != nil {
+		if p != nil {
+			_ = p.kill(s.net)
+		}
+		return err
+	}
+	defer func() { _ = p.kill(s.net) }()
+	c := p.containers[0]
+	if code := c.exitCode(jobTimeout); code != 0 {
+		log, _ := os.ReadFile(c.log.Name())
+		return fmt.Errorf("lab: Job %s exited %d; its log:\n%s", job.Name, code, log)
+	}
+	return nil
+}
+
+// jobTimeout bounds a Job's run in the lab.
+const jobTimeout = 2 * time.Minute
 
 // deleteRedisPod removes pod i, gracefully (preStop, SIGTERM) or as a node loss would.
 func (s *podSet) deleteRedisPod(i int, graceful bool) error {

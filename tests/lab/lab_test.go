@@ -81,7 +81,7 @@ func TestFailoverLab(t *testing.T) {
 	var results []*Result
 	for _, s := range scenarios {
 		setupNames := []string{SetupOurs}
-		if *withBaseline {
+		if *withBaseline && !s.OursOnly {
 			setupNames = append(setupNames, SetupBaseline)
 		}
 		for _, setup := range setupNames {

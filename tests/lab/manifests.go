@@ -15,6 +15,7 @@ import (
 	"github.com/d3ad221e/redis-sentinel/internal/render"
 	"github.com/d3ad221e/redis-sentinel/stacks"
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
 )
@@ -28,6 +29,9 @@ type workload struct {
 	namespace   string
 	// extraNames are DNS names of Services in front of every redis pod (a cluster's seed Service).
 	extraNames []string
+	// credentialsJob is the Job that brings running servers to the Secret's passwords (nil in
+	// the baseline, which has none).
+	credentialsJob *batchv1.Job
 }
 
 // release is what the lab runs of a Sentinel release's render: its workload, the HAProxy
@@ -81,6 +85,7 @@ type objects struct {
 	deployments  []appsv1.Deployment
 	configMaps   []corev1.ConfigMap
 	services     []corev1.Service
+	jobs         []batchv1.Job
 }
 
 // parseObjects reads every manifest of a render, strictly: an unknown field is an error.
@@ -108,6 +113,9 @@ func parseObjects(files map[string][]byte) (*objects, error) {
 		case "Service":
 			o.services = append(o.services, corev1.Service{})
 			err = yaml.UnmarshalStrict(body, &o.services[len(o.services)-1])
+		case "Job":
+			o.jobs = append(o.jobs, batchv1.Job{})
+			err = yaml.UnmarshalStrict(body, &o.jobs[len(o.jobs)-1])
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: %v", name, err)
@@ -134,6 +142,11 @@ func (o *objects) workload() (workload, error) {
 	}
 	if w.headless == "" {
 		return w, fmt.Errorf("lab: the render has no headless Service")
+	}
+	for i, job := range o.jobs {
+		if job.Labels["app.kubernetes.io/component"] == "credentials" {
+			w.credentialsJob = &o.jobs[i]
+		}
 	}
 	return w, nil
 }

@@ -494,13 +494,16 @@ func (c *container) start() error {
 }
 
 // supervise restarts the container when it exits, with the kubelet's back-off, until the pod is
-// deleted (restartPolicy Always).
+// deleted (restartPolicy Always); a Job's pod (restartPolicy Never) runs it once.
 func (c *container) supervise() {
 	for {
 		c.mu.Lock()
 		exited := c.exited
 		c.mu.Unlock()
 		<-exited
+		if c.pod.run.spec.RestartPolicy == corev1.RestartPolicyNever {
+			return
+		}
 		time.Sleep(c.backoff)
 		if c.pod.isDeleting() {
 			return
@@ -582,6 +585,30 @@ func (c *container) wait(timeout time.Duration) bool {
 	case <-time.After(timeout):
 		return false
 	}
+}
+
+// exitCode waits until the container exits and returns its exit code; -1 when it still runs
+// after timeout.
+func (c *container) exitCode(timeout time.Duration) int {
+	if !c.wait(timeout) {
+		return -1
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cmd.ProcessState.ExitCode()
+}
+
+// writeSecretVolumes writes the pod's Secret volumes anew from data, as the kubelet does when
+// the Secret changes (the kubelet within a minute or two; the lab at once, when told).
+func (p *pod) writeSecretVolumes(data map[string]string) error {
+	for _, v := range p.run.spec.Volumes {
+		if v.Secret != nil {
+			if err := writeSecretVolume(filepath.Join(p.run.dir, "volumes", v.Name), data, v.Secret, p.run.spec.SecurityContext); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func (p *pod) container(name string) *container {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -36,6 +37,9 @@ type Result struct {
 	ReadGap          float64 `json:"readGapSeconds,omitempty"`
 	ReadStaleness    float64 `json:"readStalenessSeconds,omitempty"`
 	OldTimelineReads int     `json:"oldTimelineReads,omitempty"`
+	// RefusedAuth counts the writes and reads, over the whole run, that failed because a server
+	// or sentinel refused the client's password (WRONGPASS, NOAUTH).
+	RefusedAuth int `json:"refusedAuth"`
 	// TwoMasters is how long at least two nodes reported role:master at once.
 	TwoMasters float64 `json:"twoMastersSeconds"`
 	// Converge is the time from the event until the release was converged for good, or -1.
@@ -63,6 +67,11 @@ func (r *Result) measure(writes, samples []event, check *checkResult, start, end
 	t0, t1 := start.UnixNano(), end.UnixNano()
 	r.EndpointGap = longestGap(writes, "endpoint", t0, t1)
 	r.SentinelGap = longestGap(writes, "sentinel", t0, t1)
+	for _, w := range writes {
+		if strings.HasPrefix(w.Err, "WRONGPASS") || strings.HasPrefix(w.Err, "NOAUTH") {
+			r.RefusedAuth++
+		}
+	}
 	r.Check = check
 	for _, w := range []string{"endpoint", "sentinel"} {
 		r.AckedPlain += check.Acked[w+"/plain"]
@@ -201,6 +210,10 @@ func noWait1Lost(r *Result) Target {
 	return Target{Name: "no WAIT 1 write lost", Want: "0", Got: fmt.Sprintf("%d of %d", r.LostWait1, r.AckedWait1), Met: r.LostWait1 == 0 && r.AckedWait1 > 0, Gating: true}
 }
 
+func noRefusedAuth(r *Result) Target {
+	return Target{Name: "no client refused", Want: "0 writes or reads refused for their password", Got: strconv.Itoa(r.RefusedAuth), Met: r.RefusedAuth == 0, Gating: true}
+}
+
 func noneLost(lost, acked int) Target {
 	return Target{Name: "data intact", Want: "0 acknowledged writes lost", Got: fmt.Sprintf("%d of %d", lost, acked), Met: lost == 0 && acked > 0, Gating: true}
 }
@@ -209,6 +222,9 @@ func noneLost(lost, acked int) Target {
 func (r *Result) Summary() string {
 	line := fmt.Sprintf("endpoint gap %.2f s, sentinel gap %.2f s, lost plain %d/%d, lost WAIT 1 %d/%d, two masters %.2f s, converged %.2f s",
 		r.EndpointGap, r.SentinelGap, r.LostPlain, r.AckedPlain, r.LostWait1, r.AckedWait1, r.TwoMasters, r.Converge)
+	if r.RefusedAuth > 0 {
+		line += fmt.Sprintf(", %d refused for their password", r.RefusedAuth)
+	}
 	if r.Reads > 0 {
 		line += fmt.Sprintf("; reads: gap %.2f s, stalest %.2f s, lost-timeline %d of %d", r.ReadGap, r.ReadStaleness, r.OldTimelineReads, r.Reads)
 	}

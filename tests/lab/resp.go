@@ -14,9 +14,10 @@ import (
 // conn is the smallest Redis (RESP2) client the lab needs: one command at a time, every reply
 // read whole, each call bounded by a deadline. The lab carries no Redis library for this.
 type conn struct {
-	c       net.Conn
-	r       *bufio.Reader
-	timeout time.Duration
+	c        net.Conn
+	r        *bufio.Reader
+	timeout  time.Duration
+	password string // what it authenticated with
 }
 
 // errReply is an error reply from the server (-ERR, -NOREPLICAS, -READONLY, ...).
@@ -34,7 +35,7 @@ func dial(addr, password string, timeout time.Duration) (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	rc := &conn{c: c, r: bufio.NewReader(c), timeout: timeout}
+	rc := &conn{c: c, r: bufio.NewReader(c), timeout: timeout, password: password}
 	if password != "" {
 		if _, err := rc.do("AUTH", password); err != nil {
 			c.Close()
