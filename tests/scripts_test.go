@@ -300,3 +300,49 @@ func TestAfterAFullRestartOnlyThePodThatWasMasterBootstraps(t *testing.T) {
 		})
 	}
 }
+
+// During a rotation the scripts log in with the previous password first (every server takes it
+// until the rotation's last step), and with the current one when it is refused: a pod's Secret
+// files can lag behind that last step. Commands on standard input are sent again too.
+func TestTheScriptsTryThePreviousPasswordFirstAndTheCurrentOneWhenRefused(t *testing.T) {
+	p := newScriptPod(t, 0, nil)
+	const previous = "Previous-Horse-Battery-Staple-41"
+	require.NoError(t, os.WriteFile(filepath.Join(p.getenv("AUTH_DIR"), "previous-password"), []byte(previous), 0o644))
+	tries := filepath.Join(t.TempDir(), "tries")
+	answer := func(accepted string) {
+		p.answer("localhost", "6379", fmt.Sprintf(`echo "$REDISCLI_AUTH" >>%s
+if [ "$REDISCLI_AUTH" = %s ]; then
+	[ "$#" -gt 0 ] && echo PONG || sed 's/PING/PONG/'
+else
+	printf 'NOAUTH Authentication required.\n\n'
+fi
+`, tries, accepted))
+	}
+	call := func(stdin string, args ...string) (string, []string) {
+		require.NoError(t, os.RemoveAll(tries))
+		cmd := exec.Command(p.sh, append([]string{"-c", `. "$TEMPLATE_DIR/common.sh"; cli localhost 6379 "$@"`, "cli"}, args...)...)
+		cmd.Env, cmd.Stdin = p.env, strings.NewReader(stdin)
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "%s", out)
+		tried, err := os.ReadFile(tries)
+		require.NoError(t, err)
+		return strings.TrimSpace(string(out)), strings.Fields(string(tried))
+	}
+
+	answer(previous)
+	out, tried := call("", "PING")
+	assert.Equal(t, "PONG", out)
+	assert.Equal(t, []string{previous}, tried, "the previous password first, and only it while it works")
+
+	answer(testPassword)
+	out, tried = call("", "PING")
+	assert.Equal(t, "PONG", out)
+	assert.Equal(t, []string{previous, testPassword}, tried, "the current one after a refusal")
+	out, tried = call("PING\n")
+	assert.Equal(t, "PONG", out, "standard input is sent again")
+	assert.Equal(t, []string{previous, testPassword}, tried)
+
+	answer("Neither-Horse-Battery-Staple-40")
+	out, _ = call("", "PING")
+	assert.Equal(t, "NOAUTH Authentication required.", out, "when both are refused, the last refusal is the reply")
+}
