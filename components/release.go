@@ -491,8 +491,9 @@ func (b *builder) redisStatefulSet(replicas int, containers corev1.ContainerArra
 					// reaping them before it counted its replica, refusing writes meanwhile
 					// (min-replicas-to-write). Sentinel reaps them, with a warning in its log for each.
 					// Sharing shows each container the pod's other processes and their environment,
-					// which holds nothing that the container lacks: all run as the same user, with the
-					// same password.
+					// which holds nothing that the container lacks: all run as the same user and
+					// mount the same Secret (the exporter's environment holds the monitor password,
+					// which every server container reads from that Secret too).
 					ShareProcessNamespace: pulumi.Bool(true),
 				},
 			},
