@@ -204,11 +204,12 @@ func rotatePassword(c *sentinelRun) error {
 			return err
 		}
 	}
-	time.Sleep(2 * time.Second)
+	// Writes on both passwords for a while before and after the restart.
+	time.Sleep(time.Second)
 	if err := restartMaster(c); err != nil {
 		return err
 	}
-	time.Sleep(2 * time.Second)
+	time.Sleep(time.Second)
 	for _, part := range []string{"endpoint", "read"} {
 		if err := c.command("password " + part + " " + next); err != nil {
 			return err
