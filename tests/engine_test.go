@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -144,22 +143,34 @@ var day2Changes = []day2Change{
 // TestEveryConfigChangeIsARollingUpdateInPlaceOrARefusal runs the local stack under the real
 // engine: a first update, then every key changed, each previewed (what a pull request shows),
 // classified, checked against the README, applied, and followed by a preview that must be empty.
-// The changes run in two parts, each on a stack of its own from its first update, split where no
-// change depends on one before it: CI runs the parts side by side, as two processes
-// (-test.run '.../part1' and '.../part2').
 func TestEveryConfigChangeIsARollingUpdateInPlaceOrARefusal(t *testing.T) {
+	e := enginestack.New(t, repoRoot, map[string]any{"kubernetes:renderYamlToDirectory": filepath.Join(t.TempDir(), "rendered")})
 	classes := day2Table(t)
-	split := slices.IndexFunc(day2Changes, func(c day2Change) bool { return c.key == "storageSize" })
-	for i, part := range [][]day2Change{day2Changes[:split], day2Changes[split:]} {
-		t.Run(fmt.Sprintf("part%d", i+1), func(t *testing.T) { runDay2Changes(t, classes, part) })
+
+	start := time.Now()
+	first := e.Up()
+	require.NoError(t, first.Err, "first pulumi up:\n%s", first.Log)
+	t.Logf("first up: %d resources in %.1fs", len(first.Changed()), time.Since(start).Seconds())
+	again := e.Preview()
+	require.NoError(t, again.Err, again.Log)
+	assert.Empty(t, again.Changed(), "a preview right after the first up changes nothing:\n%s", again)
+
+	covered := map[string]bool{}
+	for _, c := range day2Changes {
+		covered[c.key] = true
+		if c.values == nil {
+			continue
+		}
+		want, ok := classes[c.key]
+		require.True(t, ok, "README's day-2 table has no row for %s", c.key)
+		if c.class != "" {
+			want = c.class
+		}
+		applyDay2Change(t, e, c, want)
 	}
 
 	// Every key of Pulumi.yaml is in the README's table, and every key the local stack reads is
 	// covered here; the cloud keys are the gke and eks stacks', checked with the mocks.
-	covered := map[string]bool{}
-	for _, c := range day2Changes {
-		covered[c.key] = true
-	}
 	var project struct {
 		Config map[string]any `json:"config"`
 	}
@@ -171,30 +182,6 @@ func TestEveryConfigChangeIsARollingUpdateInPlaceOrARefusal(t *testing.T) {
 		if !cloudOnlyKey(key) {
 			assert.True(t, covered[key], "the day-2 matrix does not change %s", key)
 		}
-	}
-}
-
-// runDay2Changes makes a first update of a new local stack, then applies changes one after the
-// other (applyDay2Change).
-func runDay2Changes(t *testing.T, classes map[string]string, changes []day2Change) {
-	e := enginestack.New(t, repoRoot, map[string]any{"kubernetes:renderYamlToDirectory": filepath.Join(t.TempDir(), "rendered")})
-	start := time.Now()
-	first := e.Up()
-	require.NoError(t, first.Err, "first pulumi up:\n%s", first.Log)
-	t.Logf("first up: %d resources in %.1fs", len(first.Changed()), time.Since(start).Seconds())
-	again := e.Preview()
-	require.NoError(t, again.Err, again.Log)
-	assert.Empty(t, again.Changed(), "a preview right after the first up changes nothing:\n%s", again)
-	for _, c := range changes {
-		if c.values == nil {
-			continue
-		}
-		want, ok := classes[c.key]
-		require.True(t, ok, "README's day-2 table has no row for %s", c.key)
-		if c.class != "" {
-			want = c.class
-		}
-		applyDay2Change(t, e, c, want)
 	}
 }
 
