@@ -76,8 +76,8 @@ func (r *clusterRelease) limits() (clusterLimits, error) {
 }
 
 // asBaseline returns the hand-made setup in the same pods: the baseline's config and start
-// script (tests/lab/baseline/cluster) with the release's node timeout, the pod's IP in its
-// environment (the script writes it into nodes.conf), and no preStop hook.
+// script (tests/lab/baseline/cluster) with the release's node timeout, the pod's IP and the
+// password in its environment (the script writes the IP into nodes.conf), and no preStop hook.
 func (r *clusterRelease) asBaseline() (*clusterRelease, error) {
 	timeout, err := r.configValue("cluster.conf", "cluster-node-timeout")
 	if err != nil {
@@ -91,6 +91,8 @@ func (r *clusterRelease) asBaseline() (*clusterRelease, error) {
 	}
 	spec.Containers[0].Env = append(spec.Containers[0].Env, corev1.EnvVar{Name: "POD_IP",
 		ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.podIP"}}})
+	passwordEnv(spec)
+	out.credentialsJob = nil
 	files, err := renderBaseline("baseline/cluster", map[string]any{"NodeTimeoutMilliseconds": timeout})
 	if err != nil {
 		return nil, err

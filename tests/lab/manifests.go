@@ -240,7 +240,8 @@ const (
 	baselineFailoverTimeoutMilliseconds = 20000
 )
 
-// asBaseline returns a copy of the release with the baseline's files and no preStop.
+// asBaseline returns a copy of the release with the baseline's files, no preStop, and the
+// password in its containers' environment (passwordEnv).
 func (r *release) asBaseline() (*release, error) {
 	out := *r
 	out.statefulSet = *r.statefulSet.DeepCopy()
@@ -248,6 +249,10 @@ func (r *release) asBaseline() (*release, error) {
 	for i := range spec.Containers {
 		spec.Containers[i].Lifecycle = nil
 	}
+	passwordEnv(spec)
+	out.haproxy = *r.haproxy.DeepCopy()
+	passwordEnv(&out.haproxy.Spec.Template.Spec)
+	out.credentialsJob = nil
 	var pods []string
 	for i := range r.replicas() {
 		pods = append(pods, fmt.Sprintf("%s-%d.%s", r.statefulSet.Name, i, r.podDomain()))
@@ -267,6 +272,21 @@ func (r *release) asBaseline() (*release, error) {
 	out.configMap = files
 	out.readEndpoint = false
 	return &out, nil
+}
+
+// passwordEnv gives the containers of a baseline's pod the password in their environment, as
+// the hand-made setups read it (REDIS_PASSWORD), and to redis-cli (REDISCLI_AUTH): our release
+// reads it from the Secret's files instead, and has none there. The exporter, which the lab
+// measures nothing of, keeps its own.
+func passwordEnv(spec *corev1.PodSpec) {
+	ref := &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{Key: "password"}}
+	for i := range spec.Containers {
+		if spec.Containers[i].Name == "metrics" {
+			continue
+		}
+		spec.Containers[i].Env = append(spec.Containers[i].Env,
+			corev1.EnvVar{Name: "REDIS_PASSWORD", ValueFrom: ref}, corev1.EnvVar{Name: "REDISCLI_AUTH", ValueFrom: ref})
+	}
 }
 
 // renderBaseline renders every file of the directory dir of baselineFiles (not those of its
