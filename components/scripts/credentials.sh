@@ -22,7 +22,8 @@ set -eu
 # SENTINEL_PORT and MASTER_SET are set for a RedisSentinel, KEEPER for a RedisCluster.
 DEADLINE=$(($(date +%s) + CREDENTIALS_WAIT_SECONDS))
 
-# commands ROUND PORT: the commands of ROUND for the server or sentinel at PORT, one per line.
+# commands ROUND PORT HOST: the commands of ROUND for the server or sentinel at HOST:PORT, one
+# per line.
 commands() {
     monitor="resetpass $(quote ">$(secret monitor-password)")"
     if [ "$2" = "${SENTINEL_PORT:-}" ]; then
@@ -30,7 +31,12 @@ commands() {
         1)
             printf '%s\n' "ACL SETUSER monitor on $monitor $SENTINEL_MONITOR_RULES"
             printf '%s\n' "SENTINEL SET $MASTER_SET auth-pass $(quote "$(peer_password)")"
-            printf '%s\n' "SENTINEL CONFIG SET sentinel-pass $(quote "$(peer_password)")"
+            # Setting sentinel-pass drops every link of that sentinel to the others, which in the
+            # middle of a failover (a rolling update runs this Job) can cost the failover its
+            # votes: only when it changes.
+            if [ "$(cli "$3" "$2" SENTINEL CONFIG GET sentinel-pass | sed -n 2p)" != "$(peer_password)" ]; then
+                printf '%s\n' "SENTINEL CONFIG SET sentinel-pass $(quote "$(peer_password)")"
+            fi
             ;;
         2) printf '%s\n' "ACL SETUSER default $(password_rules)" ;;
         esac
@@ -50,7 +56,7 @@ commands() {
 
 # apply ROUND HOST PORT: whether the pod at HOST:PORT took every command of ROUND (each OK).
 apply() {
-    want=$(commands "$1" "$3")
+    want=$(commands "$1" "$3" "$2")
     got=$(printf '%s\n' "$want" | cli "$2" "$3" | grep -c '^OK$' || true)
     [ "$got" = "$(printf '%s\n' "$want" | wc -l | tr -d ' ')" ]
 }
