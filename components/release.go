@@ -289,8 +289,24 @@ func (b *builder) authVolume() corev1.VolumeArgs {
 	}}
 }
 
-func authMount() corev1.VolumeMountArgs {
-	return corev1.VolumeMountArgs{Name: pulumi.String(volumeAuth), MountPath: pulumi.String(authDir), ReadOnly: pulumi.Bool(true)}
+// scriptVolumes are what every pod that runs the scripts (the redis pods, the Jobs) mounts
+// with scriptMounts: the content-addressed ConfigMap and the Secret.
+func (b *builder) scriptVolumes() corev1.VolumeArray {
+	return corev1.VolumeArray{
+		corev1.VolumeArgs{Name: pulumi.String(volumeConfig), ConfigMap: &corev1.ConfigMapVolumeSourceArgs{Name: pulumi.String(b.redisConfigName)}},
+		b.authVolume(),
+	}
+}
+
+func scriptMounts() corev1.VolumeMountArray {
+	return corev1.VolumeMountArray{
+		corev1.VolumeMountArgs{Name: pulumi.String(volumeConfig), MountPath: pulumi.String(templateDir), ReadOnly: pulumi.Bool(true)},
+		corev1.VolumeMountArgs{Name: pulumi.String(volumeAuth), MountPath: pulumi.String(authDir), ReadOnly: pulumi.Bool(true)},
+	}
+}
+
+func tmpMount() corev1.VolumeMountArgs {
+	return corev1.VolumeMountArgs{Name: pulumi.String(volumeTmp), MountPath: pulumi.String("/tmp")}
 }
 
 // separateNodes keeps every pod of a component on a node of its own: a required anti-affinity.
@@ -409,12 +425,10 @@ func preStop(script string) *corev1.LifecycleArgs {
 // podMounts are the redis pods' mounts: the ConfigMap, the Secret, the run and tmp directories,
 // and the data.
 func podMounts(withData bool) corev1.VolumeMountArray {
-	m := corev1.VolumeMountArray{
-		corev1.VolumeMountArgs{Name: pulumi.String(volumeConfig), MountPath: pulumi.String(templateDir), ReadOnly: pulumi.Bool(true)},
-		authMount(),
+	m := append(scriptMounts(),
 		corev1.VolumeMountArgs{Name: pulumi.String(volumeRun), MountPath: pulumi.String(runDir)},
-		corev1.VolumeMountArgs{Name: pulumi.String(volumeTmp), MountPath: pulumi.String("/tmp")},
-	}
+		tmpMount(),
+	)
 	if withData {
 		m = append(m, corev1.VolumeMountArgs{Name: pulumi.String(volumeData), MountPath: pulumi.String(dataDir)})
 	}
@@ -425,9 +439,7 @@ func podMounts(withData bool) corev1.VolumeMountArray {
 // containers (and the exporter), with the shared volumes plus more, and grows their claims.
 func (b *builder) redisStatefulSet(replicas int, containers corev1.ContainerArray, more corev1.VolumeArray, dependsOn ...pulumi.Resource) (pulumi.Resource, error) {
 	a, n := b.release, b.names
-	volumes := append(corev1.VolumeArray{
-		corev1.VolumeArgs{Name: pulumi.String(volumeConfig), ConfigMap: &corev1.ConfigMapVolumeSourceArgs{Name: pulumi.String(b.redisConfigName)}},
-		b.authVolume(),
+	volumes := append(b.scriptVolumes(),
 		// The configs the start scripts render here hold the password: tmpfs keeps it off the
 		// node's disk, where a disk-backed emptyDir would leave it after the pod is gone. They
 		// are a few kilobytes (Sentinel's rewritten config grows by a line per peer); the pages
@@ -436,7 +448,8 @@ func (b *builder) redisStatefulSet(replicas int, containers corev1.ContainerArra
 			Medium: pulumi.String("Memory"), SizeLimit: pulumi.String("1Mi"),
 		}},
 		emptyDir(volumeTmp),
-	}, more...)
+	)
+	volumes = append(volumes, more...)
 	var claims corev1.PersistentVolumeClaimTypeArray
 	if a.Ephemeral {
 		volumes = append(volumes, emptyDir(volumeData))
@@ -666,17 +679,9 @@ func (b *builder) job(j jobSpec, dependsOn []pulumi.Resource, opts ...pulumi.Res
 						Env:             env,
 						Resources:       resources("50m", "64Mi", "128Mi"),
 						SecurityContext: restrictedContainer(),
-						VolumeMounts: append(corev1.VolumeMountArray{
-							corev1.VolumeMountArgs{Name: pulumi.String(volumeConfig), MountPath: pulumi.String(templateDir), ReadOnly: pulumi.Bool(true)},
-							authMount(),
-							corev1.VolumeMountArgs{Name: pulumi.String(volumeTmp), MountPath: pulumi.String("/tmp")},
-						}, j.mounts...),
+						VolumeMounts:    append(append(scriptMounts(), tmpMount()), j.mounts...),
 					}},
-					Volumes: append(corev1.VolumeArray{
-						corev1.VolumeArgs{Name: pulumi.String(volumeConfig), ConfigMap: &corev1.ConfigMapVolumeSourceArgs{Name: pulumi.String(b.redisConfigName)}},
-						b.authVolume(),
-						emptyDir(volumeTmp),
-					}, j.volumes...),
+					Volumes: append(append(b.scriptVolumes(), emptyDir(volumeTmp)), j.volumes...),
 				},
 			},
 		},

@@ -45,7 +45,7 @@ fi
     echo "cluster-announce-hostname ${POD_FQDN}"
     echo "user default on $default_passwords ~* &* +@all"
     echo "user keeper on $(password_rules) $KEEPER_RULES"
-    echo "user monitor on resetpass $(quote ">$(secret monitor-password)") $MONITOR_RULES"
+    echo "user monitor $(monitor_user "$MONITOR_RULES")"
     echo "masterauth $(quote "$(peer_password)")"
 } >"${RUN_DIR}/redis.conf.new"
 install_config redis.conf

@@ -56,6 +56,12 @@ password_rules() {
     done
 }
 
+# monitor_user RULES: the user "monitor" with its password and RULES (MONITOR_RULES or
+# SENTINEL_MONITOR_RULES), for ACL SETUSER or a user line of a config, after the name.
+monitor_user() {
+    printf 'on resetpass %s %s' "$(quote ">$(secret monitor-password)")" "$1"
+}
+
 # The users a server or sentinel has besides the default user, and what they may run:
 #   MONITOR_RULES: the user "monitor" on a server: redis_exporter's documented minimum without
 #     its key checks (none configured here), and QUIT, which ends HAProxy's check;

@@ -25,11 +25,10 @@ DEADLINE=$(($(date +%s) + CREDENTIALS_WAIT_SECONDS))
 # commands ROUND PORT HOST: the commands of ROUND for the server or sentinel at HOST:PORT, one
 # per line.
 commands() {
-    monitor="resetpass $(quote ">$(secret monitor-password)")"
     if [ "$2" = "${SENTINEL_PORT:-}" ]; then
         case "$1" in
         1)
-            printf '%s\n' "ACL SETUSER monitor on $monitor $SENTINEL_MONITOR_RULES"
+            printf '%s\n' "ACL SETUSER monitor $(monitor_user "$SENTINEL_MONITOR_RULES")"
             printf '%s\n' "SENTINEL SET $MASTER_SET auth-pass $(quote "$(peer_password)")"
             # Setting sentinel-pass drops every link of that sentinel to the others, which in the
             # middle of a failover (a rolling update runs this Job) can cost the failover its
@@ -44,7 +43,7 @@ commands() {
     fi
     case "$1" in
     1)
-        printf '%s\n' "ACL SETUSER monitor on $monitor $MONITOR_RULES"
+        printf '%s\n' "ACL SETUSER monitor $(monitor_user "$MONITOR_RULES")"
         printf '%s\n' "CONFIG SET masterauth $(quote "$(peer_password)")"
         ;;
     2)

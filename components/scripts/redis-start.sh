@@ -58,7 +58,7 @@ fi
     cat "${TEMPLATE_DIR}/redis.conf"
     echo "replica-announce-ip ${POD_FQDN}"
     echo "user default on $(password_rules) ~* &* +@all"
-    echo "user monitor on resetpass $(quote ">$(secret monitor-password)") $MONITOR_RULES"
+    echo "user monitor $(monitor_user "$MONITOR_RULES")"
     echo "masterauth $(quote "$(peer_password)")"
     if [ -n "$master" ]; then
         echo "replicaof ${master}"

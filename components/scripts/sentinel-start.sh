@@ -54,7 +54,7 @@ awk -v host="${master% *}" -v port="${master#* }" \
     echo "sentinel auth-pass ${MASTER_SET} $(quote "$(peer_password)")"
     echo "sentinel sentinel-pass $(quote "$(peer_password)")"
     echo "user default on $(password_rules) ~* &* +@all"
-    echo "user monitor on resetpass $(quote ">$(secret monitor-password)") $SENTINEL_MONITOR_RULES"
+    echo "user monitor $(monitor_user "$SENTINEL_MONITOR_RULES")"
 } >>"${RUN_DIR}/sentinel.conf.new"
 install_config sentinel.conf
 
