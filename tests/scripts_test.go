@@ -184,6 +184,27 @@ func TestThePreStopLogsToTheServersStandardOutput(t *testing.T) {
 	assert.Contains(t, string(hook), "preStop: this pod is the master; asking the sentinels to fail over\n")
 }
 
+// Once the sentinels name the new master, the preStop points every replica that still follows
+// this pod at it: the sentinels' leader skips a replica it has no link to (one that a rolling
+// update restarted moments before), and the new master refuses writes until it has a replica.
+func TestThePreStopPointsTheReplicasLeftBehindAtTheNewMaster(t *testing.T) {
+	p := newScriptPod(t, 0, nil)
+	p.answer("localhost", "6379", masterWithReplica)
+	p.answer(p.fqdn(1), "26379", fmt.Sprintf(sentinelNaming, p.fqdn(1)))
+	sent := filepath.Join(t.TempDir(), "sent")
+	p.answer(p.fqdn(2), "6379", fmt.Sprintf(`echo "$*" >>%s
+case "$*" in
+"INFO replication") printf 'role:slave\r\nmaster_host:%s\r\nmaster_port:6379\r\nmaster_link_status:down\r\n' ;;
+*) echo OK ;;
+esac
+`, sent, p.fqdn(0)))
+	hook, err := p.command("redis-prestop.sh").CombinedOutput()
+	require.NoError(t, err, "%s", hook)
+	commands, err := os.ReadFile(sent)
+	require.NoError(t, err)
+	assert.Contains(t, string(commands), "REPLICAOF "+p.fqdn(1)+" 6379\n", "the replica left following this pod is pointed at the new master")
+}
+
 // However many peers are unreachable, the preStop ends in time for redis to stop within the pod's
 // grace period: it may need shutdown-timeout after SIGTERM. The worst case: a sentinel accepts the
 // failover and never makes it, and every other peer drops packets, each costing redis-cli's
@@ -345,4 +366,39 @@ fi
 	answer("Neither-Horse-Battery-Staple-40")
 	out, _ = call("", "PING")
 	assert.Equal(t, "NOAUTH Authentication required.", out, "when both are refused, the last refusal is the reply")
+}
+
+// The credentials Job runs again on every change of the release, during or right after a
+// rolling update. Setting a sentinel's auth-pass or sentinel-pass drops its links (to the
+// servers, to the other sentinels), which in the middle of a handover cost the real node's
+// rolling update 7 s without writes: the Job sets them only when they change, and both together.
+func TestTheCredentialsJobLeavesASentinelsLinksAloneWhenItsPasswordsHold(t *testing.T) {
+	for _, c := range []struct {
+		name, sentinelPass string
+		wantSet            bool
+	}{
+		{"passwords unchanged", testPassword, false},
+		{"a rotation begins: the peer password changes", "Previous-Horse-Battery-Staple-41", true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := newScriptPod(t, 0, nil)
+			sent := filepath.Join(t.TempDir(), "sent")
+			for i := 0; i < 3; i++ {
+				p.answer(p.fqdn(i), "6379", "sed 's/.*/OK/'\n")
+				p.answer(p.fqdn(i), "26379", fmt.Sprintf(`case "$*" in
+"SENTINEL CONFIG GET sentinel-pass") printf 'sentinel-pass\n%%s\n' %q ;;
+"") tee -a %s | sed 's/.*/OK/' ;;
+esac
+`, c.sentinelPass, sent))
+			}
+			out, err := p.command("credentials.sh", "PODS=3", "CREDENTIALS_WAIT_SECONDS=5").CombinedOutput()
+			require.NoError(t, err, "%s", out)
+			commands, err := os.ReadFile(sent)
+			require.NoError(t, err)
+			for _, set := range []string{"SENTINEL SET mymaster auth-pass", "SENTINEL CONFIG SET sentinel-pass"} {
+				assert.Equal(t, c.wantSet, strings.Contains(string(commands), set), "%s in what the sentinels were sent:\n%s", set, commands)
+			}
+			assert.Equal(t, 6, strings.Count(string(commands), "ACL SETUSER"), "the monitor and default users, on each of 3 sentinels:\n%s", commands)
+		})
+	}
 }

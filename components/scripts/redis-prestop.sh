@@ -49,6 +49,11 @@ elif master=$(wait_for_other_master "$((DEADLINE - $(date +%s)))"); then
     # The sentinels demote this server themselves. A REPLICAOF here forced a full resync and an
     # initial AOF rewrite, during which redis refuses the SIGTERM that follows the hook.
     log "preStop: ${master% *} is master now"
+    # The sentinels point the other replicas at the new master, but their leader skips one it has
+    # no link to, such as a replica that a rolling update restarted with a new IP moments
+    # before; the new master, without a replica, then refuses every write (min-replicas-to-write)
+    # until that one comes back to it: 5 to 10 s on the real node. Point them now.
+    redirect_followers "${master% *}" "${master#* }"
     # Close the clients' connections: a client keeps its connection after an error reply, and
     # through HAProxy it would keep reaching this server, which refuses writes, until it exits.
     # Reconnecting, they reach the new master.
