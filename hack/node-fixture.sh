@@ -8,6 +8,7 @@
 #                                       DIR/kubeconfig, DIR/kubectl, DIR/netns and DIR/node.env
 #   hack/node-fixture.sh exec DIR CMD…  run CMD in the cluster's network namespace
 #   hack/node-fixture.sh stop DIR       stop it, remove every mount, cgroup and link it made, and check
+#                                       that nothing is left and the host's network is as before
 #
 # Nothing can leave the machine by construction: every process of the cluster, and every client
 # of it (`exec`), runs in a network namespace of its own whose only links are loopback and the
@@ -34,6 +35,13 @@ volumes=12
 usage() {
 	echo "usage: $0 build | start DIR | exec DIR CMD... | stop DIR" >&2
 	exit 2
+}
+
+# host_network lists the host's links and iptables chains (every table), which the node, in a
+# namespace of its own, must leave as it found them: start records them, stop compares.
+host_network() {
+	ip -o link show | awk '{ print "link " $2 }'
+	iptables-save | awk '/^[:*]/ { print "iptables " $1 }'
 }
 
 netns_of() {
@@ -290,6 +298,7 @@ start() {
 	ns=rs-node-$(openssl rand -hex 4)
 	cgroup=$ns
 	echo "$ns" >"$dir/netns"
+	host_network >"$dir/host-network.before"
 	# containerd's shims put their sockets in /run/containerd/s whatever its state directory: stop
 	# removes those that were not there before.
 	ls -A /run/containerd/s >"$dir/shim-sockets.before" 2>/dev/null || true
@@ -422,6 +431,12 @@ stop() {
 	[ -z "$(mounts_under "$dir")" ] || fail "mounts left: $(mounts_under "$dir")"
 	! compgen -G "/sys/fs/cgroup/*/$cgroup" >/dev/null || fail "cgroups left: /sys/fs/cgroup/*/$cgroup"
 	! ip netns list | grep -qw "$ns" || fail "network namespace $ns left"
+	if [ -f "$dir/host-network.before" ]; then
+		local changed
+		changed=$(diff "$dir/host-network.before" <(host_network)) ||
+			fail "the host's links or iptables chains differ from before the node (< before, > now): $changed"
+		rm -f "$dir/host-network.before"
+	fi
 	log "stopped $dir"
 }
 

@@ -102,6 +102,7 @@ func runClusterOnNode(t *testing.T, dir, mode string) {
 	out, err := os.MkdirTemp("", "cluster-node-report-")
 	require.NoError(t, err)
 	r := &clusterNodeRelease{nodeFixture: n, rel: setups[SetupOurs], engine: enginestack.New(t, repoRoot, nil), out: out}
+	r.removeWhenShared(t, r.rel.namespace)
 	t.Cleanup(func() {
 		if t.Failed() {
 			r.diagnose(t, r.rel.workload, out)

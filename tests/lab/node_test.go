@@ -19,13 +19,17 @@ import (
 )
 
 // nodeEnv runs the release on a real node: "fast" (what .ci/run runs) or "full". The test starts
-// hack/node-fixture.sh in a temporary directory (REDIS_SENTINEL_NODE_DIR names another), then
-// runs itself again inside the node's network namespace, with nodeInsideEnv set.
+// hack/node-fixture.sh in a temporary directory and stops it when done, or uses the node that
+// REDIS_SENTINEL_NODE_DIR names (started with `hack/node-fixture.sh start DIR`, which .ci/run
+// shares between both releases' tests), removes its release from it when done and leaves it
+// running. Either way it runs itself again inside the node's network namespace, with
+// nodeInsideEnv set (and nodeSharedEnv for a shared node).
 // REDIS_SENTINEL_NODE_BENCHMARKS names a BENCHMARKS.md whose real-node section the run rewrites.
 const (
 	nodeEnv           = "REDIS_SENTINEL_NODE"
 	nodeDirEnv        = "REDIS_SENTINEL_NODE_DIR"
 	nodeInsideEnv     = "REDIS_SENTINEL_NODE_INSIDE"
+	nodeSharedEnv     = "REDIS_SENTINEL_NODE_SHARED"
 	nodeBenchmarksEnv = "REDIS_SENTINEL_NODE_BENCHMARKS"
 )
 
@@ -33,8 +37,10 @@ var repoRoot = filepath.Join("..", "..")
 
 func TestOnARealNode(t *testing.T) { onARealNode(t, "TestOnARealNode", runOnNode) }
 
-// onARealNode starts the node, runs the test named name again inside the node's network
-// namespace, where that run calls inside, and stops the node, checking that nothing is left.
+// onARealNode starts the node (or takes the shared one), runs the test named name again inside
+// the node's network namespace, where that run calls inside, and stops the node it started:
+// hack/node-fixture.sh stop checks that nothing of it is left, and that the host's links and
+// iptables chains are as before.
 func onARealNode(t *testing.T, name string, inside func(t *testing.T, dir, mode string)) {
 	mode := os.Getenv(nodeEnv)
 	if mode != "fast" && mode != "full" {
@@ -46,56 +52,65 @@ func onARealNode(t *testing.T, name string, inside func(t *testing.T, dir, mode 
 	}
 	script, err := filepath.Abs(filepath.Join(repoRoot, "hack", "node-fixture.sh"))
 	require.NoError(t, err)
+	env := os.Environ()
 	dir := os.Getenv(nodeDirEnv)
-	if dir == "" {
+	if dir != "" {
+		_, err := os.Stat(filepath.Join(dir, "netns"))
+		require.NoError(t, err, "%s=%s names no running node: start one with hack/node-fixture.sh start DIR", nodeDirEnv, dir)
+		env = append(env, nodeSharedEnv+"=1")
+	} else {
 		dir = t.TempDir()
-	}
-	hostBefore := hostNetwork(t)
-	start := time.Now()
-	out, err := exec.Command(script, "start", dir).CombinedOutput()
-	require.NoError(t, err, "hack/node-fixture.sh start:\n%s", out)
-	t.Logf("node started in %.1fs", time.Since(start).Seconds())
-	t.Cleanup(func() {
-		if t.Failed() {
-			logs, _ := filepath.Glob(filepath.Join(dir, "*.log"))
-			more, _ := filepath.Glob(filepath.Join(dir, "control-plane", "*.log"))
-			for _, log := range append(logs, more...) {
-				tail, _ := exec.Command("tail", "-n", "15", log).Output()
-				t.Logf("the end of %s:\n%s", log, tail)
+		start := time.Now()
+		out, err := exec.Command(script, "start", dir).CombinedOutput()
+		require.NoError(t, err, "hack/node-fixture.sh start:\n%s", out)
+		t.Logf("node started in %.1fs", time.Since(start).Seconds())
+		t.Cleanup(func() {
+			if t.Failed() {
+				nodeLogs(t, dir)
 			}
-		}
-		out, err := exec.Command(script, "stop", dir).CombinedOutput()
-		assert.NoError(t, err, "hack/node-fixture.sh stop (it checks that no process, mount, cgroup or namespace is left):\n%s", out)
-		assert.Equal(t, hostBefore, hostNetwork(t), "the host's links and iptables chains are as before the node")
-	})
+			out, err := exec.Command(script, "stop", dir).CombinedOutput()
+			assert.NoError(t, err, "hack/node-fixture.sh stop (it checks that no process, mount, cgroup, namespace, host link or iptables chain of the node is left):\n%s", out)
+		})
+	}
 	self, err := os.Executable()
 	require.NoError(t, err)
 	run := exec.Command(script, "exec", dir, self, "-test.run", "^"+name+"$", "-test.v", "-test.timeout", "60m")
-	run.Env = append(os.Environ(), nodeInsideEnv+"="+dir)
+	run.Env = append(env, nodeInsideEnv+"="+dir)
 	run.Stdout, run.Stderr = os.Stdout, os.Stderr
 	require.NoError(t, run.Run(), "the test inside the node's namespace failed: its output is above")
 }
 
-// hostNetwork lists the host's links and iptables chains (every table), which the node, in a
-// namespace of its own, must leave as it found them.
-func hostNetwork(t *testing.T) []string {
-	t.Helper()
-	links, err := exec.Command("ip", "-o", "link", "show").Output()
-	require.NoError(t, err)
-	var out []string
-	for _, line := range strings.Split(strings.TrimSpace(string(links)), "\n") {
-		if f := strings.Fields(line); len(f) > 1 {
-			out = append(out, "link "+f[1])
-		}
+// nodeLogs logs the end of every log of the node's processes.
+func nodeLogs(t *testing.T, dir string) {
+	logs, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+	more, _ := filepath.Glob(filepath.Join(dir, "control-plane", "*.log"))
+	for _, log := range append(logs, more...) {
+		tail, _ := exec.Command("tail", "-n", "15", log).Output()
+		t.Logf("the end of %s:\n%s", log, tail)
 	}
-	rules, err := exec.Command("iptables-save").Output()
-	require.NoError(t, err)
-	for _, line := range strings.Split(string(rules), "\n") {
-		if strings.HasPrefix(line, ":") || strings.HasPrefix(line, "*") {
-			out = append(out, "iptables "+strings.Fields(line)[0])
-		}
+}
+
+// removeWhenShared, on a shared node, removes the release in namespace when the test ends, after
+// its diagnosis (call it before registering that): the namespace is deleted and its pods removed
+// at once (a pod's graceful stop would wait for a failover among pods that all stop), so that
+// the next test has the node to itself. The release's volumes stay Released: the node has enough
+// for both releases.
+func (n *nodeFixture) removeWhenShared(t *testing.T, namespace string) {
+	if os.Getenv(nodeSharedEnv) == "" {
+		return
 	}
-	return out
+	t.Cleanup(func() {
+		start := time.Now()
+		for _, args := range [][]string{
+			{"delete", "namespace", namespace, "--wait=false"},
+			{"delete", "pods", "--all", "-n", namespace, "--grace-period=0", "--force"},
+			{"wait", "--for=delete", "namespace/" + namespace, "--timeout=120s"},
+		} {
+			_, err := n.kubectl(args...)
+			require.NoError(t, err)
+		}
+		t.Logf("the release's namespace %s removed from the shared node in %.1fs", namespace, time.Since(start).Seconds())
+	})
 }
 
 // nodeRelease is the local stack applied to the node, with what the client needs to know.
@@ -122,6 +137,7 @@ func runOnNode(t *testing.T, dir, mode string) {
 	out, err := os.MkdirTemp("", "node-report-")
 	require.NoError(t, err)
 	r := &nodeRelease{nodeFixture: n, rel: rel, engine: enginestack.New(t, repoRoot, nil), out: out, proxies: int(*rel.haproxy.Spec.Replicas)}
+	r.removeWhenShared(t, rel.namespace)
 	t.Cleanup(func() {
 		if t.Failed() {
 			r.diagnose(t, r.rel.workload, out)
@@ -141,15 +157,37 @@ func runOnNode(t *testing.T, dir, mode string) {
 			continue
 		}
 		t.Run(s.Name, func(t *testing.T) {
+			since := time.Now()
 			res, err := r.run(t, s)
+			// Sentinel enters TILT mode, and makes no failover for 30 s, when its timer runs over
+			// 2 s late: on this two-core machine, shared with the control plane and the tests'
+			// own processes, that happened to two sentinels at once in 2 of 9 runs
+			// (the release's scripts had run nothing on them then). A run that missed a target
+			// while a sentinel was in TILT is reported, and the scenario runs once more.
+			logged := false
+			if missed := res.Missed(); err == nil && len(missed) > 0 {
+				if tilts := r.logsSince(t, since); tilts > 0 {
+					note := fmt.Sprintf("run again: the first run missed %q (%s) while %d sentinel(s) were in TILT mode", missed[0].Name, missed[0].Got, tilts)
+					t.Log(note)
+					since = time.Now()
+					res, err = r.run(t, s)
+					res.Notes = append(res.Notes, note)
+				} else {
+					logged = true
+				}
+			}
 			results = append(results, res)
 			if err != nil {
 				res.Error = err.Error()
+				r.logsSince(t, since)
 				t.Fatalf("%s: %v", s.Name, err)
 			}
 			t.Logf("%s", res.Summary())
 			for _, miss := range res.Missed() {
 				t.Errorf("target missed: %s: want %s, got %s", miss.Name, miss.Want, miss.Got)
+			}
+			if len(res.Missed()) > 0 && !logged {
+				r.logsSince(t, since)
 			}
 		})
 	}
@@ -525,6 +563,22 @@ func (r *nodeRelease) run(t *testing.T, s nodeScenario) (*Result, error) {
 			Got: fmt.Sprint(minProxies), Met: minProxies >= r.proxies, Gating: true})
 	}
 	return res, nil
+}
+
+// logsSince logs every container of the release's redis pods since the scenario began, with
+// their timestamps: a missed failover target is explained by the sentinels' lines (a TILT, an
+// aborted failover, a vote that failed), which the diagnosis's last lines at the test's end
+// have lost. A deleted pod's lines are gone; the old master's log is in restartMasterPod's.
+// It returns how many sentinels entered TILT mode.
+func (r *nodeRelease) logsSince(t *testing.T, since time.Time) int {
+	out, err := r.kubectl("logs", "-n", r.rel.namespace, "-l", r.redisSelector(), "--all-containers", "--prefix", "--timestamps", "--tail=-1",
+		"--since-time="+since.UTC().Format(time.RFC3339))
+	t.Logf("the redis pods' logs since the scenario began:\n%s%v", out, err)
+	tilts := strings.Count(out, "+tilt")
+	if tilts > 0 {
+		t.Logf("%d sentinel(s) entered TILT mode in the scenario: their timer ran over 2 s late (the process got no CPU, or blocked), and a sentinel in TILT makes no failover for 30 s", tilts)
+	}
+	return tilts
 }
 
 // podTable is `kubectl get pods -o wide` of every namespace.
