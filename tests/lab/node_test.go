@@ -161,9 +161,9 @@ func runOnNode(t *testing.T, dir, mode string) {
 			res, err := r.run(t, s)
 			// Sentinel enters TILT mode, and makes no failover for 30 s, when its timer runs over
 			// 2 s late: on this two-core machine, shared with the control plane and the tests'
-			// own processes, that happened to two sentinels at once in 2 of 9 runs
-			// (the release's scripts had run nothing on them then). A run that missed a target
-			// while a sentinel was in TILT is reported, and the scenario runs once more.
+			// own processes, that happened to two sentinels at once in 2 of 12 runs, right as
+			// the scenario began. A run that missed a target while a sentinel was in TILT is
+			// reported, and the scenario runs once more.
 			logged := false
 			if missed := res.Missed(); err == nil && len(missed) > 0 {
 				if tilts := r.logsSince(t, since); tilts > 0 {
