@@ -31,10 +31,10 @@ commands() {
             printf '%s\n' "ACL SETUSER monitor $(monitor_user "$SENTINEL_MONITOR_RULES")"
             # SENTINEL SET auth-pass drops the sentinel's links to the master and every replica,
             # and setting sentinel-pass its links to the other sentinels. This Job runs again on
-            # every change of the release, during or right after a rolling update: a sentinel
-            # that lost its links in the middle of a handover left the master refusing writes for
-            # 7 s on the real node. Both are set together, to the peer password (here and by
-            # sentinel-start.sh), so both are left alone while sentinel-pass holds it already.
+            # every change of the release, during or right after a rolling update, where a
+            # sentinel needs those links for a handover. Both are set together, to the peer
+            # password (here and by sentinel-start.sh), so both are left alone while sentinel-pass
+            # holds it already.
             if [ "$(cli "$3" "$2" SENTINEL CONFIG GET sentinel-pass | sed -n 2p)" != "$(peer_password)" ]; then
                 printf '%s\n' "SENTINEL SET $MASTER_SET auth-pass $(quote "$(peer_password)")"
                 printf '%s\n' "SENTINEL CONFIG SET sentinel-pass $(quote "$(peer_password)")"
