@@ -43,6 +43,21 @@ peer_cli() (
     cli "$host" "$REDIS_PORT" "$@"
 )
 
+# LEAVING marks a pod whose preStop runs: its keeper then never lets a master count on it.
+# shellcheck disable=SC2034 # cluster-prestop.sh sets it, cluster-start.sh reads and clears it
+LEAVING=${RUN_DIR}/leaving
+
+# replicas_online MASTER: how many replicas MASTER lists as online, then how many of them are
+# this node. This node's address as the master sees it, which it lists its replicas by, is the
+# far end of a connection to it: a node's own line in CLUSTER NODES keeps an old address after a
+# restart with a new one until a peer MEETs it (seen in the lab).
+replicas_online() {
+    myip=$(peer_cli "$1" CLIENT INFO | tr ' ' '\n' | sed -n 's/^addr=\(.*\):[0-9]*$/\1/p')
+    peer_cli "$1" INFO replication | awk -F'[:,=]' -v me="$myip" '
+        /^slave[0-9]+:/ && /state=online/ { n++; for (i = 2; i < NF; i++) if ($i == "ip" && $(i + 1) == me) self++ }
+        END { print n + 0, self + 0 }'
+}
+
 # cluster_nodes: CLUSTER NODES of this pod's server, one node per line:
 #   ID IP:PORT@BUS[,HOSTNAME] FLAGS MASTER-ID PING PONG EPOCH LINK SLOTS...
 cluster_nodes() {

@@ -3,6 +3,8 @@
 # its replicas takes over with CLUSTER FAILOVER before the kubelet sends SIGTERM: the master stops
 # taking writes, the replica catches up with its offset and is promoted, so that no acknowledged
 # write is lost and the shard is without a master for about a second, not cluster-node-timeout.
+# While this pod is away, its shard's master takes writes without a replica in sync: each step
+# below lowers min-replicas-to-write where it must, and the keepers (cluster-start.sh) put it back.
 set -eu
 # shellcheck source=cluster-lib.sh
 . "${TEMPLATE_DIR}/cluster-lib.sh"
@@ -32,10 +34,19 @@ hand_over() {
         log "preStop: this node is a master with no live replica; stopping"
         return 0
     fi
+    want=$(sed -n 's/^min-replicas-to-write //p' "${TEMPLATE_DIR}/cluster.conf")
     for replica in $replicas; do
+        # The replica takes writes as soon as it is promoted: no replica of its own is in sync
+        # then (this node resyncs from it, then goes), and with min-replicas-to-write it would
+        # answer NOREPLICAS meanwhile (2 s seen on a real node). The keeper of a replica back in
+        # sync puts the bound back, or its own keeper once it has stayed a replica.
+        peer_cli "$replica" CONFIG SET min-replicas-to-write 0 >/dev/null
         reply=$(peer_cli "$replica" CLUSTER FAILOVER)
         log "preStop: asked $replica to take over: $reply"
-        [ "$reply" = OK ] || continue
+        if [ "$reply" != OK ]; then
+            peer_cli "$replica" CONFIG SET min-replicas-to-write "$want" >/dev/null
+            continue
+        fi
         # Until this node is a replica, while the replica answers: when every pod stops at once,
         # the replica may stop too after it accepted, and waiting for it only held the stop
         # until the deadline (seen in the lab).
@@ -53,25 +64,24 @@ hand_over() {
 # spare_master: if this node is a replica (now), and its master has no other replica in sync,
 # let the master take writes while this pod restarts. With min-replicas-to-write it would refuse
 # every write of its shard until this pod is back and synced: seconds of a rolling update or a
-# node drain, for each shard of a cluster with one replica per shard. The master's keeper puts
-# the bound back once a replica is in sync again (cluster-start.sh); a crash, which runs no
-# preStop, keeps the bound.
+# node drain, for each shard of a cluster with one replica per shard. The keeper of a replica
+# that is back in sync puts the bound back (cluster-start.sh); a crash, which runs no preStop,
+# keeps the bound.
 spare_master() {
     info=$(local_cli INFO replication)
     [ "$(info_field "$info" role)" = slave ] || return 0
     master=$(info_field "$info" master_host)
-    # This node's address as the master sees it, which it lists its replicas by: the far end of a
-    # connection to it. A node's own line in CLUSTER NODES keeps an old address after a restart
-    # with a new one until a peer MEETs it (seen in the lab).
-    myip=$(peer_cli "$master" CLIENT INFO | tr ' ' '\n' | sed -n 's/^addr=\(.*\):[0-9]*$/\1/p')
-    others=$(peer_cli "$master" INFO replication | awk -F'[:,=]' -v me="$myip" '
-        /^slave[0-9]+:/ && /state=online/ { for (i = 2; i < NF; i++) if ($i == "ip") ip = $(i + 1); if (ip != me) n++ }
-        END { print n + 0 }')
-    if [ "$others" = 0 ]; then
+    read -r online mine <<EOF
+$(replicas_online "$master")
+EOF
+    if [ "$((online - mine))" -le 0 ]; then
         reply=$(peer_cli "$master" CONFIG SET min-replicas-to-write 0)
         log "preStop: $master keeps taking writes without this replica until one is back in sync: $reply"
     fi
 }
 
+# From here on, this pod's keeper no longer puts a master's bound back on the strength of this
+# replica, which is about to go.
+touch "$LEAVING"
 hand_over
 spare_master

@@ -31,6 +31,8 @@ ORDINAL=${POD_NAME##*-}
 # JOINED exists on the data volume once this node's data belongs to the cluster: it owns slots,
 # or it is a replica that has synced, or it is the empty master of a new shard.
 JOINED=${DATA_DIR}/joined
+# A container restarted in its pod (RUN_DIR is the pod's) is not leaving.
+rm -f "$LEAVING"
 
 if [ -e "$JOINED" ]; then
     default_passwords=$(password_rules)
@@ -181,23 +183,41 @@ forget_departed() {
         done
 }
 
-# restore_write_bound: a replica's preStop lets its master take writes without it
-# (cluster-prestop.sh); once a replica is in sync again, the master refuses writes again when
-# none is, as cluster.conf says.
+# restore_write_bound: a preStop lets a master take writes without a replica in sync: a
+# replica's lets its master, a master's lets the replica it hands over to (cluster-prestop.sh).
+# A replica's keeper puts its master's bound back, as cluster.conf says, once the master counts
+# it in sync; not the master's own keeper, which would count the replica whose preStop lowered
+# the bound, in sync for the moment before it stops (2 s of NOREPLICAS seen on a real node). A
+# pod whose preStop runs (LEAVING) does neither. A replica whose own bound was lowered and that
+# was still a replica at the round before (its handover did not come) gets it back too.
 restore_write_bound() {
+    [ ! -e "$LEAVING" ] || return 0
     want=$(sed -n 's/^min-replicas-to-write //p' "${TEMPLATE_DIR}/cluster.conf")
-    have=$(local_cli CONFIG GET min-replicas-to-write | sed -n 2p)
-    [ -n "$have" ] && [ "$have" != "$want" ] || return 0
     info=$(local_cli INFO replication)
-    [ "$(info_field "$info" role)" = master ] || return 0
-    online=$(echo "$info" | grep -c '^slave[0-9]*:.*state=online' || true)
-    if [ "$online" -ge "$want" ]; then
-        log "a replica is in sync again: min-replicas-to-write $want ($(local_cli CONFIG SET min-replicas-to-write "$want"))"
+    [ "$(info_field "$info" role)" = slave ] || return 0
+    if [ "$(local_cli CONFIG GET min-replicas-to-write | sed -n 2p)" = "$want" ]; then
+        lowered_as_replica=
+    elif [ -n "$lowered_as_replica" ]; then
+        log "no handover came: min-replicas-to-write $want ($(local_cli CONFIG SET min-replicas-to-write "$want"))"
+        lowered_as_replica=
+    else
+        lowered_as_replica=1
+    fi
+    [ "$(info_field "$info" master_link_status)" = up ] || return 0
+    master=$(info_field "$info" master_host)
+    have=$(peer_cli "$master" CONFIG GET min-replicas-to-write | sed -n 2p)
+    [ -n "$have" ] && [ "$have" != "$want" ] || return 0
+    read -r online mine <<EOF
+$(replicas_online "$master")
+EOF
+    if [ "$mine" -gt 0 ] && [ "$online" -ge "$want" ]; then
+        log "in sync with $master: its min-replicas-to-write $want ($(peer_cli "$master" CONFIG SET min-replicas-to-write "$want"))"
     fi
 }
 
 # keep runs beside the server for its whole life ($$ is the server once this shell has exec'd).
 keep() {
+    lowered_as_replica=
     while kill -0 "$$" 2>/dev/null; do
         meet_peers
         if [ -e "$JOINED" ]; then

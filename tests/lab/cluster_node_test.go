@@ -46,12 +46,18 @@ type clusterNodeScenario struct {
 
 // Planned changes (a rolling update, resharding) lose no acknowledged write and keep every shard
 // writable; their gaps are gated at the Sentinel release's planned restart (plannedRestartGate).
+// A rolling update also never has a master refuse writes for want of a replica in sync: each
+// preStop lowers min-replicas-to-write where a handover or a replica's stop would leave a master
+// with none (cluster-prestop.sh).
 var clusterNodeScenarios = []clusterNodeScenario{
 	{Name: "rolling-update", Title: "rolling update from a config change applied with pulumi up", Fast: true, shards: 3,
 		act: func(t *testing.T, r *clusterNodeRelease, _ *ClusterResult) error {
 			return r.apply(t, map[string]any{"clusterNodeTimeoutMilliseconds": 6000})
 		},
-		targets: plannedTargets},
+		targets: func(r *ClusterResult, l clusterLimits) []Target {
+			return append(plannedTargets(r, l), Target{Name: "no write refused for want of a replica in sync", Want: "0 NOREPLICAS",
+				Got: fmt.Sprintf("%d", r.NoReplicas), Met: r.NoReplicas == 0, Gating: true})
+		}},
 	{Name: "scale-up", Title: "shards 3 to 4 with pulumi up (fill Job) under load", shards: 4,
 		act: func(t *testing.T, r *clusterNodeRelease, _ *ClusterResult) error {
 			return r.apply(t, map[string]any{"shards": 4})

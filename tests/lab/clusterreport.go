@@ -34,6 +34,9 @@ type ClusterResult struct {
 	// TwoMasters is how long some slot had two answering nodes that each said they were its
 	// master.
 	TwoMasters float64 `json:"twoMastersSeconds"`
+	// NoReplicas counts the writes after the event that a master refused for want of a replica
+	// in sync (NOREPLICAS, min-replicas-to-write).
+	NoReplicas int `json:"noReplicasRefusals"`
 	// Converge is the time from the event until the cluster was converged for good, or -1.
 	Converge float64      `json:"convergeSeconds"`
 	Check    *checkResult `json:"check"`
@@ -84,6 +87,9 @@ func (r *ClusterResult) measure(writes, samples []event, check *checkResult, sta
 	for _, w := range writes {
 		if shard := slotShard[w.Slot]; shard >= 0 {
 			byShard[shard] = append(byShard[shard], w)
+		}
+		if w.Time >= t0 && w.Time <= t1 && strings.HasPrefix(w.Err, "NOREPLICAS") {
+			r.NoReplicas++
 		}
 	}
 	hitShard, hitOne := podShard[hit]
