@@ -4,11 +4,15 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -55,6 +59,54 @@ func noRouteOut() error {
 		if err == nil {
 			c.Close()
 			return fmt.Errorf("%s is routable from the node's namespace: traffic could leave", addr)
+		}
+	}
+	return nil
+}
+
+// recycleVolumes empties the node's PersistentVolumes that claims of namespace held, and makes
+// them available again.
+func (n *nodeFixture) recycleVolumes(namespace string) error {
+	out, err := n.kubectl("get", "persistentvolumes", "-o", "json")
+	if err != nil {
+		return err
+	}
+	var list struct {
+		Items []struct {
+			Metadata struct {
+				Name string `json:"name"`
+			} `json:"metadata"`
+			Spec struct {
+				ClaimRef *struct {
+					Namespace string `json:"namespace"`
+				} `json:"claimRef"`
+				Local struct {
+					Path string `json:"path"`
+				} `json:"local"`
+			} `json:"spec"`
+			Status struct {
+				Phase string `json:"phase"`
+			} `json:"status"`
+		} `json:"items"`
+	}
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		return err
+	}
+	for _, pv := range list.Items {
+		if pv.Status.Phase != "Released" || pv.Spec.ClaimRef == nil || pv.Spec.ClaimRef.Namespace != namespace {
+			continue
+		}
+		if !strings.HasPrefix(pv.Spec.Local.Path, filepath.Join(n.dir, "volumes")+"/") {
+			return fmt.Errorf("volume %s is at %q, not under the node's volumes", pv.Metadata.Name, pv.Spec.Local.Path)
+		}
+		if err := os.RemoveAll(pv.Spec.Local.Path); err != nil {
+			return err
+		}
+		if err := os.Mkdir(pv.Spec.Local.Path, 0o755); err != nil {
+			return err
+		}
+		if _, err := n.kubectl("patch", "persistentvolume", pv.Metadata.Name, "--type=json", `-p=[{"op":"remove","path":"/spec/claimRef"}]`); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -138,63 +190,145 @@ func (n *nodeFixture) pods(namespace, selector string) ([]podInfo, error) {
 	return list.Items, nil
 }
 
+// endpointSlice is what the scenarios read of an EndpointSlice.
+type endpointSlice struct {
+	Metadata struct {
+		Labels map[string]string `json:"labels"`
+	} `json:"metadata"`
+	Endpoints []struct {
+		Conditions struct {
+			Ready *bool `json:"ready"`
+		} `json:"conditions"`
+	} `json:"endpoints"`
+}
+
 // readyEndpoints counts the ready endpoints of a Service, over its EndpointSlices.
-func (n *nodeFixture) readyEndpoints(namespace, service string) (int, error) {
-	out, err := n.kubectl("get", "endpointslices", "-n", namespace, "-l", "kubernetes.io/service-name="+service, "-o", "json")
-	if err != nil {
-		return 0, err
-	}
-	var list struct {
-		Items []struct {
-			Endpoints []struct {
-				Conditions struct {
-					Ready *bool `json:"ready"`
-				} `json:"conditions"`
-			} `json:"endpoints"`
-		} `json:"items"`
-	}
-	if err := json.Unmarshal([]byte(out), &list); err != nil {
-		return 0, err
-	}
+func readyEndpoints(slices []endpointSlice, service string) int {
 	ready := 0
-	for _, s := range list.Items {
+	for _, s := range slices {
+		if s.Metadata.Labels["kubernetes.io/service-name"] != service {
+			continue
+		}
 		for _, e := range s.Endpoints {
 			if e.Conditions.Ready == nil || *e.Conditions.Ready {
 				ready++
 			}
 		}
 	}
-	return ready, nil
+	return ready
 }
 
-// watch samples f every interval until stop is closed, and returns what it saw, in order.
-func watch[T any](interval time.Duration, stop <-chan struct{}, f func() (T, error)) func() []timed[T] {
+// follow lists the objects of a collection (an API path such as /api/v1/namespaces/NS/pods)
+// that match selector, when it is not empty, then streams their changes from that list on with
+// one watch (`kubectl get --raw ...?watch=1`), and after the list and after each change records
+// value of them all, sorted by name, until stop is closed. Polling instead started a kubectl
+// process or two every 0.2 s, which kept a core busy while the scenario measured; each change is
+// also seen when it happens, not at the next sample. The returned function waits for the stream
+// to end and returns what it saw, in order, or why the stream ended before stop.
+func follow[T, V any](n *nodeFixture, collection, selector string, stop <-chan struct{}, value func([]T) V) (func() ([]timed[V], error), error) {
+	query := url.Values{}
+	if selector != "" {
+		query.Set("labelSelector", selector)
+	}
+	raw, err := n.kubectl("get", "--raw", collection+"?"+query.Encode())
+	if err != nil {
+		return nil, err
+	}
+	var list struct {
+		Metadata struct {
+			ResourceVersion string `json:"resourceVersion"`
+		} `json:"metadata"`
+		Items []json.RawMessage `json:"items"`
+	}
+	if err := json.Unmarshal([]byte(raw), &list); err != nil {
+		return nil, fmt.Errorf("%s: %v", collection, err)
+	}
+	current := map[string]T{}
+	apply := func(kind string, object json.RawMessage) error {
+		var named struct {
+			Metadata struct {
+				Name string `json:"name"`
+			} `json:"metadata"`
+		}
+		var obj T
+		if err := errors.Join(json.Unmarshal(object, &named), json.Unmarshal(object, &obj)); err != nil || kind == "ERROR" {
+			return fmt.Errorf("%s: watch event %s: %v: %s", collection, kind, err, object)
+		}
+		if kind == "DELETED" {
+			delete(current, named.Metadata.Name)
+		} else {
+			current[named.Metadata.Name] = obj
+		}
+		return nil
+	}
+	for _, item := range list.Items {
+		if err := apply("ADDED", item); err != nil {
+			return nil, err
+		}
+	}
 	var mu sync.Mutex
-	var seen []timed[T]
-	done := make(chan struct{})
+	var seen []timed[V]
+	record := func() {
+		var all []T
+		for _, name := range slices.Sorted(maps.Keys(current)) {
+			all = append(all, current[name])
+		}
+		mu.Lock()
+		seen = append(seen, timed[V]{at: time.Now(), v: value(all)})
+		mu.Unlock()
+	}
+	record()
+
+	query.Set("watch", "1")
+	query.Set("resourceVersion", list.Metadata.ResourceVersion)
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, filepath.Join(n.dir, "kubectl"), "--kubeconfig", filepath.Join(n.dir, "kubeconfig"), "get", "--raw", collection+"?"+query.Encode())
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		cancel()
+		return nil, err
+	}
+	ended := make(chan error, 1)
 	go func() {
-		defer close(done)
-		tick := time.NewTicker(interval)
-		defer tick.Stop()
+		dec := json.NewDecoder(out)
 		for {
-			if v, err := f(); err == nil {
-				mu.Lock()
-				seen = append(seen, timed[T]{at: time.Now(), v: v})
-				mu.Unlock()
+			var event struct {
+				Type   string          `json:"type"`
+				Object json.RawMessage `json:"object"`
 			}
-			select {
-			case <-stop:
+			if err := dec.Decode(&event); err != nil {
+				ended <- err
 				return
-			case <-tick.C:
 			}
+			if err := apply(event.Type, event.Object); err != nil {
+				ended <- err
+				return
+			}
+			record()
 		}
 	}()
-	return func() []timed[T] {
-		<-done
+	go func() {
+		<-stop
+		cancel()
+	}()
+	return func() ([]timed[V], error) {
+		streamErr := <-ended
+		waitErr := cmd.Wait()
+		stopped := ctx.Err() != nil
+		cancel()
 		mu.Lock()
 		defer mu.Unlock()
-		return seen
-	}
+		if !stopped {
+			return seen, fmt.Errorf("the watch of %s ended before the scenario did: %v, %v: %s", collection, streamErr, waitErr, stderr.String())
+		}
+		return seen, nil
+	}, nil
 }
 
 type timed[T any] struct {

@@ -93,8 +93,9 @@ func nodeLogs(t *testing.T, dir string) {
 // removeWhenShared, on a shared node, removes the release in namespace when the test ends, after
 // its diagnosis (call it before registering that): the namespace is deleted and its pods removed
 // at once (a pod's graceful stop would wait for a failover among pods that all stop), so that
-// the next test has the node to itself. The release's volumes stay Released: the node has enough
-// for both releases.
+// the next test has the node to itself. The release's volumes are then emptied and offered
+// again, as a local volume provisioner recycles them: the node's volumes would not hold more than
+// two releases (runs of a test over and over on one node).
 func (n *nodeFixture) removeWhenShared(t *testing.T, namespace string) {
 	if os.Getenv(nodeSharedEnv) == "" {
 		return
@@ -109,6 +110,7 @@ func (n *nodeFixture) removeWhenShared(t *testing.T, namespace string) {
 			_, err := n.kubectl(args...)
 			require.NoError(t, err)
 		}
+		require.NoError(t, n.recycleVolumes(namespace))
 		t.Logf("the release's namespace %s removed from the shared node in %.1fs", namespace, time.Since(start).Seconds())
 	})
 }
@@ -432,13 +434,17 @@ func restartMasterPod(t *testing.T, r *nodeRelease, c *clientProcess, res *Resul
 func rollingUpdate(t *testing.T, r *nodeRelease, c *clientProcess, res *Result) error {
 	stop := make(chan struct{})
 	selector := r.redisSelector()
-	seen := watch(250*time.Millisecond, stop, func() ([]podInfo, error) { return r.pods(r.rel.namespace, selector) })
+	pods, err := follow(r.nodeFixture, "/api/v1/namespaces/"+r.rel.namespace+"/pods", selector, stop, func(pods []podInfo) []podInfo { return pods })
+	if err != nil {
+		return err
+	}
 	before := r.engine.Set(map[string]any{"failoverTimeoutMilliseconds": 61000})
 	up := r.engine.Up()
 	if up.Err == nil {
 		// pulumi up returned mid-roll once in CI: redis-0 had not rolled yet.
 		if err := r.awaitRollout(r.rel.namespace, r.rel.statefulSet.Name); err != nil {
 			close(stop)
+			_, _ = pods() // ends the watch
 			return err
 		}
 	}
@@ -461,6 +467,10 @@ func rollingUpdate(t *testing.T, r *nodeRelease, c *clientProcess, res *Result) 
 	}
 	time.Sleep(500 * time.Millisecond)
 	close(stop)
+	seen, err := pods()
+	if err != nil {
+		return err
+	}
 	if up.Err != nil {
 		return fmt.Errorf("pulumi up: %v\n%s", up.Err, up.Log)
 	}
@@ -469,7 +479,7 @@ func rollingUpdate(t *testing.T, r *nodeRelease, c *clientProcess, res *Result) 
 	// first where its successor is ready.
 	windows := map[string][2]time.Time{}
 	var order []string
-	for _, s := range seen() {
+	for _, s := range seen {
 		for _, p := range s.v {
 			w, ok := windows[p.Metadata.Name]
 			going := p.Metadata.DeletionTimestamp != nil || !p.ready()
@@ -525,22 +535,25 @@ func (r *nodeRelease) run(t *testing.T, s nodeScenario) (*Result, error) {
 	// The Services' ready endpoints through the scenario: the sentinel Service must never be
 	// empty, nor, but while no master exists, HAProxy's.
 	stop := make(chan struct{})
-	endpoints := watch(200*time.Millisecond, stop, func() ([2]int, error) {
-		sentinels, err := r.readyEndpoints(r.rel.namespace, r.rel.sentinelService)
-		if err != nil {
-			return [2]int{}, err
-		}
-		proxies, err := r.readyEndpoints(r.rel.namespace, r.rel.masterService)
-		return [2]int{sentinels, proxies}, err
+	endpoints, err := follow(r.nodeFixture, "/apis/discovery.k8s.io/v1/namespaces/"+r.rel.namespace+"/endpointslices", "", stop, func(slices []endpointSlice) [2]int {
+		return [2]int{readyEndpoints(slices, r.rel.sentinelService), readyEndpoints(slices, r.rel.masterService)}
 	})
+	if err != nil {
+		return res, err
+	}
 	eventStart := time.Now()
 	if err := s.act(t, r, c, res); err != nil {
 		close(stop)
+		_, _ = endpoints() // ends the watch
 		return res, err
 	}
 	c.awaitSettled(r.rel.converged)
 	end := time.Now()
 	close(stop)
+	seen, err := endpoints()
+	if err != nil {
+		return res, err
+	}
 	check, err := c.stopAndCheck()
 	if err != nil {
 		return res, err
@@ -552,10 +565,10 @@ func (r *nodeRelease) run(t *testing.T, s nodeScenario) (*Result, error) {
 		return res, err
 	}
 	minSentinels, minProxies := math.MaxInt, math.MaxInt
-	for _, e := range endpoints() {
+	for _, e := range seen {
 		minSentinels, minProxies = min(minSentinels, e.v[0]), min(minProxies, e.v[1])
 	}
-	res.Notes = append(res.Notes, fmt.Sprintf("fewest ready endpoints, sampled every 0.2 s: %d of the sentinel Service, %d of HAProxy's", minSentinels, minProxies))
+	res.Notes = append(res.Notes, fmt.Sprintf("fewest ready endpoints, over every change of the EndpointSlices: %d of the sentinel Service, %d of HAProxy's", minSentinels, minProxies))
 	res.Targets = append(append(s.targets(res, l), res.readTargets()...), Target{Name: "the sentinel Service never without a ready endpoint", Want: "≥ 1",
 		Got: fmt.Sprint(minSentinels), Met: minSentinels >= 1, Gating: true})
 	if s.proxiesStayReady {
