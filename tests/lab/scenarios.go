@@ -187,16 +187,32 @@ func restartMaster(c *sentinelRun) error {
 }
 
 // rotatePassword rotates the clients' password in the README's two steps (rotate: the Secret
-// and the credentials Job), with clients on both passwords in between: the Sentinel-aware writer
-// and the monitor move to the new one at once, the endpoint writer and the reader only after the
-// master's pod was restarted (preStop), which starts with both. One pod's Secret files are
-// written only after each step's Job, as the kubelet may update a pod late.
+// and the credentials Job), with clients on both passwords in between (rotateUnderLoad). One
+// pod's Secret files are written only after each step's Job, as the kubelet may update a pod
+// late.
 func rotatePassword(c *sentinelRun) error {
 	const next = "lab-password-rotated-0123456789"
 	both := labSecret()
 	both["password"], both["previous-password"] = next, labPassword
+	done := labSecret()
+	done["password"] = next
 	lagging := len(c.redis) - 1
-	if err := c.rotate(both, lagging); err != nil {
+	err := rotateUnderLoad(c.clientProcess, next,
+		func() error { return c.rotate(both, lagging) },
+		func() error { return restartMaster(c) },
+		func() error { return c.rotate(done, lagging) })
+	if err != nil {
+		return err
+	}
+	return refusesOnly(c, labPassword, next)
+}
+
+// rotateUnderLoad moves the client from the old password to next around a rotation's two steps:
+// after the first (both passwords valid), the Sentinel-aware writer and the monitor move to next
+// at once, the endpoint writer and the reader only after restart (the master's pod restarted,
+// which starts with both); the second step (next alone) comes once every part uses next.
+func rotateUnderLoad(c *clientProcess, next string, first, restart, second func() error) error {
+	if err := first(); err != nil {
 		return fmt.Errorf("step 1: %w", err)
 	}
 	for _, part := range []string{"sentinel", labPart} {
@@ -206,7 +222,7 @@ func rotatePassword(c *sentinelRun) error {
 	}
 	// Writes on both passwords for a while before and after the restart.
 	time.Sleep(time.Second)
-	if err := restartMaster(c); err != nil {
+	if err := restart(); err != nil {
 		return err
 	}
 	time.Sleep(time.Second)
@@ -216,12 +232,10 @@ func rotatePassword(c *sentinelRun) error {
 		}
 	}
 	time.Sleep(time.Second)
-	done := labSecret()
-	done["password"] = next
-	if err := c.rotate(done, lagging); err != nil {
+	if err := second(); err != nil {
 		return fmt.Errorf("step 2: %w", err)
 	}
-	return refusesOnly(c, labPassword, next)
+	return nil
 }
 
 // refusesOnly checks, from pod 0, that every server and sentinel refuses old and takes next.
