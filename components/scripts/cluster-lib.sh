@@ -43,6 +43,12 @@ peer_cli() (
     cli "$host" "$REDIS_PORT" "$@"
 )
 
+# write_bound: min-replicas-to-write as cluster.conf sets it, which the preStop hooks lower and
+# the keepers put back.
+write_bound() {
+    sed -n 's/^min-replicas-to-write //p' "${TEMPLATE_DIR}/cluster.conf"
+}
+
 # LEAVING marks a pod whose preStop runs: its keeper then never lets a master count on it.
 # shellcheck disable=SC2034 # cluster-prestop.sh sets it, cluster-start.sh reads and clears it
 LEAVING=${RUN_DIR}/leaving

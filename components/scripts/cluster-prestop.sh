@@ -34,7 +34,7 @@ hand_over() {
         log "preStop: this node is a master with no live replica; stopping"
         return 0
     fi
-    want=$(sed -n 's/^min-replicas-to-write //p' "${TEMPLATE_DIR}/cluster.conf")
+    want=$(write_bound)
     for replica in $replicas; do
         # The replica takes writes as soon as it is promoted: no replica of its own is in sync
         # then (this node resyncs from it, then goes), and with min-replicas-to-write it would

@@ -192,7 +192,7 @@ forget_departed() {
 # was still a replica at the round before (its handover did not come) gets it back too.
 restore_write_bound() {
     [ ! -e "$LEAVING" ] || return 0
-    want=$(sed -n 's/^min-replicas-to-write //p' "${TEMPLATE_DIR}/cluster.conf")
+    want=$(write_bound)
     info=$(local_cli INFO replication)
     [ "$(info_field "$info" role)" = slave ] || return 0
     if [ "$(local_cli CONFIG GET min-replicas-to-write | sed -n 2p)" = "$want" ]; then

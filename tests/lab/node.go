@@ -112,9 +112,14 @@ func (n *nodeFixture) recycleVolumes(namespace string) error {
 	return nil
 }
 
+// kubectlCommand is kubectl against the node's cluster with args, ended when ctx is.
+func (n *nodeFixture) kubectlCommand(ctx context.Context, args ...string) *exec.Cmd {
+	return exec.CommandContext(ctx, filepath.Join(n.dir, "kubectl"), append([]string{"--kubeconfig", filepath.Join(n.dir, "kubeconfig")}, args...)...)
+}
+
 // kubectl runs kubectl against the node's cluster and returns its standard output.
 func (n *nodeFixture) kubectl(args ...string) (string, error) {
-	cmd := exec.Command(filepath.Join(n.dir, "kubectl"), append([]string{"--kubeconfig", filepath.Join(n.dir, "kubeconfig")}, args...)...)
+	cmd := n.kubectlCommand(context.Background(), args...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -203,9 +208,9 @@ type endpointSlice struct {
 }
 
 // readyEndpoints counts the ready endpoints of a Service, over its EndpointSlices.
-func readyEndpoints(slices []endpointSlice, service string) int {
+func readyEndpoints(all []endpointSlice, service string) int {
 	ready := 0
-	for _, s := range slices {
+	for _, s := range all {
 		if s.Metadata.Labels["kubernetes.io/service-name"] != service {
 			continue
 		}
@@ -282,7 +287,7 @@ func follow[T, V any](n *nodeFixture, collection, selector string, stop <-chan s
 	query.Set("watch", "1")
 	query.Set("resourceVersion", list.Metadata.ResourceVersion)
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, filepath.Join(n.dir, "kubectl"), "--kubeconfig", filepath.Join(n.dir, "kubeconfig"), "get", "--raw", collection+"?"+query.Encode())
+	cmd := n.kubectlCommand(ctx, "get", "--raw", collection+"?"+query.Encode())
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.StdoutPipe()
@@ -338,8 +343,7 @@ type timed[T any] struct {
 
 // followLogs streams a container's log into a buffer until the container ends; wait returns it.
 func (n *nodeFixture) followLogs(namespace, pod, container string) (wait func() string, err error) {
-	cmd := exec.CommandContext(context.Background(), filepath.Join(n.dir, "kubectl"), "--kubeconfig", filepath.Join(n.dir, "kubeconfig"),
-		"logs", "-f", "-n", namespace, pod, "-c", container, "--since=1s")
+	cmd := n.kubectlCommand(context.Background(), "logs", "-f", "-n", namespace, pod, "-c", container, "--since=1s")
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err

@@ -566,8 +566,8 @@ func (r *nodeRelease) run(t *testing.T, s nodeScenario) (*Result, error) {
 	// The Services' ready endpoints through the scenario: the sentinel Service must never be
 	// empty, nor, but while no master exists, HAProxy's.
 	stop := make(chan struct{})
-	endpoints, err := follow(r.nodeFixture, "/apis/discovery.k8s.io/v1/namespaces/"+r.rel.namespace+"/endpointslices", "", stop, func(slices []endpointSlice) [2]int {
-		return [2]int{readyEndpoints(slices, r.rel.sentinelService), readyEndpoints(slices, r.rel.masterService)}
+	endpoints, err := follow(r.nodeFixture, "/apis/discovery.k8s.io/v1/namespaces/"+r.rel.namespace+"/endpointslices", "", stop, func(all []endpointSlice) [2]int {
+		return [2]int{readyEndpoints(all, r.rel.sentinelService), readyEndpoints(all, r.rel.masterService)}
 	})
 	if err != nil {
 		return res, err
