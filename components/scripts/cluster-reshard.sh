@@ -57,8 +57,10 @@ seed() {
 # healthy HOST: every slot is served and no node of the shard groups that stay is failing or
 # half-joined, in HOST's view. The removed groups' nodes fail once their pods are gone, until the
 # keepers forget them. To fill, every node of the groups that stay must also be there, with a
-# master for each group: Pulumi's wait for the StatefulSet can end before the new pods exist
-# (pulumi-kubernetes#4094), and a rebalance then would leave the new groups without slots.
+# master for each group, and take the release's password: Pulumi's wait for the StatefulSet can
+# end before the new pods exist (pulumi-kubernetes#4094), and a new node refuses the password
+# until its keeper gave it its role. redis-cli's rebalance leaves out a node that refuses it, and
+# with it the new shard (seen in the lab: "No rebalancing needed", the new master empty).
 healthy() {
     info=$(peer_cli "$1" CLUSTER INFO)
     [ "$(info_field "$info" cluster_state)" = ok ] &&
@@ -68,7 +70,17 @@ healthy() {
             o < keep && $3 ~ /fail|handshake|noaddr/ { bad = 1 }
             o >= 0 && o < keep { nodes++; if ($3 ~ /master/) masters++ }
             END { exit bad || (mode == "fill" && (nodes != keep || masters != shards)) }' \
-            -v keep="$KEEP" -v shards="$SHARDS" -v mode="$MODE"
+            -v keep="$KEEP" -v shards="$SHARDS" -v mode="$MODE" &&
+        { [ "$MODE" = drain ] || all_take_password; }
+}
+
+# all_take_password: every pod of the shard groups that stay answers the release's password.
+all_take_password() {
+    i=0
+    while [ "$i" -lt "$KEEP" ]; do
+        [ "$(peer_cli "$(peer "$i")" PING)" = PONG ] || return 1
+        i=$((i + 1))
+    done
 }
 
 deadline=$(($(date +%s) + HEALTHY_WAIT_SECONDS))
