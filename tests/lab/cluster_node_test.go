@@ -81,23 +81,6 @@ var clusterNodeScenarios = []clusterNodeScenario{
 		}},
 }
 
-// plannedTargets: no write lost, and every shard writable throughout. The nodes' own views are
-// reported, not judged: a slot moves node by node (CLUSTER SETSLOT on the new master, then on the
-// old one; a handover's new epoch reaches the old master a moment after), so for a moment both
-// claim it, or a sample taken between the two sees neither (the samples of the nodes are up to
-// 0.1 s apart). Clients meanwhile get ASK and MOVED replies, never two copies to write to: the
-// old master answers only for keys it still holds, which it moves before it lets the slot go.
-func plannedTargets(r *ClusterResult, _ clusterLimits) []Target {
-	twoMasters := noTwoMasters(r.TwoMasters)
-	twoMasters.Name, twoMasters.Gating = "nodes' own claims: a slot claimed twice (reported)", false
-	return []Target{noneLost(r.Lost, r.Acked), allReadable(r),
-		{Name: "every shard writable throughout", Want: fmt.Sprintf("no shard without a write for over %.1f s", plannedRestartGate.Seconds()),
-			Got: fmt.Sprintf("%.2f s", r.HitGap), Met: r.HitGap <= plannedRestartGate.Seconds(), Gating: true},
-		twoMasters,
-		{Name: "nodes' own claims: a slot claimed by none (reported)", Want: "0 s", Got: fmt.Sprintf("%.2f s", r.Uncovered), Met: r.Uncovered == 0},
-		converges(r.Converge)}
-}
-
 func runClusterOnNode(t *testing.T, dir, mode string) {
 	require.NoError(t, noRouteOut(), "checked before any traffic")
 	n, err := openNodeFixture(dir)
@@ -221,27 +204,12 @@ func dropProgress(log string) string {
 	return strings.Join(keep, "\n")
 }
 
-// shaped is the release as the client must see it with shards shards: every pod of that shape is
-// sampled, and converged asks for that many masters.
-func (r *clusterNodeRelease) shaped(shards int) *clusterRelease {
-	rel := *r.rel
-	rel.statefulSet = *r.rel.statefulSet.DeepCopy()
-	pods := int32(shards * (1 + rel.replicasPerShard))
-	rel.statefulSet.Spec.Replicas = &pods
-	rel.shards = shards
-	return &rel
-}
-
 // run runs one scenario with a client of its own, as RunCluster does in the lab.
 func (r *clusterNodeRelease) run(t *testing.T, s clusterNodeScenario) (*ClusterResult, error) {
 	res := &ClusterResult{Scenario: s.Name, Title: s.Title, Setup: "ours, real node"}
-	// The shape before the event and after it; the client samples every pod of the larger one
-	// (a node that does not exist is missing from a sample, and a shape converges only with
-	// exactly its own pods there).
-	now, rel := r.shaped(r.rel.shards), r.shaped(s.shards)
-	cfg := r.shaped(max(r.rel.shards, s.shards)).clientConfig()
-	// Lanes split the slot space among the writers; the client keeps three whatever the shape.
-	cfg.Cluster.Lanes = r.rel.shards
+	// The shape before the event and after it.
+	now, rel := r.rel, r.rel.reshaped(s.shards)
+	cfg := now.clientConfigFor(rel)
 	cfg.DNSServer, cfg.Subnets, cfg.Password = r.env["NODE_IP"], []string{r.env["POD_RANGE"], r.env["SERVICE_RANGE"]}, r.engine.Password()
 	cfg.SampleInterval = Duration(nodeSampleInterval)
 	self, err := os.Executable()
@@ -267,7 +235,7 @@ func (r *clusterNodeRelease) run(t *testing.T, s clusterNodeScenario) (*ClusterR
 	if err := s.act(t, r, res); err != nil {
 		return res, err
 	}
-	r.rel = r.shaped(s.shards)
+	r.rel = rel
 	c.awaitSettled(rel.converged)
 	end := time.Now()
 	check, err := c.stopAndCheck()

@@ -139,6 +139,20 @@ some slot had no answering master in cluster_state ok; *two masters*, the time s
 answering nodes that each said they were its master; *converged*, when every node answered ok,
 every slot had one master and every master its replicas in sync, for good.
 
+Scaling (shards 3 -> 4, and 4 -> 3 after a 3 -> 4 that is not measured) is done as each setup's
+users do it. Ours as `+"`pulumi up`"+` does: the drain Job of the new shape's render (with the running
+topology mounted), the topology ConfigMap's new data written into every pod's volume, the
+StatefulSet's pods started or deleted (all at once, gracefully: Parallel pod management), then the
+fill Job; both Jobs run the rendered cluster-reshard.sh in a pod of their own. The baseline by the
+steps of Redis's scaling tutorial, each run by the lab as soon as the one before succeeded, in
+the best case: to grow, the new pods, `+"`redis-cli --cluster add-node`"+` for the new master and
+`+"`--cluster-slave --cluster-master-id`"+` for its replica, a wait until every node knows both (run at
+once, the rebalance met a node that did not know the new master and left a slot half-moved), and
+`+"`--cluster rebalance --cluster-use-empty-masters`"+`; to shrink,
+`+"`--cluster rebalance --cluster-weight ID=0`"+` for the master among the pods that go,
+`+"`--cluster del-node`"+` for both, then the pods deleted. A shard's gap counts the slots it served
+before the event, wherever they moved.
+
 Redis itself shapes some figures: a master that starts again refuses writes for its first 2 s in
 the cluster, so a crash with a restart a second later costs about 3 s in both setups, and no
 replica is promoted; a replica is promoted only after cluster-node-timeout and an election of up
@@ -164,8 +178,8 @@ What the lab does not show: its userland is the host's (Debian's redis-server an
 the image's); there is no kubelet, so no probe acts (a pod is never restarted for failing its
 liveness probe, never left out of the seed Service for failing its readiness probe) and every
 restart is the lab's, a container's after a fixed second; there is one machine, so no node or zone
-is lost, and a "lost" pod's volume is deleted by the lab; NetworkPolicies are not enforced. The
-scaling scenarios (3 -> 4 -> 3 shards, the resharding Job) are not in the lab yet.
+is lost, and a "lost" pod's volume is deleted by the lab; NetworkPolicies are not enforced; no
+Pulumi runs the scaling (the real-node section does), and the Jobs run once, never retried.
 `)
 	return b.String()
 }

@@ -3,6 +3,7 @@ package lab
 import (
 	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -107,7 +108,11 @@ func laneSlots(g, lanes int) (lo, hi int) {
 }
 
 // laneStride steps a lane through every slot of a part of width slots, far apart from one write
-// to the next: any number coprime with width visits each slot once per round.
+// to the next, and soon back to every stretch of them: a step of width times the golden ratio's
+// fraction visits any L slots in a row within about 2 width/L writes, wherever they are (a
+// Weyl sequence). A shard that serves only some stretches of a lane's part (slots moved by a
+// rebalance) is written to every few writes, not once per sweep. Coprime with width, the step
+// visits each slot once per round.
 func laneStride(width int) int {
 	gcd := func(a, b int) int {
 		for b != 0 {
@@ -115,7 +120,7 @@ func laneStride(width int) int {
 		}
 		return a
 	}
-	stride := width/3 + 1
+	stride := int(float64(width) * (math.Sqrt(5) - 1) / 2)
 	for gcd(stride, width) != 1 {
 		stride++
 	}

@@ -15,6 +15,9 @@ type ClusterScenario struct {
 	Name  string
 	Title string
 	Fast  bool // part of the subset CI runs on every change
+	// scaling are the shards the cluster is scaled to in turn (scale), the last change by act;
+	// the changes before it prepare the run.
+	scaling []int
 	// act does it to the cluster that sample shows, and returns the ordinal of the pod it hit,
 	// or -1 when it hit every pod. A nil act is the bootstrap itself.
 	act func(c *clusterRun, sample event) (int, error)
@@ -64,12 +67,14 @@ var ClusterScenarios = []ClusterScenario{
 		targets: func(r *ClusterResult, l clusterLimits) []Target {
 			return []Target{lossBoundedBy(r.LostSpan, r.Lost, l.maxLag), otherShardsWithin(r.OtherGap), converges(r.Converge)}
 		}},
-	// Scaling goes here: shards 3 -> 4 -> 3 with the resharding Job. Such a scenario would write
-	// the new `shards` into every pod's topology volume (the lab mounts the ConfigMap's keys as
-	// files), grow or shrink podSet.redis, and run the Job's command in a pod of its own; the
-	// measurement already attributes writes to shards by the slot map of the sample before the
-	// event, so it would need the map per moment instead once slots move.
+	// Writes are attributed to shards by the slot map before the event: a shard's gap is the
+	// longest stretch without a write to the slots it served then, wherever they moved.
+	{Name: "scale-up", Title: "shards 3 to 4 under load", scaling: []int{4}, act: scaleToTarget, targets: plannedTargets},
+	{Name: "scale-down", Title: "shards 4 to 3 under load (after 3 to 4)", scaling: []int{4, 3}, act: scaleToTarget, targets: plannedTargets},
 }
+
+// scaleToTarget scales the cluster to the shape the scenario ends with.
+func scaleToTarget(c *clusterRun, _ event) (int, error) { return -1, c.scale(c.target) }
 
 // SelectCluster returns the cluster scenarios of a mode, as Select does the Sentinel ones.
 func SelectCluster(mode string) ([]ClusterScenario, error) {
@@ -233,8 +238,12 @@ func RunCluster(s ClusterScenario, setup string, rel *clusterRelease, dir string
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return r, err
 	}
+	shapes := []*clusterRelease{rel}
+	for _, shards := range s.scaling {
+		shapes = append(shapes, rel.reshaped(shards))
+	}
 	start := time.Now()
-	c, err := startClusterRun(rel, dir)
+	c, err := startClusterRun(rel, rel.clientConfigFor(shapes...), dir)
 	defer func() {
 		if werr := os.WriteFile(filepath.Join(dir, "cluster-nodes.txt"), []byte(c.clusterNodes()), 0o644); err == nil && werr != nil {
 			err = werr
@@ -250,6 +259,16 @@ func RunCluster(s ClusterScenario, setup string, rel *clusterRelease, dir string
 		return r, fmt.Errorf("bootstrap: %v", err)
 	}
 	r.Bootstrap = time.Since(start).Seconds()
+	c.target = shapes[len(shapes)-1]
+	for i := 1; i < len(shapes)-1; i++ {
+		shape := shapes[i]
+		if err := c.scale(shape); err != nil {
+			return r, fmt.Errorf("scaling to %d shards first: %v", shape.shards, err)
+		}
+		if _, err := c.waitFor("", convergeTimeout, shape.converged); err != nil {
+			return r, fmt.Errorf("scaling to %d shards first: %v", shape.shards, err)
+		}
+	}
 	eventStart, hit := start, -1
 	var before event
 	if s.act != nil {
@@ -261,7 +280,7 @@ func RunCluster(s ClusterScenario, setup string, rel *clusterRelease, dir string
 			return r, fmt.Errorf("%s: %v", s.Name, err)
 		}
 	}
-	c.awaitSettled(rel.converged)
+	c.awaitSettled(c.target.converged)
 	end := time.Now()
 	check, err := c.stopAndCheck()
 	if err != nil {
@@ -271,7 +290,7 @@ func RunCluster(s ClusterScenario, setup string, rel *clusterRelease, dir string
 	if s.act == nil {
 		before = samples[len(samples)-1]
 	}
-	r.measure(writes, samples, check, eventStart, end, before, hitPod(c, hit), rel.converged)
+	r.measure(writes, samples, check, eventStart, end, before, hitPod(c, hit), c.target.converged)
 	if check.Error != "" {
 		r.Notes = append(r.Notes, "check: "+check.Error)
 	}
@@ -301,7 +320,7 @@ func ClusterSetups(repoRoot, manifests, engine string) (map[string]*clusterRelea
 	if manifests != "" {
 		files, err = readRender(manifests)
 	} else {
-		files, err = renderStack(repoRoot, "local-cluster", engine)
+		files, err = renderStack(repoRoot, "local-cluster", map[string]string{"engine": engine})
 	}
 	if err != nil {
 		return nil, err

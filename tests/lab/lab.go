@@ -119,6 +119,13 @@ func unregister(c interface{ close() error }) {
 // what it made so far with an error, for the caller to close.
 func startPodSet(w *workload, dir string) (*podSet, error) {
 	s := &podSet{w: w, dir: dir, secret: labSecret()}
+	// A run starts with empty volumes: a report directory used before holds the last run's.
+	if err := os.RemoveAll(dir); err != nil {
+		return s, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return s, err
+	}
 	var err error
 	if s.net, err = newNetwork(); err != nil {
 		return s, err
@@ -315,13 +322,18 @@ func (s *podSet) restartRedisPod(i int) error {
 
 // forEachRedisPod runs f for every ordinal at once, and returns the first error.
 func (s *podSet) forEachRedisPod(f func(i int) error) error {
+	return forEachOrdinal(0, len(s.redis), f)
+}
+
+// forEachOrdinal runs f for every ordinal of [from, to) at once, and returns the first error.
+func forEachOrdinal(from, to int, f func(i int) error) error {
 	var wg sync.WaitGroup
-	errs := make([]error, len(s.redis))
-	for i := range s.redis {
+	errs := make([]error, to-from)
+	for i := from; i < to; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = f(i)
+			errs[i-from] = f(i)
 		}()
 	}
 	wg.Wait()
@@ -330,6 +342,45 @@ func (s *podSet) forEachRedisPod(f func(i int) error) error {
 			return err
 		}
 	}
+	return nil
+}
+
+// update makes w the release the pods run, as `pulumi up` changes its objects: the running pods'
+// ConfigMap volumes are written anew (the kubelet's update of a mounted ConfigMap), and pods that
+// start from now on are w's. It changes no pod's spec: what differs must be the StatefulSet's
+// replicas or ConfigMap data only.
+func (s *podSet) update(w *workload) error {
+	s.podsMu.Lock()
+	s.w = w
+	pods := slices.Clone(s.redis)
+	s.podsMu.Unlock()
+	for _, p := range pods {
+		if p != nil {
+			if err := p.writeConfigMapVolumes(w.configMap); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// resize scales the StatefulSet to its replicas, as the controller does with the Parallel
+// policy: the new ordinals start at once, or the ordinals from replicas on are deleted at once,
+// gracefully (preStop, SIGTERM).
+func (s *podSet) resize() error {
+	had, want := len(s.redis), s.w.replicas()
+	if want > had {
+		s.podsMu.Lock()
+		s.redis = append(s.redis, make([]*pod, want-had)...)
+		s.podsMu.Unlock()
+		return forEachOrdinal(had, want, s.startRedisPod)
+	}
+	if err := forEachOrdinal(want, had, func(i int) error { return s.deleteRedisPod(i, true) }); err != nil {
+		return err
+	}
+	s.podsMu.Lock()
+	defer s.podsMu.Unlock()
+	s.redis = s.redis[:want]
 	return nil
 }
 

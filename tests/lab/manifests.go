@@ -47,14 +47,16 @@ type release struct {
 	readEndpoint bool
 }
 
-// renderStack renders a stack exactly as `cmd/render -stack NAME` does, in memory, with its
-// engine key set to engine (redis or valkey).
-func renderStack(repoRoot, stack, engine string) (map[string][]byte, error) {
+// renderStack renders a stack exactly as `cmd/render -stack NAME` does, in memory, with the
+// config keys of values set over the stack file's (such as engine: redis or valkey).
+func renderStack(repoRoot, stack string, values map[string]string) (map[string][]byte, error) {
 	cfg, err := render.LoadStackConfig(repoRoot, stack)
 	if err != nil {
 		return nil, err
 	}
-	cfg.Values[cfg.Project+":engine"] = engine
+	for key, value := range values {
+		cfg.Values[cfg.Project+":"+key] = value
+	}
 	rec, err := render.Run(stacks.Run, cfg, false)
 	if err != nil {
 		return nil, err

@@ -241,6 +241,9 @@ func removeCreatedMountPoints() {
 	createdMountPoints.paths = nil
 }
 
+// writeConfigMapVolume writes the keys of data that items name (every key when none) as files
+// of dir. Like the Secret's, each file is replaced whole: the lab rewrites the volumes of running
+// pods when a ConfigMap changes (writeConfigMapVolumes), as the kubelet does.
 func writeConfigMapVolume(dir string, data map[string]string, items []corev1.KeyToPath) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -259,7 +262,7 @@ func writeConfigMapVolume(dir string, data map[string]string, items []corev1.Key
 		if !ok {
 			return fmt.Errorf("lab: the ConfigMap has no key %s", key)
 		}
-		if err := os.WriteFile(filepath.Join(dir, path), []byte(v), 0o644); err != nil {
+		if err := replaceFile(filepath.Join(dir, path), v, 0o644, -1); err != nil {
 			return err
 		}
 	}
@@ -267,8 +270,7 @@ func writeConfigMapVolume(dir string, data map[string]string, items []corev1.Key
 }
 
 // writeSecretVolume writes every key of data as a file of dir, as the kubelet does: the mode
-// the volume says, the group the pod's fsGroup. Each file is replaced whole (a rename), so that a
-// script reading it while the lab rotates the Secret sees the old or the new value, never half.
+// the volume says, the group the pod's fsGroup, each file replaced whole.
 func writeSecretVolume(dir string, data map[string]string, src *corev1.SecretVolumeSource, pod *corev1.PodSecurityContext) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -277,20 +279,12 @@ func writeSecretVolume(dir string, data map[string]string, src *corev1.SecretVol
 	if src.DefaultMode != nil {
 		mode = os.FileMode(*src.DefaultMode)
 	}
+	gid := -1
+	if pod != nil && pod.FSGroup != nil {
+		gid = int(*pod.FSGroup)
+	}
 	for key, value := range data {
-		tmp := filepath.Join(dir, "."+key+".new")
-		if err := os.WriteFile(tmp, []byte(value), mode); err != nil {
-			return err
-		}
-		if err := os.Chmod(tmp, mode); err != nil {
-			return err
-		}
-		if pod != nil && pod.FSGroup != nil {
-			if err := os.Chown(tmp, 0, int(*pod.FSGroup)); err != nil {
-				return err
-			}
-		}
-		if err := os.Rename(tmp, filepath.Join(dir, key)); err != nil {
+		if err := replaceFile(filepath.Join(dir, key), value, mode, gid); err != nil {
 			return err
 		}
 	}
@@ -306,6 +300,24 @@ func writeSecretVolume(dir string, data map[string]string, src *corev1.SecretVol
 		}
 	}
 	return nil
+}
+
+// replaceFile writes value to path through a new file and a rename, so that a script reading it
+// while the lab changes it sees the old or the new value, never half; gid -1 keeps root's group.
+func replaceFile(path, value string, mode os.FileMode, gid int) error {
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".new")
+	if err := os.WriteFile(tmp, []byte(value), mode); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp, mode); err != nil {
+		return err
+	}
+	if gid >= 0 {
+		if err := os.Chown(tmp, 0, gid); err != nil {
+			return err
+		}
+	}
+	return os.Rename(tmp, path)
 }
 
 // mountOrder drops repeated targets and orders the binds so that none hides another's source:
@@ -604,6 +616,19 @@ func (p *pod) writeSecretVolumes(data map[string]string) error {
 	for _, v := range p.run.spec.Volumes {
 		if v.Secret != nil {
 			if err := writeSecretVolume(filepath.Join(p.run.dir, "volumes", v.Name), data, v.Secret, p.run.spec.SecurityContext); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// writeConfigMapVolumes writes the pod's ConfigMap volumes anew from data, as the kubelet does
+// when a mounted ConfigMap changes.
+func (p *pod) writeConfigMapVolumes(data map[string]string) error {
+	for _, v := range p.run.spec.Volumes {
+		if v.ConfigMap != nil {
+			if err := writeConfigMapVolume(filepath.Join(p.run.dir, "volumes", v.Name), data, v.ConfigMap.Items); err != nil {
 				return err
 			}
 		}

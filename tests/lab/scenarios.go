@@ -476,7 +476,7 @@ func Setups(repoRoot, manifests, engine string) (map[string]*release, error) {
 	if manifests != "" {
 		files, err = readRender(manifests)
 	} else {
-		files, err = renderStack(repoRoot, "local", engine)
+		files, err = renderStack(repoRoot, "local", map[string]string{"engine": engine})
 	}
 	if err != nil {
 		return nil, err

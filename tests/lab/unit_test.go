@@ -154,6 +154,21 @@ func TestLanesCoverTheirPartAwayFromTheShardEdges(t *testing.T) {
 			seen[lo+k*stride%(hi-lo)] = true
 		}
 		assert.Len(t, seen, hi-lo, "lane %d visits each of its slots once per round", g)
+		// Slots moved by a rebalance leave a shard stretches of a lane's part: each is written
+		// to within a few writes of the last.
+		stretch := (hi - lo) / 8
+		for first := lo; first+stretch <= hi; first += 97 {
+			last, longest := -1, 0
+			for k := range 3 * (hi - lo) {
+				if slot := lo + k*stride%(hi-lo); first <= slot && slot < first+stretch {
+					if last >= 0 {
+						longest = max(longest, k-last)
+					}
+					last = k
+				}
+			}
+			assert.LessOrEqual(t, longest, 20, "lane %d, slots %d to %d: writes from one to the next", g, first, first+stretch-1)
+		}
 	}
 	assert.Equal(t, [][2]int{{0, 5459}, {5463, 10920}, {10924, 16384}}, parts,
 		"10922 is shard 1's for redis-cli and shard 2's for the release: no lane writes near it")
@@ -258,4 +273,25 @@ func TestClusterMeasureSplitsTheHitShardFromTheOthers(t *testing.T) {
 	every.measure(writes, samples, check, time.Unix(0, 0), time.Unix(9, 0), before, "", func(e event) bool { return len(e.Nodes) == 2 })
 	assert.Equal(t, 6.0, every.HitGap, "every shard is hit: the longest of both")
 	assert.Contains(t, every.Notes, "longest gap: shard 0, 1.00 s to 7.00 s after the event; its failed writes by answer: NOREPLICAS 1")
+}
+
+// The scaling scenarios derive a shape from the release; that must be what the component renders
+// for it, or the lab would scale something else than users get.
+func TestReshapedIsTheRenderOfThatShape(t *testing.T) {
+	parse := func(shards string) *clusterRelease {
+		files, err := renderStack(repoRoot, "local-cluster", map[string]string{"engine": "redis", "shards": shards})
+		require.NoError(t, err)
+		rel, err := parseClusterRelease(files)
+		require.NoError(t, err)
+		return rel
+	}
+	three, four := parse("3"), parse("4")
+	for _, c := range []struct{ from, to *clusterRelease }{{three, four}, {four, three}} {
+		got := c.from.reshaped(c.to.shards)
+		assert.Equal(t, c.to.statefulSet, got.statefulSet)
+		assert.Equal(t, c.to.configMap, got.configMap)
+		assert.Equal(t, c.to.credentialsJob, got.credentialsJob)
+		assert.Equal(t, c.to.reshardJobs, got.reshardJobs)
+		assert.Equal(t, c.to.shards, got.shards)
+	}
 }
