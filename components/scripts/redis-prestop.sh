@@ -45,7 +45,7 @@ cli localhost "$REDIS_PORT" CONFIG SET min-replicas-to-write "$REPLICAS" >/dev/n
 log "preStop: $(sync_replicas 2) of $(info_field "$replication" connected_slaves) replicas have every write"
 if ! request_failover "$((PRESTOP_DEADLINE_SECONDS / 2))"; then
     log "preStop: no sentinel accepted a failover; stopping anyway"
-elif master=$(wait_for_other_master "$((DEADLINE - $(date +%s)))"); then
+elif master=$(wait_for_other_master "$((DEADLINE - $(date +%s)))" ask-peers); then
     # The sentinels demote this server themselves. A REPLICAOF here forced a full resync and an
     # initial AOF rewrite, during which redis refuses the SIGTERM that follows the hook.
     log "preStop: ${master% *} is master now"
