@@ -145,9 +145,10 @@ topology mounted), the topology ConfigMap's new data written into every pod's vo
 StatefulSet's pods started or deleted (all at once, gracefully: Parallel pod management), then the
 fill Job; both Jobs run the rendered cluster-reshard.sh in a pod of their own. The baseline by the
 steps of Redis's scaling tutorial, each run by the lab as soon as the one before succeeded, in
-the best case: to grow, the new pods, `+"`redis-cli --cluster add-node`"+` for the new master and
-`+"`--cluster-slave --cluster-master-id`"+` for its replica, a wait until every node knows both (run at
-once, the rebalance met a node that did not know the new master and left a slot half-moved), and
+the best case: to grow, the new pods, `+"`redis-cli --cluster add-node`"+` for each (as an empty
+master), `+"`CLUSTER REPLICATE`"+` on the new replica (`+"`add-node --cluster-slave`"+` met a new node that
+had not heard of its master yet), a wait until every node knows every other (run at once, the
+rebalance met a node that did not know the new master and left a slot half-moved), and
 `+"`--cluster rebalance --cluster-use-empty-masters`"+`; to shrink,
 `+"`--cluster rebalance --cluster-weight ID=0`"+` for the master among the pods that go,
 `+"`--cluster del-node`"+` for both, then the pods deleted. A shard's gap counts the slots it served

@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"maps"
@@ -230,8 +231,8 @@ func (c *clusterRun) createByHand() error {
 }
 
 // byHand runs a redis-cli step in pod 0 as a person would: again until it succeeds (a server
-// that is not up yet, nodes that do not agree yet), for up to bootstrapTimeout. Its output goes
-// to by-hand.log.
+// that is not up yet, nodes that do not agree yet), for up to bootstrapTimeout. redis-cli exits 0
+// when a command gets an error reply: that fails the step too. Its output goes to by-hand.log.
 func (c *clusterRun) byHand(args ...string) ([]byte, error) {
 	deadline := time.Now().Add(bootstrapTimeout)
 	for {
@@ -239,7 +240,7 @@ func (c *clusterRun) byHand(args ...string) ([]byte, error) {
 		if werr := appendFile(filepath.Join(c.dir, "by-hand.log"), fmt.Sprintf("$ %s\n%s(%v)\n", strings.Join(args, " "), out, err)); werr != nil {
 			return out, werr
 		}
-		if err == nil {
+		if err == nil && !bytes.HasPrefix(out, []byte("ERR ")) {
 			return out, nil
 		}
 		if time.Now().After(deadline) {
@@ -291,20 +292,27 @@ func (c *clusterRun) scale(to *clusterRelease) error {
 	if err := c.runJob(to.reshardJobs["drain"]); err != nil {
 		return err
 	}
-	if err := c.update(&to.workload); err != nil {
-		return err
-	}
-	c.rel = to
-	if err := c.resize(); err != nil {
+	if err := c.reshape(to); err != nil {
 		return err
 	}
 	return c.runJob(to.reshardJobs["fill"])
 }
 
-// scaleByHand, for the baseline: to add shards, the StatefulSet's new pods are started, each new
-// group's first pod joins as a master (`--cluster add-node`), the others as its replicas
-// (`--cluster-slave --cluster-master-id`), and `--cluster rebalance --cluster-use-empty-masters`
-// moves slots to the new masters. To remove shards, `--cluster rebalance --cluster-weight ID=0`
+// reshape makes to the release the pods run, and its StatefulSet's size theirs.
+func (c *clusterRun) reshape(to *clusterRelease) error {
+	if err := c.update(&to.workload); err != nil {
+		return err
+	}
+	c.rel = to
+	return c.resize()
+}
+
+// scaleByHand, for the baseline: to add shards, the StatefulSet's new pods are started and join
+// as empty masters (`--cluster add-node`), each new group's others are made its first pod's
+// replicas (`CLUSTER REPLICATE`, the tutorial's other way: with `--cluster-slave` add-node met a
+// new node that had not heard of its master yet, "ERR Unknown node", and left it an empty master
+// that no later add-node would take), and `--cluster rebalance --cluster-use-empty-masters` moves
+// slots to the new masters. To remove shards, `--cluster rebalance --cluster-weight ID=0`
 // empties the masters among the pods that go, `--cluster del-node` removes every node of them,
 // and then the StatefulSet deletes the pods.
 func (c *clusterRun) scaleByHand(to *clusterRelease) error {
@@ -312,21 +320,13 @@ func (c *clusterRun) scaleByHand(to *clusterRelease) error {
 	entry := c.redis[0].ip + ":" + port
 	had, want := c.rel.replicas(), to.replicas()
 	if want > had {
-		if err := c.update(&to.workload); err != nil {
-			return err
-		}
-		c.rel = to
-		if err := c.resize(); err != nil {
+		if err := c.reshape(to); err != nil {
 			return err
 		}
 		group := 1 + to.replicasPerShard
 		var masterID string
 		for i := had; i < want; i++ {
-			args := []string{cli, "--cluster", "add-node", c.redis[i].ip + ":" + port, entry}
-			if (i-had)%group != 0 {
-				args = append(args, "--cluster-slave", "--cluster-master-id", masterID)
-			}
-			if _, err := c.byHand(args...); err != nil {
+			if _, err := c.byHand(cli, "--cluster", "add-node", c.redis[i].ip+":"+port, entry); err != nil {
 				return err
 			}
 			if (i-had)%group == 0 {
@@ -335,6 +335,8 @@ func (c *clusterRun) scaleByHand(to *clusterRelease) error {
 					return err
 				}
 				masterID = strings.TrimSpace(string(id))
+			} else if _, err := c.byHand(cli, "-h", c.redis[i].ip, "-p", port, "CLUSTER", "REPLICATE", masterID); err != nil {
+				return err
 			}
 		}
 		// Run at once, the rebalance met a node that did not know the new master yet and left a
@@ -349,9 +351,9 @@ func (c *clusterRun) scaleByHand(to *clusterRelease) error {
 	if err != nil {
 		return err
 	}
-	going := map[string]int{} // address -> ordinal of the pods that go
+	going := map[string]bool{} // the addresses of the pods that go
 	for i := want; i < had; i++ {
-		going[c.redis[i].ip+":"+port] = i
+		going[c.redis[i].ip+":"+port] = true
 	}
 	var weights, ids []string
 	for _, line := range strings.Split(strings.TrimSpace(string(nodes)), "\n") {
@@ -360,7 +362,7 @@ func (c *clusterRun) scaleByHand(to *clusterRelease) error {
 			continue
 		}
 		addr, _, _ := strings.Cut(f[1], "@")
-		if _, ok := going[addr]; !ok {
+		if !going[addr] {
 			continue
 		}
 		ids = append(ids, f[0])
@@ -381,11 +383,7 @@ func (c *clusterRun) scaleByHand(to *clusterRelease) error {
 			return err
 		}
 	}
-	if err := c.update(&to.workload); err != nil {
-		return err
-	}
-	c.rel = to
-	return c.resize()
+	return c.reshape(to)
 }
 
 // exec runs argv in pod i's redis container, as `kubectl exec` would, with the container's
