@@ -86,23 +86,22 @@ request_failover() (
         i=0
         while [ "$i" -lt "$REPLICAS" ]; do
             host=$(peer "$i")
-            if [ "$host" = "$POD_FQDN" ]; then
-                :
+            i=$((i + 1))
+            [ "$host" != "$POD_FQDN" ] || continue
             # A sentinel in TILT mode accepts the request and acts on it only when TILT ends, up
             # to 30 s later (seen on the real node: 16.8 s without a writable master).
-            elif [ "$(info_field "$(cli "$host" "$SENTINEL_PORT" INFO sentinel)" sentinel_tilt)" = 1 ]; then
+            if [ "$(info_field "$(cli "$host" "$SENTINEL_PORT" INFO sentinel)" sentinel_tilt)" = 1 ]; then
                 log "sentinel at $host is in TILT mode: not asking it"
-            else
-                reply=$(cli "$host" "$SENTINEL_PORT" SENTINEL failover "$MASTER_SET")
-                case "$reply" in
-                OK | *INPROG*)
-                    log "sentinel at $host accepted the failover ($reply)"
-                    return 0
-                    ;;
-                esac
-                [ -n "$reply" ] && log "sentinel at $host refused the failover: $reply"
+                continue
             fi
-            i=$((i + 1))
+            reply=$(cli "$host" "$SENTINEL_PORT" SENTINEL failover "$MASTER_SET")
+            case "$reply" in
+            OK | *INPROG*)
+                log "sentinel at $host accepted the failover ($reply)"
+                return 0
+                ;;
+            esac
+            [ -n "$reply" ] && log "sentinel at $host refused the failover: $reply"
         done
         [ "$(date +%s)" -lt "$deadline" ] || return 1
         sleep 1
