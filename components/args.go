@@ -95,6 +95,10 @@ type ReleaseArgs struct {
 	// matches every namespace, or every pod of the selected namespaces. Not both may be empty.
 	MetricsScraperNamespaceLabels map[string]string
 	MetricsScraperPodLabels       map[string]string
+
+	// TLS encrypts every connection of the release (TLSArgs). A running release cannot turn it
+	// on or off (CheckChange): every client and peer would have to switch at the same moment.
+	TLS TLSArgs
 }
 
 // RedisSentinelArgs configures a RedisSentinel: the shared ReleaseArgs, and what only a release
@@ -184,6 +188,7 @@ func (r ReleaseArgs) withDefaults(name string) ReleaseArgs {
 	if r.MetricsScraperPodLabels == nil {
 		r.MetricsScraperPodLabels = d.MetricsScraperPodLabels
 	}
+	r.TLS = r.TLS.withDefaults()
 	return r
 }
 
@@ -330,6 +335,7 @@ func (r ReleaseArgs) validate(name string, fail func(field string, value any, al
 	if r.DisableMetrics && r.ServiceMonitor {
 		fail("serviceMonitor", true, "true only together with metrics: true; there is nothing to scrape without the exporters")
 	}
+	r.TLS.validate(fail)
 }
 
 // validateLoadBalancer reports through fail, and returns the source ranges' own errors.

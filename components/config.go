@@ -56,7 +56,7 @@ var templates = template.Must(template.New("").Option("missingkey=error").ParseF
 type names struct {
 	base, secret, config, haproxyConfig, serviceAccount, headless, sentinel, master, loadBalancer,
 	haproxy, networkPolicy, haproxyNetworkPolicy, disruptionBudget, haproxyDisruptionBudget,
-	serviceMonitor, topology string
+	serviceMonitor, topology, tls string
 }
 
 func newNames(base string) names {
@@ -77,6 +77,7 @@ func newNames(base string) names {
 		haproxyDisruptionBudget: base + "-haproxy",
 		serviceMonitor:          base,
 		topology:                base + "-topology",
+		tls:                     base + "-tls",
 	}
 }
 
@@ -110,6 +111,8 @@ type templateValues struct {
 	HAProxyMaxConn              int
 	CheckInterval               string
 	Pods                        []pod
+	// TLSDir is where the certificate is mounted, with TLS; empty without.
+	TLSDir string
 	// RedisCluster only.
 	BusPort                 int
 	NodeTimeoutMilliseconds int
@@ -143,6 +146,7 @@ func renderConfigFiles(n names, a RedisSentinelArgs) (map[string]string, error) 
 		DownAfterMilliseconds:       a.DownAfterMilliseconds,
 		FailoverTimeoutMilliseconds: a.FailoverTimeoutMilliseconds,
 		CheckInterval:               haproxyCheckInterval,
+		TLSDir:                      tlsDirOf(a.ReleaseArgs),
 	}
 	values.HAProxyMaxConn = haproxyConnections / a.HAProxyReplicas
 	memory := mustQuantity(a.RedisMemory)
@@ -154,6 +158,14 @@ func renderConfigFiles(n names, a RedisSentinelArgs) (map[string]string, error) 
 	values.DefaultMaster = values.Pods[0].FQDN
 
 	return renderFiles(sentinelFiles, values)
+}
+
+// tlsDirOf is the templates' TLSDir: tlsDir with TLS, else empty.
+func tlsDirOf(r ReleaseArgs) string {
+	if r.TLS.Enabled {
+		return tlsDir
+	}
+	return ""
 }
 
 // The files of each kind of release's ConfigMaps: a template's output (templates/NAME.tmpl) or a

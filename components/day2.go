@@ -29,6 +29,10 @@ type Settings struct {
 	Ephemeral       bool   `json:"ephemeral"`
 	StorageClass    string `json:"storageClass"`
 	StorageSize     string `json:"storageSize"`
+	// TLS is whether every connection is TLS; settings recorded before TLS existed have false.
+	TLS bool `json:"tls,omitempty"`
+	// TLSSource is where the certificate comes from, with TLS (TLSArgs.source).
+	TLSSource string `json:"tlsSource,omitempty"`
 	// ReplicasPerShard of a RedisCluster: every pod's shard follows from it. Zero for a RedisSentinel.
 	ReplicasPerShard int `json:"replicasPerShard,omitempty"`
 	// PasswordFingerprint tells passwords apart without revealing them (PasswordFingerprint);
@@ -97,6 +101,7 @@ func releaseSettings(name string, r ReleaseArgs, p Passwords) Settings {
 	return Settings{
 		Engine: string(r.Engine), Name: name, Namespace: r.Namespace, CreateNamespace: r.CreateNamespace, ClusterDomain: r.ClusterDomain,
 		Ephemeral: r.Ephemeral, StorageClass: r.StorageClass, StorageSize: r.StorageSize,
+		TLS: r.TLS.Enabled, TLSSource: r.TLS.source(),
 		PasswordFingerprint:         fingerprint(p.Password, GeneratedPassword),
 		PreviousPasswordFingerprint: fingerprint(p.Previous, ""),
 		MonitorPasswordFingerprint:  fingerprint(p.Monitor, GeneratedPassword),
@@ -194,6 +199,14 @@ func CheckChange(previous, next Settings) error {
 	if from, to := engineOf(previous), engineOf(next); from == string(EngineValkey) && to != from {
 		refuse("engine", from, to, "Redis cannot load the RDB and AOF files that Valkey writes, so the pods would not start from their data and replicas could not sync",
 			"deploy a Redis release next to this one and copy every key with a client that reads and writes the values (not REPLICAOF, DUMP or RESTORE: they carry Valkey's file format), move the clients, and remove this release")
+	}
+	if previous.TLS != next.TLS {
+		refuse("tls", previous.TLS, next.TLS, "a server listens either for TLS or for plain text on its port: pods already rolled could not replicate from, or be watched by, those not yet rolled, and every client would be refused until it switched",
+			migration)
+	}
+	if previous.TLS && next.TLS && previous.TLSSource != next.TLSSource {
+		refuse("tlsSecretName/tlsIssuerName", previous.TLSSource, next.TLSSource, "another source is another CA: pods rolled onto the new certificate could not verify the peers not yet rolled, nor clients the servers",
+			"keep the source and renew the certificate within it; to move to another CA, first make the current certificate's ca.crt hold both CAs and let clients trust both, or "+migration)
 	}
 	if previous.ReplicasPerShard != next.ReplicasPerShard {
 		refuse("replicasPerShard", previous.ReplicasPerShard, next.ReplicasPerShard, "the pods form groups of 1 + replicasPerShard consecutive ordinals, one group per shard: a new value regroups them, so running nodes would serve shards their group no longer names, and pods added or re-created would join the wrong shard",

@@ -63,7 +63,7 @@ func NewRedisCluster(ctx *pulumi.Context, name string, args *RedisClusterArgs, o
 	if err := ctx.RegisterComponentResource(ClusterTypeToken, name, c, opts...); err != nil {
 		return nil, err
 	}
-	common, err := newBuilder(ctx, c, n, appCluster, a.ReleaseArgs, files)
+	common, err := newBuilder(ctx, c, n, appCluster, a.ReleaseArgs, []string{n.headless, n.base}, files)
 	if err != nil {
 		return nil, err
 	}
@@ -135,6 +135,7 @@ func renderClusterFiles(n names, a RedisClusterArgs) (map[string]string, error) 
 		ShutdownTimeoutSeconds:   shutdownTimeoutSeconds,
 		MaxMemoryBytes:           memory.Value() * 3 / 4,
 		NodeTimeoutMilliseconds:  a.NodeTimeoutMilliseconds,
+		TLSDir:                   tlsDirOf(a.ReleaseArgs),
 	})
 }
 
@@ -198,7 +199,7 @@ func (b *clusterBuilder) statefulSet(dependsOn ...pulumi.Resource) (pulumi.Resou
 		ReadinessProbe:  execProbe("cluster-probe.sh", "ready", 5, 2),
 		Lifecycle:       preStop("cluster-prestop.sh"),
 		SecurityContext: restrictedContainer(),
-		VolumeMounts:    append(podMounts(true), topologyMount()),
+		VolumeMounts:    append(b.podMounts(true), topologyMount()),
 	}
 	return b.redisStatefulSet(a.Pods(), corev1.ContainerArray{redis}, corev1.VolumeArray{b.topologyVolume()}, dependsOn...)
 }

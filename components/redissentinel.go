@@ -63,7 +63,7 @@ func NewRedisSentinel(ctx *pulumi.Context, name string, args *RedisSentinelArgs,
 		return nil, err
 	}
 	redisFiles, haproxyFiles := splitConfigFiles(files)
-	common, err := newBuilder(ctx, c, n, appSentinel, a.ReleaseArgs, redisFiles)
+	common, err := newBuilder(ctx, c, n, appSentinel, a.ReleaseArgs, []string{n.headless, n.sentinel, n.master, n.loadBalancer}, redisFiles)
 	if err != nil {
 		return nil, err
 	}

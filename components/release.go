@@ -37,12 +37,15 @@ type builder struct {
 	// credentials is every password of the Secret in one secret value: a change of it runs the
 	// credentials Job again.
 	credentials pulumi.StringOutput
+	// With TLS, the Secret that holds the certificate, and what creates it (nil for a user's).
+	tlsSecretName string
+	tlsSource     pulumi.Resource
 }
 
 // newBuilder registers what every release starts with, as children of component: the namespace
-// when asked for, the Secret, the redis pods' ConfigMap (redisFiles, content-addressed) and the
-// ServiceAccount.
-func newBuilder(ctx *pulumi.Context, component pulumi.Resource, n names, app string, r ReleaseArgs, redisFiles map[string]string) (*builder, error) {
+// when asked for, the Secret, with TLS the certificate for the release's services, the redis
+// pods' ConfigMap (redisFiles, content-addressed) and the ServiceAccount.
+func newBuilder(ctx *pulumi.Context, component pulumi.Resource, n names, app string, r ReleaseArgs, services []string, redisFiles map[string]string) (*builder, error) {
 	b := &builder{ctx: ctx, release: r, names: n, app: app, opts: []pulumi.ResourceOption{pulumi.Parent(component)}}
 	if r.CreateNamespace {
 		ns, err := corev1.NewNamespace(ctx, n.base+"-namespace", &corev1.NamespaceArgs{
@@ -62,6 +65,11 @@ func newBuilder(ctx *pulumi.Context, component pulumi.Resource, n names, app str
 	var err error
 	if b.secret, err = b.newSecret(); err != nil {
 		return nil, err
+	}
+	if r.TLS.Enabled {
+		if b.tlsSecretName, b.tlsSource, err = b.tlsSecret(services); err != nil {
+			return nil, err
+		}
 	}
 	b.redisConfigName = contentName(n.config, redisFiles)
 	if b.redisConfig, err = b.configMap(n.config, b.redisConfigName, componentRedis, redisFiles); err != nil {
@@ -113,16 +121,22 @@ func (b *builder) newSecret() (pulumi.Resource, error) {
 		return fmt.Sprintf("%s\x00%s\x00%s", values...)
 	})).(pulumi.StringOutput)
 
-	// The kubernetes provider replaces a Secret whose data changes, delete first since its name
-	// is fixed (seen under the real engine), and a pod starting in between would not start; a
-	// program may not set the provider's enableSecretMutable. So, as the cluster's topology
-	// ConfigMap: this resource only creates the Secret (and keeps a release of an earlier
-	// version, whose Secret had fewer keys, from being replaced), and a server-side apply patch
-	// holds its data, in place. The patch writes data, not stringData: the API server tracks
-	// who owns each key of data, so a key the patch drops (previous-password) is removed.
-	secret, err := corev1.NewSecret(b.ctx, b.names.secret, &corev1.SecretArgs{
-		Metadata:   b.meta(b.names.secret, b.labels(componentRedis)),
-		Type:       pulumi.String("Opaque"),
+	return b.patchedSecret(b.names.secret, "Opaque", data)
+}
+
+// patchedSecret registers a Secret of the release named name whose data changes in place.
+//
+// The kubernetes provider replaces a Secret whose data changes, delete first since its name is
+// fixed (seen under the real engine), and a pod starting in between would not start; a program
+// may not set the provider's enableSecretMutable. So, as the cluster's topology ConfigMap: one
+// resource only creates the Secret (and keeps a release of an earlier version, whose Secret had
+// fewer keys, from being replaced), and a server-side apply patch holds its data, in place. The
+// patch writes data, not stringData: the API server tracks who owns each key of data, so a key
+// the patch drops (previous-password) is removed. It returns the patch.
+func (b *builder) patchedSecret(name, secretType string, data pulumi.StringMap) (pulumi.Resource, error) {
+	secret, err := corev1.NewSecret(b.ctx, name, &corev1.SecretArgs{
+		Metadata:   b.meta(name, b.labels(componentRedis)),
+		Type:       pulumi.String(secretType),
 		StringData: data,
 	}, append(b.opts, pulumi.IgnoreChanges([]string{"stringData", "data"}))...)
 	if err != nil {
@@ -132,9 +146,9 @@ func (b *builder) newSecret() (pulumi.Resource, error) {
 	for key, value := range data {
 		encoded[key] = value.ToStringOutput().ApplyT(func(v string) string { return base64.StdEncoding.EncodeToString([]byte(v)) }).(pulumi.StringOutput)
 	}
-	return corev1.NewSecretPatch(b.ctx, b.names.secret, &corev1.SecretPatchArgs{
+	return corev1.NewSecretPatch(b.ctx, name, &corev1.SecretPatchArgs{
 		Metadata: &metav1.ObjectMetaPatchArgs{
-			Name: pulumi.String(b.names.secret), Namespace: pulumi.String(b.release.Namespace),
+			Name: pulumi.String(name), Namespace: pulumi.String(b.release.Namespace),
 			// The Secret resource created the data and owns it as a field manager: without force
 			// the API server refuses the new values as a conflict.
 			Annotations: pulumi.StringMap{"pulumi.com/patchForce": pulumi.String("true")},
@@ -243,17 +257,26 @@ func (b *builder) resizeClaims(sts pulumi.Resource, pods int) error {
 // view (which master, how many sentinels agree) shows in HAProxy's /master; a second exporter
 // on the sentinel port would double the sidecars for little that redis's own metrics miss.
 func (b *builder) exporter() corev1.ContainerArgs {
+	args := []string{
+		"--redis.addr=redis://localhost:" + strconv.Itoa(RedisPort),
+		"--web.listen-address=:" + strconv.Itoa(MetricsPort),
+	}
+	var mounts corev1.VolumeMountArray
+	if b.release.TLS.Enabled {
+		// localhost is one of the certificate's names (certificateNames): the exporter checks it.
+		args[0] = "--redis.addr=rediss://localhost:" + strconv.Itoa(RedisPort)
+		args = append(args, "--tls-ca-cert-file="+path.Join(tlsDir, tlsCAKey))
+		mounts = corev1.VolumeMountArray{tlsMount()}
+	}
 	return corev1.ContainerArgs{
 		Name:  pulumi.String("metrics"),
 		Image: b.release.MetricsImage,
 		// Explicit, so that the binary of another packaging (Debian's prometheus-redis-exporter)
 		// can run the same arguments. Every flag here exists since v1.0.
-		Command: pulumi.ToStringArray([]string{"/redis_exporter"}),
-		Args: pulumi.ToStringArray([]string{
-			"--redis.addr=redis://localhost:" + strconv.Itoa(RedisPort),
-			"--web.listen-address=:" + strconv.Itoa(MetricsPort),
-		}),
-		Ports: corev1.ContainerPortArray{containerPort(metricsPortName, MetricsPort)},
+		Command:      pulumi.ToStringArray([]string{"/redis_exporter"}),
+		Args:         pulumi.ToStringArray(args),
+		VolumeMounts: mounts,
+		Ports:        corev1.ContainerPortArray{containerPort(metricsPortName, MetricsPort)},
 		Env: corev1.EnvVarArray{
 			envVar("REDIS_USER", monitorUser),
 			corev1.EnvVarArgs{Name: pulumi.String("REDIS_PASSWORD"), ValueFrom: b.secretRef(monitorPasswordKey)},
@@ -290,19 +313,27 @@ func (b *builder) authVolume() corev1.VolumeArgs {
 }
 
 // scriptVolumes are what every pod that runs the scripts (the redis pods, the Jobs) mounts
-// with scriptMounts: the content-addressed ConfigMap and the Secret.
+// with scriptMounts: the content-addressed ConfigMap, the Secret, and with TLS the certificate.
 func (b *builder) scriptVolumes() corev1.VolumeArray {
-	return corev1.VolumeArray{
+	volumes := corev1.VolumeArray{
 		corev1.VolumeArgs{Name: pulumi.String(volumeConfig), ConfigMap: &corev1.ConfigMapVolumeSourceArgs{Name: pulumi.String(b.redisConfigName)}},
 		b.authVolume(),
 	}
+	if b.release.TLS.Enabled {
+		volumes = append(volumes, b.tlsVolume())
+	}
+	return volumes
 }
 
-func scriptMounts() corev1.VolumeMountArray {
-	return corev1.VolumeMountArray{
+func (b *builder) scriptMounts() corev1.VolumeMountArray {
+	mounts := corev1.VolumeMountArray{
 		corev1.VolumeMountArgs{Name: pulumi.String(volumeConfig), MountPath: pulumi.String(templateDir), ReadOnly: pulumi.Bool(true)},
 		corev1.VolumeMountArgs{Name: pulumi.String(volumeAuth), MountPath: pulumi.String(authDir), ReadOnly: pulumi.Bool(true)},
 	}
+	if b.release.TLS.Enabled {
+		mounts = append(mounts, tlsMount())
+	}
+	return mounts
 }
 
 func tmpMount() corev1.VolumeMountArgs {
@@ -392,15 +423,19 @@ func (b *builder) podEnv(kindVars ...corev1.EnvVarArgs) corev1.EnvVarArray {
 	return append(env, b.serverEnv()...)
 }
 
-// serverEnv is what every script needs to run the engine's programs: their names, and where
-// the passwords are (authVolume).
+// serverEnv is what every script needs to run the engine's programs: their names, where the
+// passwords are (authVolume), and with TLS where the certificate is (common.sh's TLS_FLAGS).
 func (b *builder) serverEnv() corev1.EnvVarArray {
 	server, cli := b.release.Engine.programs()
-	return corev1.EnvVarArray{
+	env := corev1.EnvVarArray{
 		envVar("SERVER_BIN", server),
 		envVar("CLI_BIN", cli),
 		envVar("AUTH_DIR", authDir),
 	}
+	if b.release.TLS.Enabled {
+		env = append(env, envVar("TLS_DIR", tlsDir))
+	}
+	return env
 }
 
 // scriptCommand runs one of the ConfigMap's scripts.
@@ -424,8 +459,8 @@ func preStop(script string) *corev1.LifecycleArgs {
 
 // podMounts are the redis pods' mounts: the ConfigMap, the Secret, the run and tmp directories,
 // and the data.
-func podMounts(withData bool) corev1.VolumeMountArray {
-	m := append(scriptMounts(),
+func (b *builder) podMounts(withData bool) corev1.VolumeMountArray {
+	m := append(b.scriptMounts(),
 		corev1.VolumeMountArgs{Name: pulumi.String(volumeRun), MountPath: pulumi.String(runDir)},
 		tmpMount(),
 	)
@@ -513,7 +548,7 @@ func (b *builder) redisStatefulSet(replicas int, containers corev1.ContainerArra
 			VolumeClaimTemplates: claims,
 		},
 	}, append(b.opts,
-		pulumi.DependsOn(append([]pulumi.Resource{b.secret, b.redisConfig}, dependsOn...)),
+		pulumi.DependsOn(append(b.podDependencies(), dependsOn...)),
 		// Kubernetes refuses any change of volumeClaimTemplates, so the provider would replace
 		// the StatefulSet: every pod deleted at once. The claims are what a template change
 		// should reach; resizeClaims grows them, and CheckChange refuses every other change.
@@ -523,6 +558,16 @@ func (b *builder) redisStatefulSet(replicas int, containers corev1.ContainerArra
 		return sts, err
 	}
 	return sts, b.resizeClaims(sts, replicas)
+}
+
+// podDependencies are what the pods that run the scripts mount: the Secret, the ConfigMap and
+// with TLS what creates the certificate's Secret.
+func (b *builder) podDependencies() []pulumi.Resource {
+	deps := []pulumi.Resource{b.secret, b.redisConfig}
+	if b.tlsSource != nil {
+		deps = append(deps, b.tlsSource)
+	}
+	return deps
 }
 
 // disruptionBudget lets one pod of a component be down at a time.
@@ -679,14 +724,14 @@ func (b *builder) job(j jobSpec, dependsOn []pulumi.Resource, opts ...pulumi.Res
 						Env:             env,
 						Resources:       resources("50m", "64Mi", "128Mi"),
 						SecurityContext: restrictedContainer(),
-						VolumeMounts:    append(append(scriptMounts(), tmpMount()), j.mounts...),
+						VolumeMounts:    append(append(b.scriptMounts(), tmpMount()), j.mounts...),
 					}},
 					Volumes: append(append(b.scriptVolumes(), emptyDir(volumeTmp)), j.volumes...),
 				},
 			},
 		},
 	}, append(append(b.opts,
-		pulumi.DependsOn(append([]pulumi.Resource{b.secret, b.redisConfig}, dependsOn...)),
+		pulumi.DependsOn(append(b.podDependencies(), dependsOn...)),
 		pulumi.Timeouts(&pulumi.CustomTimeouts{Create: j.timeout, Update: j.timeout}),
 		// Its name is fixed: the successor cannot exist beside it.
 		pulumi.DeleteBeforeReplace(true),

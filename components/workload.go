@@ -60,7 +60,7 @@ func (b *sentinelBuilder) statefulSet() (pulumi.Resource, error) {
 		ReadinessProbe:  execProbe("probe.sh", "redis-ready", 5, 2),
 		Lifecycle:       preStop("redis-prestop.sh"),
 		SecurityContext: restrictedContainer(),
-		VolumeMounts:    podMounts(true),
+		VolumeMounts:    b.podMounts(true),
 	}
 	sentinel := corev1.ContainerArgs{
 		Name:            pulumi.String("sentinel"),
@@ -73,7 +73,7 @@ func (b *sentinelBuilder) statefulSet() (pulumi.Resource, error) {
 		LivenessProbe:   execProbe("probe.sh", "sentinel-alive", 10, 3),
 		ReadinessProbe:  execProbe("probe.sh", "sentinel-alive", 5, 2),
 		SecurityContext: restrictedContainer(),
-		VolumeMounts:    podMounts(false),
+		VolumeMounts:    b.podMounts(false),
 	}
 	sts, err := b.redisStatefulSet(a.Replicas, corev1.ContainerArray{redis, sentinel}, nil)
 	if err != nil {
@@ -91,6 +91,26 @@ func (b *sentinelBuilder) statefulSet() (pulumi.Resource, error) {
 // before that user existed gets it there, without waiting for its pods to roll.
 func (b *sentinelBuilder) haproxy(credentials pulumi.Resource) error {
 	a, n := b.args, b.names
+	volumes := corev1.VolumeArray{corev1.VolumeArgs{
+		Name: pulumi.String(volumeConfig),
+		ConfigMap: &corev1.ConfigMapVolumeSourceArgs{
+			Name:  pulumi.String(b.haproxyConfigName),
+			Items: corev1.KeyToPathArray{corev1.KeyToPathArgs{Key: pulumi.String(haproxyConfigKey), Path: pulumi.String(haproxyConfigKey)}},
+		},
+	}}
+	mounts := corev1.VolumeMountArray{corev1.VolumeMountArgs{
+		Name: pulumi.String(volumeConfig), MountPath: pulumi.String(haproxyDir), ReadOnly: pulumi.Bool(true),
+	}}
+	dependsOn := []pulumi.Resource{b.secret, b.haproxyConfig, credentials}
+	if a.TLS.Enabled {
+		// Only the CA, which its checks verify the servers and sentinels with: HAProxy passes the
+		// clients' TLS through to redis and never needs the release's private key.
+		volumes = append(volumes, b.tlsVolume(tlsCAKey))
+		mounts = append(mounts, tlsMount())
+		if b.tlsSource != nil {
+			dependsOn = append(dependsOn, b.tlsSource)
+		}
+	}
 	_, err := appsv1.NewDeployment(b.ctx, n.haproxy, &appsv1.DeploymentArgs{
 		Metadata: b.meta(n.haproxy, b.labels(componentHAProxy)),
 		Spec: &appsv1.DeploymentSpecArgs{
@@ -128,21 +148,13 @@ func (b *sentinelBuilder) haproxy(credentials pulumi.Resource) error {
 							PeriodSeconds: pulumi.Int(10),
 						},
 						SecurityContext: restrictedContainer(),
-						VolumeMounts: corev1.VolumeMountArray{corev1.VolumeMountArgs{
-							Name: pulumi.String(volumeConfig), MountPath: pulumi.String(haproxyDir), ReadOnly: pulumi.Bool(true),
-						}},
+						VolumeMounts:    mounts,
 					}},
-					Volumes: corev1.VolumeArray{corev1.VolumeArgs{
-						Name: pulumi.String(volumeConfig),
-						ConfigMap: &corev1.ConfigMapVolumeSourceArgs{
-							Name:  pulumi.String(b.haproxyConfigName),
-							Items: corev1.KeyToPathArray{corev1.KeyToPathArgs{Key: pulumi.String(haproxyConfigKey), Path: pulumi.String(haproxyConfigKey)}},
-						},
-					}},
+					Volumes: volumes,
 				},
 			},
 		},
-	}, append(b.opts, pulumi.DependsOn([]pulumi.Resource{b.secret, b.haproxyConfig, credentials}))...)
+	}, append(b.opts, pulumi.DependsOn(dependsOn))...)
 	return err
 }
 

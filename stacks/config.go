@@ -239,6 +239,11 @@ func LoadConfig(ctx *pulumi.Context) (*Config, error) {
 	r.bool("serviceMonitor", &rel.ServiceMonitor)
 	r.object("metricsScraperNamespaceLabels", &rel.MetricsScraperNamespaceLabels, `a map of namespace label keys to values such as {"kubernetes.io/metadata.name": "monitoring"}, or {} for every namespace`)
 	r.object("metricsScraperPodLabels", &rel.MetricsScraperPodLabels, `a map of pod label keys to values such as {"app.kubernetes.io/name": "prometheus"}, or {} for every pod`)
+	r.bool("tls", &rel.TLS.Enabled)
+	r.string("tlsSecretName", &rel.TLS.SecretName)
+	r.string("tlsIssuerName", &rel.TLS.IssuerName)
+	r.string("tlsIssuerKind", &rel.TLS.IssuerKind)
+	r.strings("tlsDnsNames", &rel.TLS.DNSNames)
 	r.string("kubeconfig", &c.Kubeconfig)
 	r.bool("allowPublicControlPlane", &c.AllowPublicControlPlane)
 

@@ -128,6 +128,11 @@ func TestPulumiYamlDeclaresTheProgramsDefaults(t *testing.T) {
 		"serviceMonitor":                 d.ServiceMonitor,
 		"metricsScraperNamespaceLabels":  d.MetricsScraperNamespaceLabels,
 		"metricsScraperPodLabels":        d.MetricsScraperPodLabels,
+		"tls":                            d.TLS.Enabled,
+		"tlsSecretName":                  d.TLS.SecretName,
+		"tlsIssuerName":                  d.TLS.IssuerName,
+		"tlsIssuerKind":                  d.TLS.IssuerKind,
+		"tlsDnsNames":                    []string{},
 	}
 	assert.Subset(t, keysOf(project.Config), keysOf(want), "every key of the release is declared")
 	for key, decl := range project.Config {

@@ -138,6 +138,11 @@ var day2Changes = []day2Change{
 	{"serviceMonitor", map[string]any{"serviceMonitor": true}, "", ""},
 	{"metricsImage", map[string]any{"metricsImage": "docker.io/oliver006/redis_exporter:v1.92.2"}, "", ""},
 	{"metrics", map[string]any{"metrics": false, "serviceMonitor": false}, "the sidecar goes", ""},
+	{"tls", map[string]any{"tls": true}, "every server would switch to TLS while clients and peers speak plain text", ""},
+	{"tlsSecretName", nil, "needs tls, which a running release cannot turn on: tls_test.go checks its class", ""},
+	{"tlsIssuerName", nil, "as tlsSecretName", ""},
+	{"tlsIssuerKind", nil, "as tlsSecretName", ""},
+	{"tlsDnsNames", nil, "as tlsSecretName", ""},
 }
 
 // TestEveryConfigChangeIsARollingUpdateInPlaceOrARefusal runs the local stack under the real

@@ -164,7 +164,7 @@ func TestRenderEncryptedValuesArePlaceholdersNeverErrors(t *testing.T) {
 // The golden manifests show every stack whole in review; refresh them with
 // `go test ./tests -run TestGoldenManifests -update` and read the diff.
 func TestGoldenManifests(t *testing.T) {
-	for _, stack := range []string{"local", "local-cluster", "gke", "eks"} {
+	for _, stack := range []string{"local", "local-cluster", "local-tls", "gke", "eks"} {
 		t.Run(stack, func(t *testing.T) {
 			golden := filepath.Join("testdata", stack)
 			dir := t.TempDir()

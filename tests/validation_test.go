@@ -85,6 +85,16 @@ var invalidConfigs = []struct {
 	{"scrapers from every pod of the cluster", map[string]string{"metricsScraperNamespaceLabels": "{}", "metricsScraperPodLabels": "{}"}, []string{"metricsScraperPodLabels: map[]", "with both empty every pod"}},
 	{"a scraper pod label key that Kubernetes refuses", map[string]string{"metricsScraperPodLabels": `{"bad key!": "x"}`}, []string{`metricsScraperPodLabels: "bad key!=x"`, "label keys and values"}},
 	{"a scraper namespace label value that Kubernetes refuses", map[string]string{"metricsScraperNamespaceLabels": `{"team": "a b"}`}, []string{`metricsScraperNamespaceLabels: "team=a b"`}},
+	{"a TLS secret named without TLS on", map[string]string{"tlsSecretName": "redis-certs"}, []string{`tlsSecretName: "redis-certs"`, "unless tls is true"}},
+	{"an issuer kind without TLS on", map[string]string{"tlsIssuerKind": "ClusterIssuer"}, []string{`tlsIssuerKind: "ClusterIssuer"`, "unless tls is true"}},
+	{"TLS names without TLS on", map[string]string{"tlsDnsNames": `["redis.example.internal"]`}, []string{"tlsDnsNames: [redis.example.internal]", "unless tls is true"}},
+	{"a certificate from a Secret and an issuer at once", map[string]string{"tls": "true", "tlsSecretName": "redis-certs", "tlsIssuerName": "ca"}, []string{`tlsIssuerName: "ca"`, "not both"}},
+	{"a TLS Secret name with capitals", map[string]string{"tls": "true", "tlsSecretName": "Redis_Certs"}, []string{`tlsSecretName: "Redis_Certs"`, "Secret name"}},
+	{"an issuer kind cert-manager does not have", map[string]string{"tls": "true", "tlsIssuerName": "ca", "tlsIssuerKind": "Vault"}, []string{`tlsIssuerKind: "Vault"`, "[Issuer ClusterIssuer]"}},
+	{"an issuer kind without an issuer", map[string]string{"tls": "true", "tlsIssuerKind": "Issuer"}, []string{`tlsIssuerKind: "Issuer"`, "together with tlsIssuerName"}},
+	{"extra names for a certificate the user made", map[string]string{"tls": "true", "tlsSecretName": "redis-certs", "tlsDnsNames": `["redis.example.internal"]`}, []string{"tlsDnsNames: [redis.example.internal]", "that Secret's certificate decides"}},
+	{"a certificate name with a space", map[string]string{"tls": "true", "tlsDnsNames": `["redis example"]`}, []string{`tlsDnsNames[0]: "redis example"`, "DNS name"}},
+	{"TLS that is a maybe", map[string]string{"tls": "sometimes"}, []string{`tls: "sometimes"`, "true or false"}},
 	{"scraper namespace labels that are a namespace name, not a map", map[string]string{"metricsScraperNamespaceLabels": "monitoring"}, []string{`metricsScraperNamespaceLabels: "monitoring"`, "map of namespace label keys"}},
 }
 

@@ -98,11 +98,17 @@ nodes=$(peer_cli "$host" CLUSTER NODES)
 REDISCLI_AUTH=$(peer_password)
 export REDISCLI_AUTH
 
+# cluster_tool COMMAND ARGS...: redis-cli --cluster COMMAND, with TLS when the release has it.
+cluster_tool() {
+    # shellcheck disable=SC2086 # TLS_FLAGS is words
+    "$CLI_BIN" $TLS_FLAGS --cluster "$@" >&2
+}
+
 # A slot left MIGRATING or IMPORTING by an earlier run that stopped half-way: complete it. Every
 # slot is covered here (healthy), so fix only closes open slots.
 if echo "$nodes" | grep -q '\[[0-9]*-[<>]-'; then
     log "completing slots that an earlier run left half-moved"
-    "$CLI_BIN" --cluster fix "$host:$REDIS_PORT" --cluster-yes >&2
+    cluster_tool fix "$host:$REDIS_PORT" --cluster-yes
 fi
 
 # The masters of the groups this change removes, as --cluster-weight ID=0 arguments.
@@ -115,7 +121,7 @@ drain)
     fi
     log "moving every slot off the removed shard groups' masters"
     # shellcheck disable=SC2086 # one argument per word
-    "$CLI_BIN" --cluster rebalance "$host:$REDIS_PORT" $removed --cluster-yes >&2
+    cluster_tool rebalance "$host:$REDIS_PORT" $removed --cluster-yes
     ;;
 fill)
     # The nodes of removed groups, once the cluster agrees they failed, are forgotten on every node
@@ -129,7 +135,7 @@ fill)
         done
     done
     log "moving slots onto empty masters, to an even share"
-    "$CLI_BIN" --cluster rebalance "$host:$REDIS_PORT" --cluster-use-empty-masters --cluster-yes >&2
+    cluster_tool rebalance "$host:$REDIS_PORT" --cluster-use-empty-masters --cluster-yes
     ;;
 esac
 # What the Job leaves: the slot map as the seed sees it.

@@ -223,6 +223,7 @@ keep() {
         if [ -e "$JOINED" ]; then
             forget_departed
             restore_write_bound
+            reload_certificate
             sleep 2
         else
             join
@@ -231,6 +232,7 @@ keep() {
     done
 }
 
+certificate_sum >"${RUN_DIR}/redis-tls.sum"
 # Twice forked, so that the keeper is no child of the server (see redis-start.sh).
 (keep &)
 echo "$$" >"${RUN_DIR}/redis.pid"

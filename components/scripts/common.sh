@@ -14,6 +14,13 @@
 
 STATEFULSET=${POD_NAME%-*}
 
+# TLS_FLAGS: with TLS (TLS_DIR is set), what makes redis-cli speak TLS and check the server's
+# certificate against the release's CA. Used unquoted: the path holds no blank.
+TLS_FLAGS=
+if [ -n "${TLS_DIR:-}" ]; then
+    TLS_FLAGS="--tls --cacert ${TLS_DIR}/ca.crt"
+fi
+
 log() {
     echo "$(date '+%Y-%m-%dT%H:%M:%S') ${POD_NAME} $*" >&2
 }
@@ -87,6 +94,9 @@ cli() (
     if [ "$#" = 0 ]; then
         input=$(cat)
     fi
+    # Split here, before IFS holds only a newline below.
+    # shellcheck disable=SC2086 # TLS_FLAGS is words
+    set -- $TLS_FLAGS "$@"
     candidates=${CLI_AUTH:-$(passwords)}
     if [ -n "${CLI_USER:-}" ]; then
         set -- --user "$CLI_USER" "$@"
@@ -111,6 +121,25 @@ cli() (
     done
     [ -z "$reply" ] || printf '%s\n' "$reply"
 )
+
+# certificate_sum: with TLS, a digest of the certificate's files as they are now; empty without.
+certificate_sum() {
+    [ -z "${TLS_DIR:-}" ] || cat "${TLS_DIR}/tls.crt" "${TLS_DIR}/tls.key" "${TLS_DIR}/ca.crt" | cksum
+}
+
+# reload_certificate: make the local server load the certificate's files again if they changed
+# since it last did (the start scripts record what it started with). The kubelet updates a
+# mounted Secret's files in a running pod when cert-manager or `pulumi up` renews the
+# certificate; redis reads them only at start and at a CONFIG SET of a tls-* setting, which
+# loads all of them again. The servers' watchers call it (watch_server, keep).
+reload_certificate() {
+    sum=$(certificate_sum)
+    [ -n "$sum" ] && [ "$sum" != "$(cat "${RUN_DIR}/redis-tls.sum" 2>/dev/null)" ] || return 0
+    if [ "$(cli localhost "$REDIS_PORT" CONFIG SET tls-cert-file "${TLS_DIR}/tls.crt")" = OK ]; then
+        echo "$sum" >"${RUN_DIR}/redis-tls.sum"
+        log "loaded the renewed certificate"
+    fi
+}
 
 # peer ORDINAL: the stable DNS name of pod ORDINAL of this StatefulSet.
 peer() {

@@ -83,6 +83,7 @@ record() {
 #    restarted, before it had synced, with only the data it had saved when it stopped: the writes
 #    the master took since were lost (seen in the failover lab, full restart).
 #  - It keeps RECORD naming the master this server follows, or this pod while it is the master.
+#  - With TLS, it has the server load a renewed certificate (reload_certificate).
 watch_server() {
     candidate=yes
     [ -z "$master" ] || candidate=no
@@ -97,6 +98,7 @@ watch_server() {
             log "synced with the master: a failover candidate now"
             candidate=yes
         fi
+        reload_certificate
         if [ "$candidate" = yes ]; then sleep 1; else sleep 0.5; fi
     done
 }
@@ -109,6 +111,8 @@ else
     log "nobody knows a master and this pod may bootstrap: starting as master"
     record "$POD_FQDN $REDIS_PORT"
 fi
+# What the server starts with, before it starts: a renewal from here on is loaded again.
+certificate_sum >"${RUN_DIR}/redis-tls.sum"
 # Twice forked, so that the watcher is no child of the server: redis-server reaps children only
 # while it has a fork of its own, and a child that ended would stay a zombie under it.
 (watch_server &)

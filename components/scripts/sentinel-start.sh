@@ -58,5 +58,48 @@ awk -v host="${master% *}" -v port="${master#* }" \
 } >>"${RUN_DIR}/sentinel.conf.new"
 install_config sentinel.conf
 
+# others_answer: whether the sentinel of every other pod answers.
+others_answer() (
+    i=0
+    while [ "$i" -lt "$REPLICAS" ]; do
+        host=$(peer "$i")
+        i=$((i + 1))
+        if [ "$host" != "$POD_FQDN" ] && [ "$(cli "$host" "$SENTINEL_PORT" PING)" != PONG ]; then
+            return 1
+        fi
+    done
+)
+
+# watch_certificate runs beside the sentinel for its whole life ($$ is the sentinel once this shell
+# has exec'd). With TLS, it restarts the sentinel once the certificate was renewed: unlike a redis
+# server (reload_certificate), a sentinel cannot load it again while it runs. One sentinel at a
+# time, so that a quorum goes on naming the master (HAProxy routes only to a master a quorum
+# names): this pod's waits ORDINAL x CERTIFICATE_RESTART_STAGGER_SECONDS after it saw the renewal
+# (the kubelet updates each pod's files within a minute or two of the others), and until every
+# other sentinel answers. The old certificate stays valid meanwhile: a renewal comes well before
+# its end (TLSArgs).
+watch_certificate() {
+    started=$1 seen=
+    while kill -0 "$$" 2>/dev/null; do
+        sleep 5
+        [ "$(certificate_sum)" != "$started" ] || continue
+        now=$(date +%s)
+        if [ -z "$seen" ]; then
+            seen=$now
+            log "the certificate was renewed: the sentinel restarts in its turn"
+        fi
+        if [ "$((now - seen))" -ge "$((${POD_NAME##*-} * CERTIFICATE_RESTART_STAGGER_SECONDS))" ] && others_answer; then
+            log "restarting the sentinel to load the renewed certificate"
+            cli localhost "$SENTINEL_PORT" SHUTDOWN >/dev/null
+            return
+        fi
+    done
+}
+
+CERTIFICATE_RESTART_STAGGER_SECONDS=${CERTIFICATE_RESTART_STAGGER_SECONDS:-60}
+if [ -n "${TLS_DIR:-}" ]; then
+    # What the sentinel starts with, before it starts. Twice forked, as redis-start.sh's watcher.
+    (watch_certificate "$(certificate_sum)" &)
+fi
 log "sentinel starts monitoring ${master}"
 exec "$SERVER_BIN" "${RUN_DIR}/sentinel.conf" --sentinel

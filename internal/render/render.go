@@ -41,6 +41,13 @@ type Recorder struct {
 // GeneratedPassword is what a random.RandomPassword yields under the recorder.
 const GeneratedPassword = "offline-render-generated-password"
 
+// GeneratedKey and GeneratedCertificate are what the tls provider's keys and certificates yield
+// under the recorder: placeholders, not PEM.
+const (
+	GeneratedKey         = "offline-render-generated-private-key"
+	GeneratedCertificate = "offline-render-generated-certificate"
+)
+
 // NewResource records a registration.
 func (r *Recorder) NewResource(args pulumi.MockResourceArgs) (string, resource.PropertyMap, error) {
 	parent := ""
@@ -69,6 +76,12 @@ func (r *Recorder) NewResource(args pulumi.MockResourceArgs) (string, resource.P
 	switch args.TypeToken {
 	case "random:index/randomPassword:RandomPassword":
 		outputs["result"] = resource.MakeSecret(resource.NewProperty(GeneratedPassword))
+	case "tls:index/privateKey:PrivateKey":
+		outputs["privateKeyPem"] = resource.MakeSecret(resource.NewProperty(GeneratedKey))
+	case "tls:index/selfSignedCert:SelfSignedCert", "tls:index/locallySignedCert:LocallySignedCert":
+		outputs["certPem"] = resource.NewProperty(GeneratedCertificate)
+	case "tls:index/certRequest:CertRequest":
+		outputs["certRequestPem"] = resource.NewProperty(GeneratedCertificate + " request")
 	case "pulumi:pulumi:StackReference":
 		stackOutputs := r.stackOutputs
 		if stackOutputs == nil {
