@@ -36,6 +36,8 @@ type clientConfig struct {
 	HealthPort     int      `json:"healthPort"`
 	WriteInterval  Duration `json:"writeInterval"`
 	SampleInterval Duration `json:"sampleInterval"`
+	// CACert, when set, makes every connection TLS, to servers whose certificate this CA signed.
+	CACert string `json:"caCert,omitempty"`
 	// Cluster, when set, makes the client a Redis Cluster client (clusterclient.go) instead of a
 	// Sentinel one.
 	Cluster *clusterClientConfig `json:"cluster,omitempty"`
@@ -199,6 +201,12 @@ func runClient() error {
 	}
 	if err := allowSubnets(cfg.Subnets); err != nil {
 		return fmt.Errorf("lab client: %v", err)
+	}
+	if cfg.CACert != "" {
+		var err error
+		if dialTLS, err = clientTLS(cfg.CACert); err != nil {
+			return fmt.Errorf("lab client: %v", err)
+		}
 	}
 	dnsServer := net.JoinHostPort(cfg.DNSServer, "53")
 	if err := mustBeAllowed(dnsServer); err != nil {

@@ -28,7 +28,7 @@ func TestClusterLab(t *testing.T) {
 		t.Fatal(err)
 	}
 	requireLabTools(t)
-	setups, err := ClusterSetups(repoRoot, *clusterManifests, *engine)
+	setups, err := ClusterSetups(repoRoot, *clusterManifests, stackValues())
 	if err != nil {
 		t.Fatal(err)
 	}

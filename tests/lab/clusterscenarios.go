@@ -314,13 +314,13 @@ func hitPod(c *clusterRun, hit int) string {
 
 // ClusterSetups returns our RedisCluster as rendered (the local-cluster stack, or the render in
 // manifests) and the baseline derived from it.
-func ClusterSetups(repoRoot, manifests, engine string) (map[string]*clusterRelease, error) {
+func ClusterSetups(repoRoot, manifests string, values map[string]string) (map[string]*clusterRelease, error) {
 	var files map[string][]byte
 	var err error
 	if manifests != "" {
 		files, err = readRender(manifests)
 	} else {
-		files, err = renderStack(repoRoot, "local-cluster", map[string]string{"engine": engine})
+		files, err = renderStack(repoRoot, "local-cluster", values)
 	}
 	if err != nil {
 		return nil, err

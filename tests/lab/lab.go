@@ -60,9 +60,10 @@ type podSet struct {
 	net   *network
 	dns   *dnsServer
 	redis []*pod // by ordinal; nil while a pod does not exist
-	// secret is the release's Secret now: what pods that start get (rotate changes it).
-	secret map[string]string
-	podsMu sync.Mutex
+	// secret is the release's Secret now: what pods that start get (rotate changes it); and
+	// certificate, its certificate Secret's, with TLS (renewCertificate changes it).
+	secret, certificate map[string]string
+	podsMu              sync.Mutex
 }
 
 // sentinelRun is one run of a Sentinel release: its pods, the HAProxy pod and the client.
@@ -118,7 +119,7 @@ func unregister(c interface{ close() error }) {
 // startPodSet creates the network and DNS and starts every pod of the StatefulSet. It returns
 // what it made so far with an error, for the caller to close.
 func startPodSet(w *workload, dir string) (*podSet, error) {
-	s := &podSet{w: w, dir: dir, secret: labSecret()}
+	s := &podSet{w: w, dir: dir, secret: labSecret(), certificate: w.certificate}
 	// A run starts with empty volumes: a report directory used before holds the last run's.
 	if err := os.RemoveAll(dir); err != nil {
 		return s, err
@@ -152,7 +153,7 @@ func startSentinelRun(rel *release, dir string) (*sentinelRun, error) {
 	}
 	proxy := podRun{
 		name: rel.haproxy.Name + "-0", namespace: rel.namespace, spec: rel.haproxy.Spec.Template.Spec,
-		configMap: rel.configMap, secret: labSecret(),
+		configMap: rel.configMap, secret: labSecret(), certificate: rel.certificate,
 		dir: filepath.Join(dir, "pods", rel.haproxy.Name), dnsServer: bridgeAddr,
 	}
 	if c.proxy, err = startPod(c.net, proxy); err != nil {
@@ -191,7 +192,7 @@ func (s *podSet) startRedisPod(i int) error {
 	spec.Hostname, spec.Subdomain = s.podName(i), s.w.headless
 	run := podRun{
 		name: s.podName(i), namespace: s.w.namespace, subdomain: s.w.headless, spec: spec,
-		configMap: s.w.configMap, secret: s.currentSecret(), claims: claims,
+		configMap: s.w.configMap, secret: s.currentSecret(), certificate: s.currentCertificate(), claims: claims,
 		dir:       filepath.Join(s.dir, "pods", fmt.Sprintf("%s-%d", s.podName(i), time.Now().UnixNano())),
 		dnsServer: bridgeAddr,
 	}
@@ -236,28 +237,38 @@ func (s *podSet) currentSecret() map[string]string {
 	return maps.Clone(s.secret)
 }
 
+func (s *podSet) currentCertificate() map[string]string {
+	s.podsMu.Lock()
+	defer s.podsMu.Unlock()
+	return maps.Clone(s.certificate)
+}
+
 // rotate changes the release's Secret as `pulumi up` does: pods that start from now on get the
 // new data, the running ones' Secret files are written anew (the kubelet's update), and the
 // credentials Job runs, as Pulumi runs it after the change. The files of pod lagging (-1: none)
 // are written only once the Job is done: the kubelet may update a pod a minute or two after the
 // Secret changed, and the scripts of such a pod must find a password that still works.
 func (s *podSet) rotate(secret map[string]string, lagging int) error {
-	s.podsMu.Lock()
-	s.secret = maps.Clone(secret)
-	pods := slices.Clone(s.redis)
-	s.podsMu.Unlock()
-	for i, p := range pods {
-		if p != nil && i != lagging {
-			if err := p.writeSecretVolumes(secret); err != nil {
-				return err
-			}
+	var late *pod
+	err := s.changeRunning(func() {
+		s.secret = maps.Clone(secret)
+		if lagging >= 0 {
+			late = s.redis[lagging]
 		}
+	}, func(p *pod) error {
+		if p == late {
+			return nil
+		}
+		return p.updateSecret(secret)
+	})
+	if err != nil {
+		return err
 	}
 	if err := s.runJob(s.w.credentialsJob); err != nil {
 		return err
 	}
-	if lagging >= 0 && pods[lagging] != nil {
-		return pods[lagging].writeSecretVolumes(secret)
+	if late != nil {
+		return late.updateSecret(secret)
 	}
 	return nil
 }
@@ -270,7 +281,7 @@ func (s *podSet) runJob(job *batchv1.Job) error {
 	}
 	run := podRun{
 		name: job.Name, namespace: s.w.namespace, spec: *job.Spec.Template.Spec.DeepCopy(),
-		configMap: s.w.configMap, secret: s.currentSecret(),
+		configMap: s.w.configMap, secret: s.currentSecret(), certificate: s.currentCertificate(),
 		dir:       filepath.Join(s.dir, "jobs", fmt.Sprintf("%s-%d", job.Name, time.Now().UnixNano())),
 		dnsServer: bridgeAddr,
 	}
@@ -350,13 +361,19 @@ func forEachOrdinal(from, to int, f func(i int) error) error {
 // start from now on are w's. It changes no pod's spec: what differs must be the StatefulSet's
 // replicas or ConfigMap data only.
 func (s *podSet) update(w *workload) error {
+	return s.changeRunning(func() { s.w = w }, func(p *pod) error { return p.writeConfigMapVolumes(w.configMap) })
+}
+
+// changeRunning makes change, under the pods' lock, to what pods that start from now on get, and
+// then write to every running pod, as the kubelet writes a running pod's volumes anew.
+func (s *podSet) changeRunning(change func(), write func(*pod) error) error {
 	s.podsMu.Lock()
-	s.w = w
+	change()
 	pods := slices.Clone(s.redis)
 	s.podsMu.Unlock()
 	for _, p := range pods {
 		if p != nil {
-			if err := p.writeConfigMapVolumes(w.configMap); err != nil {
+			if err := write(p); err != nil {
 				return err
 			}
 		}

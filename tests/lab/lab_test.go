@@ -27,7 +27,14 @@ var (
 	withBaseline = flag.Bool("lab.baseline", true, "run every scenario against the baseline too")
 	// engine is the stacks' engine key: the servers are Debian's redis-server or valkey-server.
 	engine = flag.String("lab.engine", cmp.Or(os.Getenv("REDIS_SENTINEL_LAB_ENGINE"), "redis"), "the engine to render and run, redis or valkey (default: $REDIS_SENTINEL_LAB_ENGINE, else redis)")
+	// withTLS runs every scenario with a third setup too: ours with TLS on every connection.
+	withTLS = flag.Bool("lab.tls", os.Getenv("REDIS_SENTINEL_LAB_TLS") == "true", "run every scenario with ours with TLS too (default: $REDIS_SENTINEL_LAB_TLS is true)")
 )
+
+// stackValues are the config keys the lab renders the stacks with.
+func stackValues() map[string]string {
+	return map[string]string{"engine": *engine}
+}
 
 // requireLabTools fails t unless it runs as root and every program the lab runs is installed:
 // the namespaces' tools, the engine's server and cli, and extra.
@@ -69,8 +76,12 @@ func TestFailoverLab(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	requireLabTools(t, "haproxy")
-	setups, err := Setups(repoRoot, *manifests, *engine)
+	tools := []string{"haproxy"}
+	if *withTLS {
+		tools = append(tools, "openssl") // certificate-renewal reads the servers' certificates with it
+	}
+	requireLabTools(t, tools...)
+	setups, err := Setups(repoRoot, *manifests, stackValues(), *withTLS)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,9 +91,21 @@ func TestFailoverLab(t *testing.T) {
 	}
 	var results []*Result
 	for _, s := range scenarios {
-		setupNames := []string{SetupOurs}
-		if *withBaseline && !s.OursOnly {
-			setupNames = append(setupNames, SetupBaseline)
+		var setupNames []string
+		switch {
+		case s.TLSOnly && !*withTLS:
+			t.Logf("%s: skipped, it needs -lab.tls", s.Name)
+			continue
+		case s.TLSOnly:
+			setupNames = []string{SetupOursTLS}
+		default:
+			setupNames = []string{SetupOurs}
+			if *withTLS {
+				setupNames = append(setupNames, SetupOursTLS)
+			}
+			if *withBaseline && !s.OursOnly {
+				setupNames = append(setupNames, SetupBaseline)
+			}
 		}
 		for _, setup := range setupNames {
 			t.Run(s.Name+"/"+setup, func(t *testing.T) {
@@ -132,7 +155,7 @@ func benchmarksPage(mode, table string) string {
 
 Regenerate with (as root, from the repository root):
 
-    REDIS_SENTINEL_LAB=full go test ./tests/lab -run TestFailoverLab -timeout 60m -v -lab.benchmarks "$PWD/BENCHMARKS.md"
+    REDIS_SENTINEL_LAB=full go test ./tests/lab -run TestFailoverLab -timeout 60m -v -lab.tls -lab.benchmarks "$PWD/BENCHMARKS.md"
 
 Ran %s, mode %q, on %s;
 %s; %s; %s.

@@ -32,6 +32,10 @@ type workload struct {
 	// credentialsJob is the Job that brings running servers to the Secret's passwords (nil in
 	// the baseline, which has none).
 	credentialsJob *batchv1.Job
+	// certificate is the data of the certificate Secret the lab made for a release with TLS
+	// (the pods mount a tls volume), signed by authority; nil without.
+	certificate map[string]string
+	authority   *labAuthority
 }
 
 // release is what the lab runs of a Sentinel release's render: its workload, the HAProxy
@@ -150,6 +154,24 @@ func (o *objects) workload() (workload, error) {
 			w.credentialsJob = &o.jobs[i]
 		}
 	}
+	for _, v := range w.statefulSet.Spec.Template.Spec.Volumes {
+		if v.Name != tlsVolume {
+			continue
+		}
+		// The names the component's certificate has (certificateNames): every pod, every
+		// Service, localhost.
+		names := []string{"*." + w.podDomain(), "localhost"}
+		for _, svc := range o.services {
+			names = append(names, fmt.Sprintf("%s.%s.svc.cluster.local", svc.Name, w.namespace))
+		}
+		var err error
+		if w.authority, err = newLabAuthority(names); err != nil {
+			return w, err
+		}
+		if w.certificate, _, err = w.authority.issue(); err != nil {
+			return w, err
+		}
+	}
 	return w, nil
 }
 
@@ -211,6 +233,7 @@ func (r *release) clientConfig() clientConfig {
 	if r.readEndpoint {
 		cfg.ReadPort = r.haproxyPort("redis-read")
 	}
+	cfg.CACert = r.certificate["ca.crt"]
 	return cfg
 }
 
@@ -255,6 +278,8 @@ func (r *release) asBaseline() (*release, error) {
 	out.haproxy = *r.haproxy.DeepCopy()
 	passwordEnv(&out.haproxy.Spec.Template.Spec)
 	out.credentialsJob = nil
+	// The classic setup speaks plain text, whatever ours does.
+	out.certificate, out.authority = nil, nil
 	var pods []string
 	for i := range r.replicas() {
 		pods = append(pods, fmt.Sprintf("%s-%d.%s", r.statefulSet.Name, i, r.podDomain()))

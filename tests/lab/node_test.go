@@ -134,7 +134,7 @@ func runOnNode(t *testing.T, dir, mode string) {
 	if os.Getenv(enginestack.Env) == "" {
 		t.Setenv(enginestack.Env, "1") // the engine from hack/engine-fixture.sh's cache
 	}
-	setups, err := Setups(repoRoot, "", string(components.EngineRedis))
+	setups, err := Setups(repoRoot, "", map[string]string{"engine": string(components.EngineRedis)}, false)
 	require.NoError(t, err)
 	rel := setups[SetupOurs]
 	// The runs' logs and events outlive a failed test, for its diagnosis.

@@ -27,9 +27,11 @@ type podRun struct {
 	spec      corev1.PodSpec
 	configMap map[string]string // data of the ConfigMap the pod mounts
 	secret    map[string]string // data of the Secret the pod reads, supplied by the lab
-	claims    map[string]string // volume name -> directory of the pod's PersistentVolumeClaim, kept across incarnations
-	dir       string            // the pod's scratch directory (emptyDirs, logs), new per incarnation
-	dnsServer string
+	// certificate is the data of the release's certificate Secret (its tls volume), with TLS.
+	certificate map[string]string
+	claims      map[string]string // volume name -> directory of the pod's PersistentVolumeClaim, kept across incarnations
+	dir         string            // the pod's scratch directory (emptyDirs, logs), new per incarnation
+	dnsServer   string
 }
 
 // imageBinaries maps a container command that names a binary inside its image to the Debian
@@ -123,7 +125,7 @@ func (p *pod) startSandbox() error {
 				return err
 			}
 		case v.Secret != nil:
-			if err := writeSecretVolume(dir, r.secret, v.Secret, r.spec.SecurityContext); err != nil {
+			if err := writeSecretVolume(dir, r.secretFor(v), v.Secret, r.spec.SecurityContext); err != nil {
 				return err
 			}
 		default:
@@ -267,6 +269,23 @@ func writeConfigMapVolume(dir string, data map[string]string, items []corev1.Key
 		}
 	}
 	return nil
+}
+
+// secretFor is the data that Secret volume v shows: of the certificate's Secret for the tls
+// volume, else of the release's Secret; only the keys the volume names when it names some.
+func (r podRun) secretFor(v corev1.Volume) map[string]string {
+	data := r.secret
+	if v.Name == tlsVolume {
+		data = r.certificate
+	}
+	if len(v.Secret.Items) == 0 {
+		return data
+	}
+	picked := map[string]string{}
+	for _, item := range v.Secret.Items {
+		picked[item.Path] = data[item.Key]
+	}
+	return picked
 }
 
 // writeSecretVolume writes every key of data as a file of dir, as the kubelet does: the mode
@@ -610,12 +629,23 @@ func (c *container) exitCode(timeout time.Duration) int {
 	return c.cmd.ProcessState.ExitCode()
 }
 
-// writeSecretVolumes writes the pod's Secret volumes anew from data, as the kubelet does when
-// the Secret changes (the kubelet within a minute or two; the lab at once, when told).
-func (p *pod) writeSecretVolumes(data map[string]string) error {
+// updateSecret and updateCertificate write the pod's volumes of the release's Secret, or of its
+// certificate's, anew from data, as the kubelet does when the Secret changes (the kubelet within
+// a minute or two; the lab at once, when told).
+func (p *pod) updateSecret(data map[string]string) error {
+	p.run.secret = data
+	return p.rewriteSecretVolumes(false)
+}
+
+func (p *pod) updateCertificate(data map[string]string) error {
+	p.run.certificate = data
+	return p.rewriteSecretVolumes(true)
+}
+
+func (p *pod) rewriteSecretVolumes(certificate bool) error {
 	for _, v := range p.run.spec.Volumes {
-		if v.Secret != nil {
-			if err := writeSecretVolume(filepath.Join(p.run.dir, "volumes", v.Name), data, v.Secret, p.run.spec.SecurityContext); err != nil {
+		if v.Secret != nil && (v.Name == tlsVolume) == certificate {
+			if err := writeSecretVolume(filepath.Join(p.run.dir, "volumes", v.Name), p.run.secretFor(v), v.Secret, p.run.spec.SecurityContext); err != nil {
 				return err
 			}
 		}

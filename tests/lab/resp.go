@@ -2,6 +2,7 @@ package lab
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -25,6 +26,10 @@ type errReply string
 
 func (e errReply) Error() string { return string(e) }
 
+// dialTLS, when set, makes every connection of dial TLS (the client sets it for a release with
+// TLS: clientTLS).
+var dialTLS *tls.Config
+
 // dial connects to addr, which must be inside the allowed subnets (see mustBeAllowed), and
 // authenticates with password when it is set.
 func dial(addr, password string, timeout time.Duration) (*conn, error) {
@@ -34,6 +39,18 @@ func dial(addr, password string, timeout time.Duration) (*conn, error) {
 	c, err := net.DialTimeout("tcp", addr, timeout)
 	if err != nil {
 		return nil, err
+	}
+	if dialTLS != nil {
+		secure := tls.Client(c, dialTLS)
+		if err := secure.SetDeadline(time.Now().Add(timeout)); err != nil {
+			c.Close()
+			return nil, err
+		}
+		if err := secure.Handshake(); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("TLS handshake with %s: %w", addr, err)
+		}
+		c = secure
 	}
 	rc := &conn{c: c, r: bufio.NewReader(c), timeout: timeout, password: password}
 	if password != "" {

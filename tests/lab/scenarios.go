@@ -5,10 +5,13 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
 )
 
 // Scenario is one thing that happens to a running release.
@@ -18,7 +21,9 @@ type Scenario struct {
 	Fast  bool // part of the subset CI runs on every change
 	// OursOnly: the baseline has nothing to compare (it has no way to do what the scenario does).
 	OursOnly bool
-	act      func(c *sentinelRun) error
+	// TLSOnly: the scenario needs our release with TLS (-lab.tls); it is skipped without.
+	TLSOnly bool
+	act     func(c *sentinelRun) error
 	// targets are checked for our release only; the baseline is measured, not judged.
 	targets func(r *Result, l limits) []Target
 }
@@ -80,6 +85,11 @@ var Scenarios = []Scenario{
 		act: rotatePassword,
 		targets: func(r *Result, _ limits) []Target {
 			return []Target{noRefusedAuth(r), noneLost(r.LostPlain, r.AckedPlain), noWait1Lost(r), endpointGapWithin(r, plannedRestartGate, true), converges(r.Converge)}
+		}},
+	{Name: "certificate-renewal", Title: "certificate renewed under load (a new key, the same CA): servers load it in place, sentinels restart one at a time", Fast: true, OursOnly: true, TLSOnly: true,
+		act: renewCertificate,
+		targets: func(r *Result, _ limits) []Target {
+			return []Target{noneLost(r.LostPlain, r.AckedPlain), noWait1Lost(r), endpointGapWithin(r, time.Second, true), converges(r.Converge)}
 		}},
 	{Name: "partition", Title: "master partitioned from the other pods for 30 s, clients still reach it", act: partitionMaster,
 		targets: func(r *Result, l limits) []Target {
@@ -238,10 +248,53 @@ func rotateUnderLoad(c *clientProcess, next string, first, restart, second func(
 	return nil
 }
 
+// certificateRestartStagger is the sentinels' turn in the lab (CERTIFICATE_RESTART_STAGGER_SECONDS,
+// which Setups sets): 10 s per ordinal instead of a minute, so that a renewal ends within a run.
+const certificateRestartStagger = 10 * time.Second
+
+// renewCertificate renews the release's certificate under load as cert-manager or `pulumi up`
+// would: a new key and certificate from the same CA, written into every running pod's files at
+// once (the kubelet's update). It returns once every server and sentinel serves the new one: the
+// servers load it in place, the sentinels restart in turn (sentinel-start.sh).
+func renewCertificate(c *sentinelRun) error {
+	if c.w.authority == nil {
+		return fmt.Errorf("the release has no TLS: run the lab with -lab.tls")
+	}
+	renewed, serial, err := c.w.authority.issue()
+	if err != nil {
+		return err
+	}
+	err = c.changeRunning(func() { c.certificate = renewed }, func(p *pod) error { return p.updateCertificate(renewed) })
+	if err != nil {
+		return err
+	}
+	var hosts []string
+	for i := range c.redis {
+		hosts = append(hosts, c.podFQDN(i))
+	}
+	// The serial each server and sentinel shows a new TLS client, from pod 0.
+	check := `for host in $HOSTS; do for port in $REDIS_PORT $SENTINEL_PORT; do
+	echo "$host:$port $(openssl s_client -connect "$host:$port" -CAfile "$TLS_DIR/ca.crt" </dev/null 2>/dev/null | openssl x509 -noout -serial 2>/dev/null)"
+done; done`
+	want := fmt.Sprintf("serial=%X", serial.Bytes()) // as openssl prints it: whole bytes
+	deadline := time.Now().Add(time.Duration(len(hosts)+1)*certificateRestartStagger + time.Minute)
+	for {
+		out, err := c.exec(0, "env", "HOSTS="+strings.Join(hosts, " "), "sh", "-c", check)
+		if err == nil && strings.Count(string(out), " "+want+"\n") == 2*len(hosts) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not every server and sentinel serves the renewed certificate (%s) by now: %v\n%s", want, err, out)
+		}
+		time.Sleep(time.Second)
+	}
+}
+
 // refusesOnly checks, from pod 0, that every server and sentinel refuses old and takes next.
 func refusesOnly(c *sentinelRun, old, next string) error {
-	check := `for host in $HOSTS; do for port in $REDIS_PORT $SENTINEL_PORT; do
-	echo "$host:$port $(REDISCLI_AUTH=$OLD "$CLI_BIN" -h "$host" -p "$port" PING 2>/dev/null | head -n 1) $(REDISCLI_AUTH=$NEXT "$CLI_BIN" -h "$host" -p "$port" PING 2>/dev/null | head -n 1)"
+	check := `tls=${TLS_DIR:+--tls --cacert $TLS_DIR/ca.crt}
+for host in $HOSTS; do for port in $REDIS_PORT $SENTINEL_PORT; do
+	echo "$host:$port $(REDISCLI_AUTH=$OLD "$CLI_BIN" $tls -h "$host" -p "$port" PING 2>/dev/null | head -n 1) $(REDISCLI_AUTH=$NEXT "$CLI_BIN" $tls -h "$host" -p "$port" PING 2>/dev/null | head -n 1)"
 done; done`
 	var hosts []string
 	for i := range c.redis {
@@ -453,7 +506,7 @@ func Run(s Scenario, setup string, rel *release, dir string) (r *Result, err err
 	}
 	writes, samples := c.events()
 	r.measure(writes, samples, check, eventStart, end, c.rel.converged)
-	if setup == SetupOurs {
+	if setup != SetupBaseline {
 		l, err := rel.limits()
 		if err != nil {
 			return r, err
@@ -463,20 +516,23 @@ func Run(s Scenario, setup string, rel *release, dir string) (r *Result, err err
 	return r, nil
 }
 
-// Names of the two setups every scenario runs with.
+// Names of the setups a scenario runs with: ours, the baseline, and with -lab.tls ours with TLS.
 const (
 	SetupOurs     = "ours"
 	SetupBaseline = "baseline"
+	SetupOursTLS  = "ours, TLS"
 )
 
-// Setups returns our release as rendered and the baseline derived from it.
-func Setups(repoRoot, manifests, engine string) (map[string]*release, error) {
+// Setups returns our release as rendered (the local stack with values, or the render in
+// manifests), the baseline derived from it, and with withTLS our release rendered with TLS on
+// and a certificate Secret that the lab supplies (tlsSecretName; labAuthority).
+func Setups(repoRoot, manifests string, values map[string]string, withTLS bool) (map[string]*release, error) {
 	var files map[string][]byte
 	var err error
 	if manifests != "" {
 		files, err = readRender(manifests)
 	} else {
-		files, err = renderStack(repoRoot, "local", map[string]string{"engine": engine})
+		files, err = renderStack(repoRoot, "local", values)
 	}
 	if err != nil {
 		return nil, err
@@ -489,7 +545,30 @@ func Setups(repoRoot, manifests, engine string) (map[string]*release, error) {
 	if err != nil {
 		return nil, err
 	}
-	return map[string]*release{SetupOurs: ours, SetupBaseline: baseline}, nil
+	setups := map[string]*release{SetupOurs: ours, SetupBaseline: baseline}
+	if !withTLS {
+		return setups, nil
+	}
+	if manifests != "" {
+		return nil, fmt.Errorf("lab: -lab.tls renders the local stack itself, not -lab.manifests")
+	}
+	if files, err = renderStack(repoRoot, "local", merge(values, map[string]string{"tls": "true", "tlsSecretName": "lab-tls"})); err != nil {
+		return nil, err
+	}
+	secure, err := parseRelease(files)
+	if err != nil {
+		return nil, err
+	}
+	spec := &secure.statefulSet.Spec.Template.Spec
+	for i := range spec.Containers {
+		if spec.Containers[i].Name == "sentinel" {
+			spec.Containers[i].Env = append(spec.Containers[i].Env, corev1.EnvVar{
+				Name: "CERTIFICATE_RESTART_STAGGER_SECONDS", Value: strconv.Itoa(int(certificateRestartStagger.Seconds())),
+			})
+		}
+	}
+	setups[SetupOursTLS] = secure
+	return setups, nil
 }
 
 // Select returns the scenarios of a mode: "fast" (the CI subset) or "full"; or a comma-separated

@@ -82,7 +82,7 @@ func TestSelectRefusesUnknownScenarios(t *testing.T) {
 	for _, s := range fast {
 		names = append(names, s.Name)
 	}
-	assert.Equal(t, []string{"recreate-empty-quick", "password-rotation"}, names, "the crash and the planned restart run on the real node in CI")
+	assert.Equal(t, []string{"recreate-empty-quick", "password-rotation", "certificate-renewal"}, names, "the crash and the planned restart run on the real node in CI; the renewal with -lab.tls only")
 	full, err := Select("full")
 	require.NoError(t, err)
 	assert.Len(t, full, len(Scenarios))
