@@ -4,7 +4,8 @@
 # source with Go. There is no scheduler and no kubelet: pods are created and stay Pending
 # (hack/node-fixture.sh adds a node, with the kubelet, kube-scheduler and kube-proxy built here).
 #
-#   hack/kube-fixture.sh build      build the binaries and fetch the ServiceMonitor CRD into the cache
+#   hack/kube-fixture.sh build      build the binaries and fetch the ServiceMonitor and cert-manager
+#                                   Certificate CRDs into the cache
 #   hack/kube-fixture.sh start DIR  start the control plane with its data and logs in DIR; write
 #                                   DIR/kubeconfig, DIR/pids, and links DIR/kubectl and DIR/crds
 #   hack/kube-fixture.sh stop DIR   stop what `start DIR` started and check that it is gone
@@ -20,6 +21,7 @@ kube_minor=${kube_minor%%.*}
 staging_version=v0.${kube_version#v1.}
 etcd_version=v3.6.16
 prometheus_operator_version=v0.94.0
+cert_manager_version=v1.17.2
 cache=${REDIS_SENTINEL_KUBE_CACHE:-/var/cache/redis-sentinel/kube-$kube_version}
 bin=$cache/bin
 crds=$cache/crds
@@ -282,10 +284,28 @@ stop() {
 	log "stopped $dir"
 }
 
+# fetch_certificate_crd writes cert-manager's Certificate CRD into the cache, once per version:
+# a step of its own, so that a new CRD does not rebuild the binaries. The chart's file is YAML
+# whose Helm directives sit in comments, but for its labels, which it leaves out.
+fetch_certificate_crd() {
+	local file=$crds/certificates.cert-manager-$cert_manager_version.yaml
+	[ -f "$file" ] && return
+	local src
+	src=$(module_dir "github.com/cert-manager/cert-manager@$cert_manager_version")
+	sed '/^  labels:$/,/^spec:$/{/^spec:$/!d}' "$src/deploy/crds/crd-certificates.yaml" >"$file.new"
+	if sed -n '/{{/p' "$file.new" | grep -qv '^ *#'; then
+		fail "$file: Helm directives left outside comments"
+	fi
+	chmod 644 "$file.new"
+	mv "$file.new" "$file"
+	log "cert-manager $cert_manager_version's Certificate CRD fetched"
+}
+
 case "${1:-}" in
 build)
 	[ $# -eq 1 ] || usage
 	build_cached "$cache" "$stamp"
+	fetch_certificate_crd
 	;;
 start)
 	[ $# -eq 2 ] || usage

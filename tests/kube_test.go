@@ -2,7 +2,13 @@ package tests
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
+	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -138,7 +144,7 @@ func mustYAML(t *testing.T, obj any) []byte {
 // A kind that is not listed fails the test, so that a new kind is given its place.
 var applyOrder = []string{
 	"Namespace", "StorageClass", "ServiceAccount", "Secret", "ConfigMap", "Service",
-	"NetworkPolicy", "PodDisruptionBudget", "StatefulSet", "Deployment", "Job", "ServiceMonitor",
+	"NetworkPolicy", "PodDisruptionBudget", "Certificate", "StatefulSet", "Deployment", "Job", "ServiceMonitor",
 }
 
 // kubeObject is one rendered Kubernetes object: its YAML and its decoded fields.
@@ -182,6 +188,34 @@ func renderForKube(t *testing.T, stack, namespace string, overrides map[string]s
 		}
 		return path(a.fields, "metadata", "name").(string) < path(b.fields, "metadata", "name").(string)
 	})
+	return objects
+}
+
+// withRealCertificates gives a kubernetes.io/tls Secret of the render, whose values are
+// placeholders there (the tls provider's output, redacted), a certificate and key, as
+// `pulumi up` would: the API server checks that they are PEM.
+func withRealCertificates(t *testing.T, objects []kubeObject) []kubeObject {
+	t.Helper()
+	for i, o := range objects {
+		if o.kind() != "Secret" || o.fields["type"] != "kubernetes.io/tls" {
+			continue
+		}
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		require.NoError(t, err)
+		template := &x509.Certificate{SerialNumber: big.NewInt(1), DNSNames: []string{"localhost"}, NotAfter: time.Now().Add(time.Hour)}
+		der, err := x509.CreateCertificate(rand.Reader, template, template, &key.PublicKey, key)
+		require.NoError(t, err)
+		keyDER, err := x509.MarshalECPrivateKey(key)
+		require.NoError(t, err)
+		cert := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+		o.fields["stringData"] = map[string]any{
+			"tls.crt": cert, "ca.crt": cert,
+			"tls.key": string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})),
+		}
+		body, err := yaml.Marshal(o.fields)
+		require.NoError(t, err)
+		objects[i] = kubeObject{body: body, fields: o.fields}
+	}
 	return objects
 }
 
@@ -267,12 +301,20 @@ func (k *kubeFixture) failedCreates(t *testing.T, namespace string) []string {
 func TestTheRenderedStacksOnARealAPIServer(t *testing.T) {
 	k := startKubeFixture(t)
 
-	crd, err := os.ReadFile(filepath.Join(k.dir, "crds", "servicemonitors.yaml"))
+	// The ServiceMonitor's CRD, and cert-manager's Certificate's (hack/kube-fixture.sh).
+	certificateCRDs, err := filepath.Glob(filepath.Join(k.dir, "crds", "certificates.cert-manager-*.yaml"))
 	require.NoError(t, err)
-	k.mustApply(t, [][]byte{crd}, false)
-	_, stderr, err := k.kubectl(nil, "wait", "--for", "condition=Established", "--timeout", "60s",
-		"customresourcedefinition/servicemonitors.monitoring.coreos.com")
-	require.NoError(t, err, stderr)
+	require.Len(t, certificateCRDs, 1, "hack/kube-fixture.sh build fetches one")
+	for _, crd := range []struct{ file, name string }{
+		{filepath.Join(k.dir, "crds", "servicemonitors.yaml"), "servicemonitors.monitoring.coreos.com"},
+		{certificateCRDs[0], "certificates.cert-manager.io"},
+	} {
+		body, err := os.ReadFile(crd.file)
+		require.NoError(t, err)
+		k.mustApply(t, [][]byte{body}, false)
+		_, stderr, err := k.kubectl(nil, "wait", "--for", "condition=Established", "--timeout", "60s", "customresourcedefinition/"+crd.name)
+		require.NoError(t, err, stderr)
+	}
 
 	for _, c := range []struct {
 		name, stack string
@@ -284,10 +326,15 @@ func TestTheRenderedStacksOnARealAPIServer(t *testing.T) {
 		{"eks", "eks", nil},
 		// No stack file turns the ServiceMonitor on; this one checks it against the real CRD.
 		{"local-servicemonitor", "local", map[string]string{"serviceMonitor": "true"}},
+		// TLS, the certificate generated (a Secret of placeholders), or from cert-manager (checked
+		// against the real CRD), or from a Secret of the user's (the pods wait for it).
+		{"local-tls", "local-tls", nil},
+		{"local-tls-cert-manager", "local", map[string]string{"tls": "true", "tlsIssuerName": "internal-ca", "tlsIssuerKind": "ClusterIssuer"}},
+		{"local-tls-secret", "local", map[string]string{"tls": "true", "tlsSecretName": "redis-certs"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			namespace := "redis-" + c.name
-			objects := renderForKube(t, c.stack, namespace, c.overrides)
+			objects := withRealCertificates(t, renderForKube(t, c.stack, namespace, c.overrides))
 			k.restrictedNamespace(t, namespace)
 			k.mustApply(t, bodies(objects), true)
 			k.mustApply(t, bodies(objects), false)
