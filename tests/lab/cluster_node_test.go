@@ -89,7 +89,7 @@ func runClusterOnNode(t *testing.T, dir, mode string) {
 	if os.Getenv(enginestack.Env) == "" {
 		t.Setenv(enginestack.Env, "1")
 	}
-	setups, err := ClusterSetups(repoRoot, "", map[string]string{"engine": string(components.EngineRedis)})
+	setups, err := ClusterSetups(repoRoot, "", map[string]string{"engine": string(components.EngineRedis)}, false)
 	require.NoError(t, err)
 	out, err := os.MkdirTemp("", "cluster-node-report-")
 	require.NoError(t, err)

@@ -28,7 +28,7 @@ func TestClusterLab(t *testing.T) {
 		t.Fatal(err)
 	}
 	requireLabTools(t)
-	setups, err := ClusterSetups(repoRoot, *clusterManifests, stackValues())
+	setups, err := ClusterSetups(repoRoot, *clusterManifests, stackValues(), *withTLS)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,6 +40,9 @@ func TestClusterLab(t *testing.T) {
 	var results []*ClusterResult
 	for _, s := range scenarios {
 		setupNames := []string{SetupOurs}
+		if *withTLS {
+			setupNames = append(setupNames, SetupOursTLS)
+		}
 		if *withBaseline {
 			setupNames = append(setupNames, SetupBaseline)
 		}
@@ -110,13 +113,15 @@ func clusterBenchmarks(mode string, took time.Duration, ours *clusterRelease, l 
 
 Regenerate with (as root, from the repository root):
 
-    REDIS_SENTINEL_LAB=full go test ./tests/lab -run TestClusterLab -timeout 60m -v -lab.benchmarks "$PWD/BENCHMARKS.md"
+    REDIS_SENTINEL_LAB=full go test ./tests/lab -run TestClusterLab -timeout 60m -v -lab.tls -lab.benchmarks "$PWD/BENCHMARKS.md"
 
 Ran %s, mode %q, %.0f s in all, on %s; %s.
 
 **Ours** is the `+"`local-cluster`"+` stack's render (components.NewRedisCluster): %d shards of %d pods
 (a master and its replicas), cluster-node-timeout %d ms, min-replicas-to-write 1,
 min-replicas-max-lag %.0f s, AOF; its start script, keeper and preStop hook run as rendered.
+**Ours, TLS** (run with -lab.tls) is the same stack rendered with `+"`tls: true`"+`, its certificate a
+Secret that the lab makes with a CA of its own: clients, replication and the bus speak TLS.
 **Baseline** is the Redis Cluster StatefulSet that blog posts show, in the same pods
 (tests/lab/baseline/cluster): a start script that writes the pod's new IP into the `+"`myself`"+` line
 of nodes.conf, `+"`redis-cli --cluster create ... --cluster-replicas 1`"+` run by the lab once after the

@@ -183,6 +183,7 @@ func (r *clusterRelease) clientConfig() clientConfig {
 		Pods: pods, PodDomain: r.podDomain(), RedisPort: port,
 		WriteInterval: Duration(clusterWriteInterval), SampleInterval: Duration(sampleInterval),
 		Cluster: &clusterClientConfig{SeedService: r.seedService, Lanes: r.shards},
+		CACert:  r.certificate["ca.crt"],
 	}
 }
 
@@ -407,7 +408,7 @@ func (c *clusterRun) clusterNodes() string {
 	var b strings.Builder
 	for i := range c.redis {
 		fmt.Fprintf(&b, "## %s\n", c.podName(i))
-		out, err := c.exec(i, "sh", "-c", `export REDISCLI_AUTH="$(cat "$AUTH_DIR/password")"; "$CLI_BIN" CLUSTER NODES 2>&1 | grep -v AUTH || "$CLI_BIN" --user keeper CLUSTER NODES 2>&1`)
+		out, err := c.exec(i, "sh", "-c", `export REDISCLI_AUTH="$(cat "$AUTH_DIR/password")"; tls=${TLS_DIR:+--tls --cacert $TLS_DIR/ca.crt}; "$CLI_BIN" $tls CLUSTER NODES 2>&1 | grep -v AUTH || "$CLI_BIN" $tls --user keeper CLUSTER NODES 2>&1`)
 		if err != nil {
 			fmt.Fprintf(&b, "(%v) ", err)
 		}

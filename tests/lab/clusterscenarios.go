@@ -294,7 +294,7 @@ func RunCluster(s ClusterScenario, setup string, rel *clusterRelease, dir string
 	if check.Error != "" {
 		r.Notes = append(r.Notes, "check: "+check.Error)
 	}
-	if setup == SetupOurs {
+	if setup != SetupBaseline {
 		l, err := rel.limits()
 		if err != nil {
 			return r, err
@@ -314,7 +314,7 @@ func hitPod(c *clusterRun, hit int) string {
 
 // ClusterSetups returns our RedisCluster as rendered (the local-cluster stack, or the render in
 // manifests) and the baseline derived from it.
-func ClusterSetups(repoRoot, manifests string, values map[string]string) (map[string]*clusterRelease, error) {
+func ClusterSetups(repoRoot, manifests string, values map[string]string, withTLS bool) (map[string]*clusterRelease, error) {
 	var files map[string][]byte
 	var err error
 	if manifests != "" {
@@ -333,7 +333,20 @@ func ClusterSetups(repoRoot, manifests string, values map[string]string) (map[st
 	if err != nil {
 		return nil, err
 	}
-	return map[string]*clusterRelease{SetupOurs: ours, SetupBaseline: baseline}, nil
+	setups := map[string]*clusterRelease{SetupOurs: ours, SetupBaseline: baseline}
+	if !withTLS {
+		return setups, nil
+	}
+	if manifests != "" {
+		return nil, fmt.Errorf("lab: -lab.tls renders the local-cluster stack itself, not -lab.manifests")
+	}
+	if files, err = renderWithTLS(repoRoot, "local-cluster", values); err != nil {
+		return nil, err
+	}
+	if setups[SetupOursTLS], err = parseClusterRelease(files); err != nil {
+		return nil, err
+	}
+	return setups, nil
 }
 
 // clusterDiagnosis is what a failed cluster run left to read: every node's CLUSTER NODES at the

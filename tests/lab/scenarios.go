@@ -552,7 +552,7 @@ func Setups(repoRoot, manifests string, values map[string]string, withTLS bool) 
 	if manifests != "" {
 		return nil, fmt.Errorf("lab: -lab.tls renders the local stack itself, not -lab.manifests")
 	}
-	if files, err = renderStack(repoRoot, "local", merge(values, map[string]string{"tls": "true", "tlsSecretName": "lab-tls"})); err != nil {
+	if files, err = renderWithTLS(repoRoot, "local", values); err != nil {
 		return nil, err
 	}
 	secure, err := parseRelease(files)
@@ -569,6 +569,12 @@ func Setups(repoRoot, manifests string, values map[string]string, withTLS bool) 
 	}
 	setups[SetupOursTLS] = secure
 	return setups, nil
+}
+
+// renderWithTLS renders a stack with values and TLS on, the certificate from a Secret that the
+// lab supplies (labAuthority: the user's-Secret path, which the lab can run).
+func renderWithTLS(repoRoot, stack string, values map[string]string) (map[string][]byte, error) {
+	return renderStack(repoRoot, stack, merge(values, map[string]string{"tls": "true", "tlsSecretName": "lab-tls"}))
 }
 
 // Select returns the scenarios of a mode: "fast" (the CI subset) or "full"; or a comma-separated
