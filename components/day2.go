@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/api/resource"
 )
@@ -205,7 +206,7 @@ func CheckChange(previous, next Settings) error {
 			migration)
 	}
 	if previous.TLS && next.TLS && previous.TLSSource != next.TLSSource {
-		refuse("tlsSecretName/tlsIssuerName", previous.TLSSource, next.TLSSource, "another source is another CA: pods rolled onto the new certificate could not verify the peers not yet rolled, nor clients the servers",
+		refuse(tlsSourceKey(previous.TLSSource, next.TLSSource), previous.TLSSource, next.TLSSource, "another source is another CA: pods rolled onto the new certificate could not verify the peers not yet rolled, nor clients the servers",
 			"keep the source and renew the certificate within it; to move to another CA, first make the current certificate's ca.crt hold both CAs and let clients trust both, or "+migration)
 	}
 	if previous.ReplicasPerShard != next.ReplicasPerShard {
@@ -220,6 +221,20 @@ func CheckChange(previous, next Settings) error {
 			"keep it")
 	}
 	return errors.Join(errs...)
+}
+
+// tlsSourceKey is the configuration key that changed between two sources of the certificate
+// (TLSArgs.source): the Secret's name where one of them is a Secret, else the issuer's name, or
+// its kind where only that differs.
+func tlsSourceKey(from, to string) string {
+	switch {
+	case strings.HasPrefix(from, "secret ") || strings.HasPrefix(to, "secret "):
+		return "tlsSecretName"
+	case strings.HasPrefix(from, "cert-manager ") && strings.HasPrefix(to, "cert-manager ") &&
+		from[strings.LastIndex(from, " "):] == to[strings.LastIndex(to, " "):]:
+		return "tlsIssuerKind"
+	}
+	return "tlsIssuerName"
 }
 
 // checkRotation allows a change of the clients' password only as the steps of a rotation, each of

@@ -139,10 +139,31 @@ var day2Changes = []day2Change{
 	{"metricsImage", map[string]any{"metricsImage": "docker.io/oliver006/redis_exporter:v1.92.2"}, "", ""},
 	{"metrics", map[string]any{"metrics": false, "serviceMonitor": false}, "the sidecar goes", ""},
 	{"tls", map[string]any{"tls": true}, "every server would switch to TLS while clients and peers speak plain text", ""},
-	{"tlsSecretName", nil, "needs tls, which a running release cannot turn on: tls_test.go checks its class", ""},
+	{"tlsSecretName", nil, "needs tls, which a running release cannot turn on: TestTLSChangesAreInPlaceOrRefused", ""},
 	{"tlsIssuerName", nil, "as tlsSecretName", ""},
 	{"tlsIssuerKind", nil, "as tlsSecretName", ""},
 	{"tlsDnsNames", nil, "as tlsSecretName", ""},
+}
+
+// TestTLSChangesAreInPlaceOrRefused runs the local stack with TLS under the real engine, the
+// certificate from cert-manager (the tls provider of the generated path is not served here; a
+// Certificate is an object like any other to the engine): new names on the certificate are in
+// place, another source of it is refused, and so is turning TLS off.
+func TestTLSChangesAreInPlaceOrRefused(t *testing.T) {
+	e := enginestack.New(t, repoRoot, map[string]any{"kubernetes:renderYamlToDirectory": filepath.Join(t.TempDir(), "rendered")})
+	classes := day2Table(t)
+	e.Set(map[string]any{"tls": true, "tlsIssuerName": "internal-ca"})
+	first := e.Up()
+	require.NoError(t, first.Err, "first pulumi up:\n%s", first.Log)
+	for _, c := range []day2Change{
+		{"tlsDnsNames", map[string]any{"tlsDnsNames": []string{"redis.example.internal"}}, "cert-manager reissues the certificate with the new name", ""},
+		{"tlsIssuerKind", map[string]any{"tlsIssuerKind": "ClusterIssuer"}, "another issuer, another CA", ""},
+		{"tlsIssuerName", map[string]any{"tlsIssuerName": "other-ca"}, "another issuer, another CA", ""},
+		{"tlsSecretName", map[string]any{"tlsIssuerName": nil, "tlsDnsNames": nil, "tlsSecretName": "redis-certs"}, "the user's certificate, another CA", ""},
+		{"tls", map[string]any{"tls": false, "tlsIssuerName": nil, "tlsDnsNames": nil}, "TLS off", ""},
+	} {
+		applyDay2Change(t, e, c, classes[c.key])
+	}
 }
 
 // TestEveryConfigChangeIsARollingUpdateInPlaceOrARefusal runs the local stack under the real

@@ -172,18 +172,23 @@ func TestTheCertificatesSourceCannotChangeOnARunningRelease(t *testing.T) {
 	settings := func(tls components.TLSArgs) components.Settings {
 		return components.SettingsOf("redis", components.RedisSentinelArgs{ReleaseArgs: components.ReleaseArgs{TLS: tls}}, components.Passwords{})
 	}
-	generated := settings(components.TLSArgs{Enabled: true})
-	for _, other := range []components.TLSArgs{
-		{Enabled: true, SecretName: "redis-certs"},
-		{Enabled: true, IssuerName: "internal-ca"},
-		{Enabled: true, IssuerName: "internal-ca", IssuerKind: "ClusterIssuer"},
+	generated := components.TLSArgs{Enabled: true}
+	issuer := components.TLSArgs{Enabled: true, IssuerName: "internal-ca"}
+	for _, c := range []struct {
+		from, to components.TLSArgs
+		want     string
+	}{
+		{generated, components.TLSArgs{Enabled: true, SecretName: "redis-certs"}, `tlsSecretName: changing "generated" to "secret redis-certs"`},
+		{generated, issuer, `tlsIssuerName: changing "generated" to "cert-manager Issuer internal-ca"`},
+		{issuer, components.TLSArgs{Enabled: true, IssuerName: "internal-ca", IssuerKind: "ClusterIssuer"}, `tlsIssuerKind: changing "cert-manager Issuer internal-ca" to "cert-manager ClusterIssuer internal-ca"`},
+		{issuer, components.TLSArgs{Enabled: true, IssuerName: "other-ca"}, `tlsIssuerName: changing "cert-manager Issuer internal-ca"`},
+		{issuer, components.TLSArgs{Enabled: true, SecretName: "redis-certs"}, `tlsSecretName: changing "cert-manager Issuer internal-ca"`},
 	} {
-		err := components.CheckChange(generated, settings(other))
-		require.Error(t, err, "%+v", other)
-		assert.Contains(t, err.Error(), `tlsSecretName/tlsIssuerName: changing "generated" to`)
+		err := components.CheckChange(settings(c.from), settings(c.to))
+		require.Error(t, err, "%+v", c.to)
+		assert.Contains(t, err.Error(), c.want)
 		assert.Contains(t, err.Error(), "hold both CAs")
 	}
-	issuer := components.TLSArgs{Enabled: true, IssuerName: "internal-ca"}
 	assert.NoError(t, components.CheckChange(settings(issuer), settings(components.TLSArgs{Enabled: true, IssuerName: "internal-ca", IssuerKind: "Issuer"})), "Issuer is the default kind")
 	issuer.DNSNames = []string{"redis.example.internal"}
 	assert.NoError(t, components.CheckChange(settings(components.TLSArgs{Enabled: true, IssuerName: "internal-ca"}), settings(issuer)))
