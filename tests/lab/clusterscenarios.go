@@ -337,10 +337,7 @@ func ClusterSetups(repoRoot, manifests string, values map[string]string, withTLS
 	if !withTLS {
 		return setups, nil
 	}
-	if manifests != "" {
-		return nil, fmt.Errorf("lab: -lab.tls renders the local-cluster stack itself, not -lab.manifests")
-	}
-	if files, err = renderWithTLS(repoRoot, "local-cluster", values); err != nil {
+	if files, err = renderWithTLS(repoRoot, manifests, "local-cluster", values); err != nil {
 		return nil, err
 	}
 	if setups[SetupOursTLS], err = parseClusterRelease(files); err != nil {

@@ -549,10 +549,7 @@ func Setups(repoRoot, manifests string, values map[string]string, withTLS bool) 
 	if !withTLS {
 		return setups, nil
 	}
-	if manifests != "" {
-		return nil, fmt.Errorf("lab: -lab.tls renders the local stack itself, not -lab.manifests")
-	}
-	if files, err = renderWithTLS(repoRoot, "local", values); err != nil {
+	if files, err = renderWithTLS(repoRoot, manifests, "local", values); err != nil {
 		return nil, err
 	}
 	secure, err := parseRelease(files)
@@ -572,8 +569,12 @@ func Setups(repoRoot, manifests string, values map[string]string, withTLS bool) 
 }
 
 // renderWithTLS renders a stack with values and TLS on, the certificate from a Secret that the
-// lab supplies (labAuthority: the user's-Secret path, which the lab can run).
-func renderWithTLS(repoRoot, stack string, values map[string]string) (map[string][]byte, error) {
+// lab supplies (labAuthority: the user's-Secret path, which the lab can run). A run of an
+// earlier render (manifests) has no such render to make.
+func renderWithTLS(repoRoot, manifests, stack string, values map[string]string) (map[string][]byte, error) {
+	if manifests != "" {
+		return nil, fmt.Errorf("lab: -lab.tls renders the %s stack itself, not a render in %s", stack, manifests)
+	}
 	return renderStack(repoRoot, stack, merge(values, map[string]string{"tls": "true", "tlsSecretName": "lab-tls"}))
 }
 
