@@ -123,8 +123,11 @@ cli() (
 )
 
 # certificate_sum: with TLS, a digest of the certificate's files as they are now; empty without.
+# sha256sum, not cksum: Debian's BusyBox has no cksum (the real node's images showed it), and
+# coreutils, BusyBox and Alpine's all have sha256sum. A digest, not the files: the start scripts
+# record it in RUN_DIR, where no copy of the key belongs.
 certificate_sum() {
-    [ -z "${TLS_DIR:-}" ] || cat "${TLS_DIR}/tls.crt" "${TLS_DIR}/tls.key" "${TLS_DIR}/ca.crt" | cksum
+    [ -z "${TLS_DIR:-}" ] || cat "${TLS_DIR}/tls.crt" "${TLS_DIR}/tls.key" "${TLS_DIR}/ca.crt" | sha256sum
 }
 
 # reload_certificate: make the local server load the certificate's files again if they changed
