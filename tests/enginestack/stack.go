@@ -19,6 +19,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optpreview"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optup"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/apitype"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	"github.com/stretchr/testify/require"
 	"sigs.k8s.io/yaml"
 
@@ -41,7 +42,9 @@ type Stack struct {
 	secrets map[string]string // the secret keys' values (secretKeys), in plain text
 }
 
-func New(t *testing.T, repoRoot string, providerConfig map[string]any) *Stack {
+// New makes the stack. Each of transforms is registered for every resource of the program before
+// it runs: a test changes what the stack creates, as the lab changes what it runs.
+func New(t *testing.T, repoRoot string, providerConfig map[string]any, transforms ...pulumi.ResourceTransform) *Stack {
 	t.Helper()
 	bin := os.Getenv(Env)
 	switch bin {
@@ -82,7 +85,15 @@ func New(t *testing.T, repoRoot string, providerConfig map[string]any) *Stack {
 	require.NoError(t, yaml.Unmarshal(raw, &stackFile))
 
 	ctx := context.Background()
-	stack, err := auto.UpsertStackInlineSource(ctx, "local", "redis-sentinel", stacks.Run, auto.WorkDir(workDir))
+	program := func(ctx *pulumi.Context) error {
+		for _, transform := range transforms {
+			if err := ctx.RegisterResourceTransform(transform); err != nil {
+				return err
+			}
+		}
+		return stacks.Run(ctx)
+	}
+	stack, err := auto.UpsertStackInlineSource(ctx, "local", "redis-sentinel", program, auto.WorkDir(workDir))
 	require.NoError(t, err)
 	e := &Stack{t: t, stack: stack, workDir: workDir, config: stackFile.Config, secrets: map[string]string{}}
 	maps.Copy(e.config, providerConfig)

@@ -7,10 +7,11 @@ import (
 
 // BENCHMARKS.md holds the Sentinel lab's table first (TestFailoverLab writes that part), then
 // sections that other tests write between markers of their own: the real node's
-// (TestOnARealNode), the cluster lab's (TestClusterLab) and the cluster's on the real node
-// (TestClusterOnARealNode). Each test rewrites only its part.
+// (TestOnARealNode), with TLS (TestTLSOnARealNode), the cluster lab's (TestClusterLab) and the
+// cluster's on the real node (TestClusterOnARealNode). Each test rewrites only its part.
 const (
 	nodeSection        = "real node"
+	nodeTLSSection     = "real node with tls"
 	clusterSection     = "cluster lab"
 	clusterNodeSection = "cluster on a real node"
 )

@@ -152,9 +152,10 @@ type podInfo struct {
 			Status string `json:"status"`
 		} `json:"conditions"`
 		ContainerStatuses []struct {
-			Name        string `json:"name"`
-			ContainerID string `json:"containerID"`
-			Ready       bool   `json:"ready"`
+			Name         string `json:"name"`
+			ContainerID  string `json:"containerID"`
+			Ready        bool   `json:"ready"`
+			RestartCount int    `json:"restartCount"`
 		} `json:"containerStatuses"`
 	} `json:"status"`
 }
@@ -372,12 +373,6 @@ func (n *nodeFixture) followLogs(namespace, pod, container string) (wait func() 
 	}, nil
 }
 
-// zombies counts the defunct processes each container of each pod sees (a container that shares
-// its pod's PID namespace sees the pod's) that are still defunct 2 s later: a process that has
-// just ended is defunct until its parent reaps it, which a script's shell does when its command
-// substitution ends (one such was counted right after a rolling update). A zombie that stays is
-// one that nothing reaps. A container without a shell (the exporter's image is FROM scratch)
-// cannot be asked: it is listed in unasked.
 // awaitRollout waits for a StatefulSet's rollout to end. The kubernetes provider 4.33 can take
 // the StatefulSet's status from before the controller saw an update for a finished rollout
 // (pulumi-kubernetes#4094, fixed after it): pulumi up then returns while pods still roll.
@@ -393,6 +388,12 @@ const zombieCount = `defunct() { for s in /proc/[0-9]*/stat; do read -r line < "
 before=" $(defunct)"; sleep 2; n=0
 for p in $(defunct); do case "$before" in *" $p "*) n=$((n+1));; esac; done; echo "$n"`
 
+// zombies counts the defunct processes each container of each pod sees (a container that shares
+// its pod's PID namespace sees the pod's) that are still defunct 2 s later: a process that has
+// just ended is defunct until its parent reaps it, which a script's shell does when its command
+// substitution ends (one such was counted right after a rolling update). A zombie that stays is
+// one that nothing reaps. A container without a shell (the exporter's image is FROM scratch)
+// cannot be asked: it is listed in unasked.
 func (n *nodeFixture) zombies(namespace, selector string) (counts map[string]int, unasked []string, err error) {
 	pods, err := n.pods(namespace, selector)
 	if err != nil {

@@ -248,9 +248,15 @@ func rotateUnderLoad(c *clientProcess, next string, first, restart, second func(
 	return nil
 }
 
-// certificateRestartStagger is the sentinels' turn in the lab (CERTIFICATE_RESTART_STAGGER_SECONDS,
-// which Setups sets): 10 s per ordinal instead of a minute, so that a renewal ends within a run.
-const certificateRestartStagger = 10 * time.Second
+// certificateRestartStagger is the sentinels' turn in the lab (certificateRestartStaggerEnv, which
+// Setups sets, and the real node's test too): 10 s per ordinal instead of a minute, so that a
+// renewal ends within a run.
+const (
+	certificateRestartStagger    = 10 * time.Second
+	certificateRestartStaggerEnv = "CERTIFICATE_RESTART_STAGGER_SECONDS"
+)
+
+var staggerSeconds = strconv.Itoa(int(certificateRestartStagger.Seconds()))
 
 // renewCertificate renews the release's certificate under load as cert-manager or `pulumi up`
 // would: a new key and certificate from the same CA, written into every running pod's files at
@@ -559,9 +565,7 @@ func Setups(repoRoot, manifests string, values map[string]string, withTLS bool) 
 	spec := &secure.statefulSet.Spec.Template.Spec
 	for i := range spec.Containers {
 		if spec.Containers[i].Name == "sentinel" {
-			spec.Containers[i].Env = append(spec.Containers[i].Env, corev1.EnvVar{
-				Name: "CERTIFICATE_RESTART_STAGGER_SECONDS", Value: strconv.Itoa(int(certificateRestartStagger.Seconds())),
-			})
+			spec.Containers[i].Env = append(spec.Containers[i].Env, corev1.EnvVar{Name: certificateRestartStaggerEnv, Value: staggerSeconds})
 		}
 	}
 	setups[SetupOursTLS] = secure
@@ -575,8 +579,11 @@ func renderWithTLS(repoRoot, manifests, stack string, values map[string]string) 
 	if manifests != "" {
 		return nil, fmt.Errorf("lab: -lab.tls renders the %s stack itself, not a render in %s", stack, manifests)
 	}
-	return renderStack(repoRoot, stack, merge(values, map[string]string{"tls": "true", "tlsSecretName": "lab-tls"}))
+	return renderStack(repoRoot, stack, merge(values, map[string]string{"tls": "true", "tlsSecretName": labTLSSecret}))
 }
+
+// labTLSSecret is the user's Secret with the certificate that the lab's TLS setups name.
+const labTLSSecret = "lab-tls"
 
 // Select returns the scenarios of a mode: "fast" (the CI subset) or "full"; or a comma-separated
 // list of scenario names.
