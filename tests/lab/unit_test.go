@@ -295,3 +295,15 @@ func TestReshapedIsTheRenderOfThatShape(t *testing.T) {
 		assert.Equal(t, c.to.shards, got.shards)
 	}
 }
+
+func TestHAProxysDownsAreCountedByBackendAndKind(t *testing.T) {
+	downs := []string{
+		`[pod/h-1/haproxy] Server redis_master/redis-0 is DOWN, reason: Layer6 timeout, info: " at step 1 of tcp-check (connect)", check duration: 252ms. 0 active`,
+		`[pod/h-2/haproxy] Server redis_master/redis-0 is DOWN, reason: Layer4 connection problem, info: "Connection refused at step 1 of tcp-check (connect)", check duration: 0ms.`,
+		`[pod/h-2/haproxy] Server redis_master/redis-1 is DOWN, reason: Layer7 timeout, info: " at step 1 of tcp-check (connect)", check duration: 260ms.`,
+		`[pod/h-1/haproxy] Server sentinels_name_redis-0/sentinel_redis-1 is DOWN, reason: Layer7 invalid response, info: "TCPCHK did not match content 'x' at step 5", check duration: 2ms.`,
+		`[pod/h-1/haproxy] Server redis_read/redis-2 is DOWN, reason: Socket error, info: "Broken pipe at step 2 of tcp-check (send)", check duration: 1ms.`,
+	}
+	assert.Equal(t, "redis_master 1 refused, 2 timed out; redis_read 1 other; sentinels_name_redis-0 1 answered otherwise", summarizeDowns(downs))
+	assert.Equal(t, "none", summarizeDowns(nil))
+}
