@@ -662,20 +662,27 @@ func (r *nodeRelease) redisSelector() string {
 	return "app.kubernetes.io/instance=" + r.rel.statefulSet.Name + ",app.kubernetes.io/component=redis"
 }
 
-// master returns the pod the client's latest sample shows as the only master.
+// master returns the pod the client's latest sample shows as the only master. It waits up to 5 s
+// for a sample that shows one: on the loaded node a sample can miss a pod whose answer did not
+// come within the sample's budget (a password rotation's full run failed on a sample that showed
+// no master at all).
 func (r *nodeRelease) master(c *clientProcess) (podInfo, error) {
-	_, samples := c.events()
-	if len(samples) == 0 {
-		return podInfo{}, fmt.Errorf("no sample yet")
-	}
 	var masters []string
-	for pod, s := range samples[len(samples)-1].Nodes {
-		if s.Role == "master" {
-			masters = append(masters, pod)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		masters = nil
+		if _, samples := c.events(); len(samples) > 0 {
+			for pod, s := range samples[len(samples)-1].Nodes {
+				if s.Role == "master" {
+					masters = append(masters, pod)
+				}
+			}
+		}
+		if len(masters) == 1 || time.Now().After(deadline) {
+			break
 		}
 	}
 	if len(masters) != 1 {
-		return podInfo{}, fmt.Errorf("the latest sample shows masters %v", masters)
+		return podInfo{}, fmt.Errorf("no sample in 5 s showed one master: the latest shows masters %v", masters)
 	}
 	pods, err := r.pods(r.rel.namespace, r.redisSelector())
 	if err != nil {
