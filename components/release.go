@@ -42,6 +42,13 @@ type builder struct {
 	tlsSource     pulumi.Resource
 }
 
+// NamespaceLabels are the labels of the namespace a release creates (CreateNamespace): they enforce
+// the "restricted" Pod Security Standard. A user who makes the namespace instead, to put a
+// certificate's Secret in it first, gives it the same.
+func NamespaceLabels() map[string]string {
+	return map[string]string{"pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/warn": "restricted"}
+}
+
 // newBuilder registers what every release starts with, as children of component: the namespace
 // when asked for, the Secret, with TLS the certificate for the release's services, the redis
 // pods' ConfigMap (redisFiles, content-addressed) and the ServiceAccount.
@@ -50,11 +57,8 @@ func newBuilder(ctx *pulumi.Context, component pulumi.Resource, n names, app str
 	if r.CreateNamespace {
 		ns, err := corev1.NewNamespace(ctx, n.base+"-namespace", &corev1.NamespaceArgs{
 			Metadata: &metav1.ObjectMetaArgs{
-				Name: pulumi.String(r.Namespace),
-				Labels: pulumi.StringMap{
-					"pod-security.kubernetes.io/enforce": pulumi.String("restricted"),
-					"pod-security.kubernetes.io/warn":    pulumi.String("restricted"),
-				},
+				Name:   pulumi.String(r.Namespace),
+				Labels: pulumi.ToStringMap(NamespaceLabels()),
 			},
 		}, pulumi.Parent(component))
 		if err != nil {

@@ -452,13 +452,11 @@ func rotateOnNode(t *testing.T, r *nodeRelease, c *clientProcess, res *Result) e
 }
 
 // provideCertificate makes what a user who brings the certificate makes before the first pulumi up
-// (README, TLS): the namespace, labelled as the component labels one it creates, and in it the
-// certificate's Secret; and sets the stack's keys for them.
+// (README, TLS): the namespace, labelled as the component labels one it creates
+// (NamespaceLabels), and in it the certificate's Secret; and sets the stack's keys for them.
 func (r *nodeRelease) provideCertificate() error {
-	namespace := corev1.Namespace{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"}, ObjectMeta: metav1.ObjectMeta{
-		Name:   r.rel.namespace,
-		Labels: map[string]string{"pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/warn": "restricted"},
-	}}
+	namespace := corev1.Namespace{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"},
+		ObjectMeta: metav1.ObjectMeta{Name: r.rel.namespace, Labels: components.NamespaceLabels()}}
 	if err := r.apply(namespace); err != nil {
 		return err
 	}
